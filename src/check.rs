@@ -1,0 +1,285 @@
+//! `outboxd check`: preflight checks of the database, the slot, the publication and Kafka, each
+//! failure with the SQL or setting that fixes it.
+
+use std::time::Duration;
+
+use rdkafka::producer::{BaseProducer, Producer};
+use tokio_postgres::Client;
+
+use crate::pipeline::Plan;
+use crate::source::connection::ReplicationConnection;
+use crate::source::setup::{self, quote_ident, quote_table};
+
+/// The outcome of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    pub name: String,
+    pub passed: bool,
+    /// What was found.
+    pub detail: String,
+    /// How to fix a failure.
+    pub fix: Option<String>,
+}
+
+impl CheckResult {
+    fn pass(name: &str, detail: impl Into<String>) -> Self {
+        CheckResult {
+            name: name.into(),
+            passed: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        CheckResult {
+            name: name.into(),
+            passed: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// Runs every check; never stops at the first failure unless later checks cannot run.
+pub async fn run_checks(plan: &Plan) -> Vec<CheckResult> {
+    let mut results = Vec::new();
+    match plan.params.connect_sql().await {
+        Ok(client) => {
+            results.push(CheckResult::pass(
+                "postgres connection",
+                format!("connected to {}", plan.params.redacted_url()),
+            ));
+            database_checks(&client, plan, &mut results).await;
+        }
+        Err(e) => results.push(CheckResult::fail(
+            "postgres connection",
+            e.to_string(),
+            "check source.url (host, port, user, database, sslmode) and the password (URL or PGPASSWORD)",
+        )),
+    }
+    results.push(replication_connection_check(plan).await);
+    results.push(kafka_check(plan).await);
+    results
+}
+
+async fn database_checks(client: &Client, plan: &Plan, out: &mut Vec<CheckResult>) {
+    let one = |sql: &'static str| async move {
+        client
+            .query_one(sql, &[])
+            .await
+            .map_err(|e| e.to_string())
+    };
+
+    match one("SELECT current_setting('wal_level')").await {
+        Ok(row) => {
+            let level: String = row.get(0);
+            out.push(if level == "logical" {
+                CheckResult::pass("wal_level", "logical")
+            } else {
+                CheckResult::fail(
+                    "wal_level",
+                    format!("wal_level is {level}, logical decoding needs logical"),
+                    "ALTER SYSTEM SET wal_level = logical; then restart Postgres (on managed services: enable logical replication in the parameter group)",
+                )
+            });
+        }
+        Err(e) => out.push(CheckResult::fail("wal_level", e, "check the connection")),
+    }
+
+    match one("SELECT current_user::text, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user").await {
+        Ok(row) => {
+            let (user, may): (String, bool) = (row.get(0), row.get(1));
+            out.push(if may {
+                CheckResult::pass("replication privilege", format!("role {user} has REPLICATION or is superuser"))
+            } else {
+                CheckResult::fail(
+                    "replication privilege",
+                    format!("role {user} has neither REPLICATION nor superuser"),
+                    format!("ALTER ROLE {} WITH REPLICATION;", quote_ident(&user)),
+                )
+            });
+        }
+        Err(e) => out.push(CheckResult::fail("replication privilege", e, "check the connection")),
+    }
+
+    match one(
+        "SELECT current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication)::int",
+    )
+    .await
+    {
+        Ok(row) => {
+            let free: i32 = row.get(0);
+            out.push(if free > 0 {
+                CheckResult::pass("wal senders", format!("{free} free"))
+            } else {
+                CheckResult::fail(
+                    "wal senders",
+                    "every max_wal_senders connection is in use",
+                    "ALTER SYSTEM SET max_wal_senders = <more>; then restart Postgres",
+                )
+            });
+        }
+        Err(e) => out.push(CheckResult::fail("wal senders", e, "check the connection")),
+    }
+
+    for table in &plan.setup.tables {
+        let name = format!("table {table}");
+        match setup::table_columns(client, table).await {
+            Ok(Some(columns)) => {
+                let missing: Vec<&String> = plan
+                    .setup
+                    .required_columns
+                    .iter()
+                    .filter(|c| !columns.contains(c))
+                    .collect();
+                out.push(if missing.is_empty() {
+                    CheckResult::pass(&name, format!("has the columns {:?}", plan.setup.required_columns))
+                } else {
+                    CheckResult::fail(
+                        &name,
+                        format!("lacks the column(s) {missing:?}; it has {columns:?}"),
+                        "add the columns, or point the [router] options table.field.event.id / .key / .payload and route.by.field at the columns the table has",
+                    )
+                });
+            }
+            Ok(None) => out.push(CheckResult::fail(
+                &name,
+                "does not exist",
+                format!("CREATE TABLE {} (id uuid PRIMARY KEY, aggregatetype varchar(255) NOT NULL, aggregateid varchar(255) NOT NULL, type varchar(255) NOT NULL, payload jsonb); or fix source.tables", quote_table(table)),
+            )),
+            Err(e) => out.push(CheckResult::fail(&name, e.to_string(), "check the connection")),
+        }
+    }
+
+    let publication = &plan.setup.publication;
+    let name = format!("publication {publication}");
+    match setup::publication_tables(client, publication).await {
+        Ok(Some((inserts, published))) => {
+            let missing: Vec<String> = plan
+                .setup
+                .tables
+                .iter()
+                .filter(|t| !published.contains(t))
+                .map(quote_table)
+                .collect();
+            out.push(if !inserts {
+                CheckResult::fail(
+                    &name,
+                    "does not publish inserts",
+                    format!("ALTER PUBLICATION {} SET (publish = 'insert, update, delete');", quote_ident(publication)),
+                )
+            } else if !missing.is_empty() {
+                CheckResult::fail(
+                    &name,
+                    format!("does not contain {}", missing.join(", ")),
+                    format!("ALTER PUBLICATION {} ADD TABLE {};", quote_ident(publication), missing.join(", ")),
+                )
+            } else {
+                CheckResult::pass(&name, "exists and contains the outbox tables")
+            });
+        }
+        Ok(None) if plan.setup.create_publication => out.push(CheckResult::pass(
+            &name,
+            "does not exist yet; outboxd will create it (source.create_publication = true)",
+        )),
+        Ok(None) => out.push(CheckResult::fail(
+            &name,
+            "does not exist and source.create_publication is false",
+            format!(
+                "CREATE PUBLICATION {} FOR TABLE {};",
+                quote_ident(publication),
+                plan.setup.tables.iter().map(quote_table).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+        Err(e) => out.push(CheckResult::fail(&name, e.to_string(), "check the connection")),
+    }
+
+    let slot = &plan.setup.slot;
+    let name = format!("slot {slot}");
+    match setup::slot_row(client, slot).await {
+        Ok(Some(row)) => match setup::check_slot_fits(client, slot, &row).await {
+            Ok(()) => {
+                let position = row
+                    .confirmed_flush_lsn
+                    .map_or_else(|| "unknown".to_string(), |l| l.to_string());
+                let detail = match row.active_pid {
+                    Some(pid) => format!("pgoutput slot at {position}, in use by PID {pid} (another instance is streaming; this one would wait for it)"),
+                    None => format!("pgoutput slot at {position}, not in use"),
+                };
+                out.push(CheckResult::pass(&name, detail));
+            }
+            Err(e) => out.push(CheckResult::fail(&name, e.to_string(), "see above")),
+        },
+        Ok(None) if plan.setup.create_slot => {
+            match one("SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)::int").await {
+                Ok(row) if row.get::<_, i32>(0) > 0 => out.push(CheckResult::pass(
+                    &name,
+                    "does not exist yet; outboxd will create it (source.create_slot = true)",
+                )),
+                Ok(_) => out.push(CheckResult::fail(
+                    &name,
+                    "does not exist, and every max_replication_slots slot is taken",
+                    "drop an unused slot (SELECT pg_drop_replication_slot('name');) or ALTER SYSTEM SET max_replication_slots = <more>; then restart Postgres",
+                )),
+                Err(e) => out.push(CheckResult::fail(&name, e, "check the connection")),
+            }
+        }
+        Ok(None) => out.push(CheckResult::fail(
+            &name,
+            "does not exist and source.create_slot is false",
+            format!("SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput');"),
+        )),
+        Err(e) => out.push(CheckResult::fail(&name, e.to_string(), "check the connection")),
+    }
+}
+
+async fn replication_connection_check(plan: &Plan) -> CheckResult {
+    let name = "replication connection";
+    let attempt = async {
+        let mut conn = ReplicationConnection::connect(&plan.params).await?;
+        let system = conn.identify_system().await?;
+        Ok::<_, crate::source::SourceError>(system)
+    };
+    match attempt.await {
+        Ok(system) => CheckResult::pass(
+            name,
+            format!(
+                "IDENTIFY_SYSTEM: timeline {}, WAL at {}",
+                system.timeline, system.xlogpos
+            ),
+        ),
+        Err(e) => CheckResult::fail(
+            name,
+            e.to_string(),
+            "allow the role to connect with replication=database in pg_hba.conf (the database's own line applies to logical replication) and grant it REPLICATION",
+        ),
+    }
+}
+
+async fn kafka_check(plan: &Plan) -> CheckResult {
+    let name = "kafka";
+    let servers = plan
+        .producer
+        .get("bootstrap.servers")
+        .unwrap_or("")
+        .to_string();
+    let config = plan.producer.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let producer: BaseProducer = config.create().map_err(|e| e.to_string())?;
+        producer
+            .client()
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map(|m| m.brokers().len())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match result {
+        Ok(brokers) => CheckResult::pass(name, format!("{servers}: {brokers} broker(s)")),
+        Err(e) => CheckResult::fail(
+            name,
+            format!("{servers}: {e}"),
+            "check kafka.\"bootstrap.servers\" (or --kafka-bootstrap-servers) and the security settings in [kafka]",
+        ),
+    }
+}

@@ -1,0 +1,162 @@
+//! The command line: `outboxd run` and `outboxd check`. Every flag can also come from an
+//! environment variable (shown in `--help`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio::sync::watch;
+
+use crate::config::{Config, Overrides};
+use crate::metrics::{Health, Metrics};
+use crate::pipeline::{self, Plan};
+
+/// outboxd: relays transactional-outbox rows from PostgreSQL logical replication to Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "outboxd", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format: human-readable text or JSON lines. Level from RUST_LOG (default info).
+    #[arg(long, value_enum, env = "OUTBOXD_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Relay outbox events to Kafka until SIGTERM/SIGINT.
+    Run(CommonArgs),
+    /// Preflight: check Postgres, the slot, the publication and Kafka; exit 0 only if all pass.
+    Check(CommonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// The TOML configuration file.
+    #[arg(long, short, env = "OUTBOXD_CONFIG")]
+    pub config: PathBuf,
+    /// Kafka bootstrap servers; overrides kafka."bootstrap.servers" of the file.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
+    pub kafka_bootstrap_servers: Option<String>,
+    /// HOST:PORT for /metrics, /healthz and /readyz; overrides http.addr of the file.
+    #[arg(long, env = "OUTBOXD_HTTP_ADDR")]
+    pub http_addr: Option<String>,
+}
+
+impl CommonArgs {
+    /// Loads the file, applies the overrides and resolves the plan; also returns `http.addr`.
+    fn load(&self) -> anyhow::Result<(Plan, Option<String>)> {
+        let mut config = Config::load(&self.config)?;
+        config.apply_overrides(&Overrides {
+            kafka_bootstrap_servers: self.kafka_bootstrap_servers.clone(),
+            http_addr: self.http_addr.clone(),
+        });
+        let plan = Plan::from_config(&config)
+            .with_context(|| format!("invalid configuration in {}", self.config.display()))?;
+        Ok((plan, config.http.addr))
+    }
+}
+
+/// Sets up logging from the flags.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Runs the parsed command; returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Run(args) => run_relay(&args).await,
+        Command::Check(args) => run_check(&args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_relay(args: &CommonArgs) -> anyhow::Result<ExitCode> {
+    let (plan, http_addr) = args.load()?;
+    let metrics = Metrics::new();
+    let health = Arc::new(Health::default());
+    health.beat();
+    let _http = match http_addr {
+        Some(addr) => Some(
+            crate::http::serve(&addr, metrics.clone(), health.clone())
+                .await
+                .with_context(|| format!("cannot listen on {addr} (http.addr / --http-addr)"))?,
+        ),
+        None => None,
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received, shutting down");
+        let _ = shutdown_tx.send(true);
+    });
+    pipeline::run(&plan, shutdown_rx, metrics, health).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn run_check(args: &CommonArgs) -> anyhow::Result<ExitCode> {
+    let (plan, _) = args.load()?;
+    let results = crate::check::run_checks(&plan).await;
+    let mut failed = 0;
+    for r in &results {
+        println!(
+            "{}  {}: {}",
+            if r.passed { "PASS" } else { "FAIL" },
+            r.name,
+            r.detail
+        );
+        if let Some(fix) = &r.fix {
+            println!("      fix: {fix}");
+        }
+        failed += usize::from(!r.passed);
+    }
+    if failed == 0 {
+        println!("all {} checks passed", results.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{failed} of {} checks failed", results.len());
+        Ok(ExitCode::FAILURE)
+    }
+}

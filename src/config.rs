@@ -1,0 +1,410 @@
+//! The configuration file (TOML) and its validation.
+//!
+//! The raw form ([`Config`]) mirrors the file one to one and rejects unknown keys; every field's doc
+//! comment is its user documentation (docs/configuration.md repeats it). Command-line overrides are
+//! applied with [`Config::apply_overrides`]. Checking that values fit together happens here, before
+//! any connection is opened; the router and Kafka sections are validated by their own modules.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A problem with the configuration, always naming the key and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config key {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The Postgres database to read the outbox from.
+    pub source: SourceConfig,
+    /// Debezium EventRouter options (`route.topic.replacement`, `table.field.event.key`, ...), with
+    /// Debezium's names, meanings and defaults. Validated by the router.
+    #[serde(default)]
+    pub router: BTreeMap<String, toml::Value>,
+    /// librdkafka producer properties, passed through (`bootstrap.servers`, `linger.ms`, ...).
+    #[serde(default)]
+    pub kafka: BTreeMap<String, toml::Value>,
+    /// Memory bounds and shutdown timing of the relay.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// The HTTP listener (metrics and health endpoints).
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// `[source]`: where the outbox lives and how it is replicated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Connection URL, `postgres://user:password@host:5432/db?sslmode=prefer`. The password may be
+    /// left out of the URL and given in the `PGPASSWORD` environment variable instead. Query
+    /// parameters: `sslmode` (disable, prefer, require, verify-ca, verify-full), `sslrootcert`,
+    /// `sslcert`, `sslkey`, `application_name`, `connect_timeout` (seconds).
+    pub url: String,
+    /// Logical replication slot name. Default `outboxd`.
+    #[serde(default = "default_slot")]
+    pub slot: String,
+    /// Publication name. Default `outboxd`.
+    #[serde(default = "default_publication")]
+    pub publication: String,
+    /// Outbox tables as `schema.table`. Default `["public.outbox"]`.
+    #[serde(default = "default_tables")]
+    pub tables: Vec<String>,
+    /// Create the slot (plugin pgoutput) when it does not exist. Default true.
+    #[serde(default = "default_true")]
+    pub create_slot: bool,
+    /// Create the publication for `tables` when it does not exist. Default true.
+    #[serde(default = "default_true")]
+    pub create_publication: bool,
+    /// How often a standby status update (the confirmed LSN) is sent, in milliseconds. Must stay well
+    /// under half of the server's `wal_sender_timeout` (default 60 s). Default 1000.
+    #[serde(default = "default_status_interval_ms")]
+    pub status_interval_ms: u64,
+}
+
+/// `[pipeline]`: bounds on what is held in memory, and shutdown timing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Events sent to Kafka but not yet acknowledged, at most. When reached, outboxd stops reading
+    /// WAL (status updates continue) until acknowledgements free room. Default 10000.
+    #[serde(default = "default_max_in_flight_events")]
+    pub max_in_flight_events: u64,
+    /// Bytes (key + value + headers) of events in flight, at most. Default 16777216 (16 MiB).
+    #[serde(default = "default_max_in_flight_bytes")]
+    pub max_in_flight_bytes: u64,
+    /// On SIGTERM/SIGINT, how long to wait for Kafka to acknowledge what is in flight before the
+    /// final confirmation, in milliseconds. Default 30000.
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_in_flight_events: default_max_in_flight_events(),
+            max_in_flight_bytes: default_max_in_flight_bytes(),
+            shutdown_timeout_ms: default_shutdown_timeout_ms(),
+        }
+    }
+}
+
+/// `[http]`: the metrics and health listener.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `HOST:PORT` to serve `/metrics`, `/healthz` and `/readyz` on. Default: none (no listener).
+    pub addr: Option<String>,
+}
+
+fn default_slot() -> String {
+    "outboxd".into()
+}
+fn default_publication() -> String {
+    "outboxd".into()
+}
+fn default_tables() -> Vec<String> {
+    vec!["public.outbox".into()]
+}
+const fn default_true() -> bool {
+    true
+}
+const fn default_status_interval_ms() -> u64 {
+    1000
+}
+const fn default_max_in_flight_events() -> u64 {
+    10_000
+}
+const fn default_max_in_flight_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+const fn default_shutdown_timeout_ms() -> u64 {
+    30_000
+}
+
+/// Values given on the command line (or their environment variables) that win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub kafka_bootstrap_servers: Option<String>,
+    pub http_addr: Option<String>,
+}
+
+/// A table named `schema.table`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TableName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+impl TableName {
+    /// `schema.table`, or `table` (schema `public`). Quoting is not needed: names are used as given.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let invalid = |message: &str| ConfigError::Invalid {
+            key: "source.tables".into(),
+            message: format!("{s:?}: {message}"),
+        };
+        let (schema, name) = match s.split_once('.') {
+            Some((schema, name)) => (schema, name),
+            None => ("public", s),
+        };
+        if schema.is_empty() || name.is_empty() || name.contains('.') {
+            return Err(invalid("expected schema.table, e.g. public.outbox"));
+        }
+        Ok(TableName {
+            schema: schema.to_string(),
+            name: name.to_string(),
+        })
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "<text>".into(),
+            message: e.message().to_string() + &span_hint(text, e.span()),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies command-line overrides.
+    pub fn apply_overrides(&mut self, overrides: &Overrides) {
+        if let Some(servers) = &overrides.kafka_bootstrap_servers {
+            self.kafka.insert(
+                "bootstrap.servers".into(),
+                toml::Value::String(servers.clone()),
+            );
+        }
+        if let Some(addr) = &overrides.http_addr {
+            self.http.addr = Some(addr.clone());
+        }
+    }
+
+    /// The outbox tables, parsed.
+    pub fn tables(&self) -> Result<Vec<TableName>, ConfigError> {
+        self.source
+            .tables
+            .iter()
+            .map(|t| TableName::parse(t))
+            .collect()
+    }
+
+    /// A flat string map of a pass-through section (`router` or `kafka`).
+    pub fn string_map(
+        section: &str,
+        map: &BTreeMap<String, toml::Value>,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        map.iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    other => {
+                        return Err(ConfigError::Invalid {
+                            key: format!("{section}.\"{k}\""),
+                            message: format!(
+                                "expected a string, number or boolean, found {}",
+                                other.type_str()
+                            ),
+                        })
+                    }
+                };
+                Ok((k.clone(), value))
+            })
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        };
+        if self.source.tables.is_empty() {
+            return Err(invalid(
+                "source.tables",
+                "at least one outbox table is needed, e.g. [\"public.outbox\"]",
+            ));
+        }
+        self.tables()?;
+        for (key, value) in [
+            ("source.slot", &self.source.slot),
+            ("source.publication", &self.source.publication),
+        ] {
+            if value.is_empty()
+                || !value
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(invalid(
+                    key,
+                    &format!("{value:?}: use lower-case letters, digits and underscores only (Postgres slot naming rules)"),
+                ));
+            }
+        }
+        if self.source.status_interval_ms == 0 || self.source.status_interval_ms > 20_000 {
+            return Err(invalid(
+                "source.status_interval_ms",
+                "must be between 1 and 20000 (well under half of wal_sender_timeout)",
+            ));
+        }
+        if self.pipeline.max_in_flight_events == 0 {
+            return Err(invalid(
+                "pipeline.max_in_flight_events",
+                "must be at least 1",
+            ));
+        }
+        if self.pipeline.max_in_flight_bytes == 0 {
+            return Err(invalid(
+                "pipeline.max_in_flight_bytes",
+                "must be at least 1",
+            ));
+        }
+        Config::string_map("router", &self.router)?;
+        Config::string_map("kafka", &self.kafka)?;
+        Ok(())
+    }
+}
+
+/// " (line N)" for a parse error, when toml tells where.
+fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].lines().count().max(1);
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[source]
+url = "postgres://u@localhost/db"
+"#;
+
+    #[test]
+    fn minimal_config_takes_the_defaults() {
+        let c = Config::from_toml(MINIMAL).unwrap();
+        assert_eq!(c.source.slot, "outboxd");
+        assert_eq!(c.source.publication, "outboxd");
+        assert_eq!(
+            c.tables().unwrap(),
+            vec![TableName {
+                schema: "public".into(),
+                name: "outbox".into()
+            }]
+        );
+        assert!(c.source.create_slot && c.source.create_publication);
+        assert_eq!(c.pipeline.max_in_flight_events, 10_000);
+        assert_eq!(c.http.addr, None);
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let text = r#"
+[source]
+url = "postgres://user:password@host:5432/db?sslmode=prefer"
+slot = "outboxd"
+publication = "outboxd"
+tables = ["public.outbox", "billing.outbox"]
+[router]
+"route.topic.replacement" = "outbox.event.${routedByValue}"
+[kafka]
+"bootstrap.servers" = "localhost:9092"
+"linger.ms" = 5
+"enable.ssl.certificate.verification" = false
+[http]
+addr = "127.0.0.1:8080"
+"#;
+        let c = Config::from_toml(text).unwrap();
+        let kafka = Config::string_map("kafka", &c.kafka).unwrap();
+        assert_eq!(kafka["linger.ms"], "5");
+        assert_eq!(kafka["enable.ssl.certificate.verification"], "false");
+        assert_eq!(c.tables().unwrap()[1].to_string(), "billing.outbox");
+    }
+
+    #[test]
+    fn unknown_keys_are_named_in_the_error() {
+        let text = format!("{MINIMAL}slott = \"x\"\n");
+        let err = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("slott"), "{err}");
+        let err = Config::from_toml(&format!("{MINIMAL}[sink]\na = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sink"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_and_values_are_named() {
+        let err = Config::from_toml(&format!("{MINIMAL}tables = \"public.outbox\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid type"), "{err}");
+        let err = Config::from_toml(&format!("{MINIMAL}slot = \"My-Slot\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("source.slot"), "{err}");
+        let err = Config::from_toml(&format!("{MINIMAL}[kafka]\n\"a.b\" = [1]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka.\"a.b\""), "{err}");
+        let err = Config::from_toml(&format!("{MINIMAL}tables = [\"a.b.c\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("source.tables"), "{err}");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let mut c = Config::from_toml(MINIMAL).unwrap();
+        c.apply_overrides(&Overrides {
+            kafka_bootstrap_servers: Some("b:9092".into()),
+            http_addr: Some("0.0.0.0:9000".into()),
+        });
+        assert_eq!(
+            Config::string_map("kafka", &c.kafka).unwrap()["bootstrap.servers"],
+            "b:9092"
+        );
+        assert_eq!(c.http.addr.as_deref(), Some("0.0.0.0:9000"));
+    }
+}

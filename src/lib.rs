@@ -1,0 +1,30 @@
+//! outboxd: a transactional-outbox relay from PostgreSQL logical replication (`pgoutput`) to Kafka.
+//!
+//! # Layout
+//! The data flow is `source → router → sink → checkpoint`, one module each:
+//!
+//! - [`source`]: the Postgres side. `connection` speaks the walsender protocol (startup, auth, TLS,
+//!   CopyBoth), `pgoutput` decodes the plugin's messages (pure, no I/O), `setup` manages the slot and
+//!   publication and runs the preflight checks over an ordinary SQL connection.
+//! - [`router`]: turns an outbox row into a Kafka record with Debezium's EventRouter rules (pure).
+//! - [`sink`]: the Kafka producer; enqueues records in WAL order and reports deliveries asynchronously.
+//! - [`checkpoint`]: the LSN confirmation invariant: which WAL position may be confirmed to Postgres.
+//! - [`pipeline`]: wires the four together in one event loop, with backpressure and shutdown.
+//! - [`config`], [`cli`]: the TOML configuration and the command line.
+//! - [`lsn`]: the `Lsn` newtype shared by all of the above.
+//!
+//! # Errors
+//! Library modules return `thiserror` enums whose messages name the offending thing and the fix;
+//! `anyhow` is used only at the top (`cli`), which prints the chain and picks the exit code.
+
+pub mod checkpoint;
+pub mod config;
+pub mod http;
+pub mod lsn;
+pub mod metrics;
+pub mod router;
+pub mod sink;
+pub mod source;
+pub mod check;
+pub mod cli;
+pub mod pipeline;

@@ -1,0 +1,500 @@
+//! The pipeline: `source → router → sink → checkpoint` in one event loop.
+//!
+//! ```text
+//!  walsender ──XLogData──▶ pgoutput::decode ──▶ Router ──OutboxRecord──▶ KafkaSink ──▶ Kafka
+//!      ▲                                           │ seq                     │
+//!      │                                           ▼                         │ delivery (seq)
+//!      └──── standby status update (flush) ◀── Checkpoint ◀──────────────────┘
+//! ```
+//!
+//! One task owns everything; `tokio::select!` multiplexes, in priority order: shutdown, delivery
+//! reports, the status-update timer and the replication stream. The stream is read only while the
+//! in-flight caps leave room: that is the backpressure. The timer keeps firing when reading stops, so
+//! the server hears from outboxd (and does not time the connection out) however long Kafka takes.
+//!
+//! A run ends on shutdown (after a bounded flush and a final confirmation) or on an error; the
+//! caller ([`run`]) restarts it after transient errors, from the slot's confirmed position.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use tokio::sync::{mpsc, watch};
+
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::config::{Config, ConfigError, TableName};
+use crate::lsn::Lsn;
+use crate::metrics::{Health, Metrics};
+use crate::router::{InvalidOpBehavior, RouteError, Router, RouterConfigError, RouterOptions};
+use crate::sink::{producer_config, Delivery, DeliveryFailure, KafkaSink, SendError, SinkConfigError};
+use crate::source::connection::{ReplicationConnection, ReplicationMessage, ReplicationStream};
+use crate::source::params::ConnectParams;
+use crate::source::pgoutput::{self, Message};
+use crate::source::setup::{self, SetupError, SetupPlan};
+use crate::source::SourceError;
+
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    RouterConfig(#[from] RouterConfigError),
+    #[error(transparent)]
+    SinkConfig(#[from] SinkConfigError),
+    #[error("setting up the slot and publication: {0}")]
+    Setup(#[from] SetupError),
+    #[error("Postgres: {0}")]
+    Source(#[from] SourceError),
+    #[error("the server ended the replication stream")]
+    StreamEnded,
+    #[error("cannot decode the pgoutput message at {lsn}: {error}")]
+    Decode {
+        lsn: Lsn,
+        error: pgoutput::DecodeError,
+    },
+    #[error("transaction at {lsn}: {error}")]
+    Route { lsn: Lsn, error: RouteError },
+    #[error("UPDATE of an outbox row in {table} at {lsn}, and table.op.invalid.behavior = fatal; outbox rows must only be inserted (set table.op.invalid.behavior to warn to ignore updates)")]
+    InvalidOperation { table: String, lsn: Lsn },
+    #[error("checkpoint: {0} (this is a bug in outboxd; please report it)")]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error("{0}; the slot is not confirmed past this event, it will be sent again after the restart")]
+    Delivery(DeliveryFailure),
+}
+
+impl PipelineError {
+    /// Whether a restart from the slot may succeed (as opposed to a problem an operator must fix).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PipelineError::Setup(e) => e.is_transient(),
+            PipelineError::Source(e) => e.is_transient(),
+            PipelineError::StreamEnded => true,
+            PipelineError::Delivery(f) => !is_permanent_kafka_error(&f.error),
+            _ => false,
+        }
+    }
+}
+
+/// Kafka errors that a retry cannot fix (the record or the permissions are wrong).
+fn is_permanent_kafka_error(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            MessageSizeTooLarge
+                | InvalidMessageSize
+                | InvalidMessage
+                | TopicAuthorizationFailed
+                | ClusterAuthorizationFailed
+                | MessageBatchTooLarge
+                | InvalidTopic
+                | InvalidRecord
+                | UnknownTopic
+                | PolicyViolation
+                | InvalidRequiredAcks
+        )
+    )
+}
+
+/// Everything a run needs, resolved from the configuration once.
+pub struct Plan {
+    pub params: ConnectParams,
+    pub setup: SetupPlan,
+    pub tables: Vec<TableName>,
+    pub router: RouterOptions,
+    pub producer: rdkafka::ClientConfig,
+    pub status_interval: Duration,
+    pub max_in_flight_events: u64,
+    pub max_in_flight_bytes: u64,
+    pub shutdown_timeout: Duration,
+}
+
+impl Plan {
+    /// Resolves and validates the configuration (no I/O).
+    pub fn from_config(config: &Config) -> Result<Plan, PipelineError> {
+        let params = ConnectParams::from_url(&config.source.url).map_err(SourceError::from)?;
+        let tables = config.tables()?;
+        let router = RouterOptions::from_map(&Config::string_map("router", &config.router)?)?;
+        let producer = producer_config(
+            &Config::string_map("kafka", &config.kafka)?,
+            config.pipeline.max_in_flight_events,
+        )?;
+        let setup = SetupPlan {
+            slot: config.source.slot.clone(),
+            publication: config.source.publication.clone(),
+            tables: tables.clone(),
+            create_slot: config.source.create_slot,
+            create_publication: config.source.create_publication,
+            required_columns: vec![
+                router.id_field.clone(),
+                router.key_field.clone(),
+                router.payload_field.clone(),
+                router.route_by_field.clone(),
+            ],
+        };
+        Ok(Plan {
+            params,
+            setup,
+            tables,
+            router,
+            producer,
+            status_interval: Duration::from_millis(config.source.status_interval_ms),
+            max_in_flight_events: config.pipeline.max_in_flight_events,
+            max_in_flight_bytes: config.pipeline.max_in_flight_bytes,
+            shutdown_timeout: Duration::from_millis(config.pipeline.shutdown_timeout_ms),
+        })
+    }
+}
+
+/// Runs until shutdown is signalled (`Ok`) or a non-transient error; transient errors restart the
+/// run from the slot after an exponential backoff with jitter.
+pub async fn run(
+    plan: &Plan,
+    mut shutdown: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+) -> Result<(), PipelineError> {
+    let mut attempt: u32 = 0;
+    loop {
+        let started = Instant::now();
+        let result = run_once(plan, &mut shutdown, &metrics, &health).await;
+        health.set_streaming(false);
+        let err = match result {
+            Ok(()) => return Ok(()),
+            Err(e) if !e.is_transient() || *shutdown.borrow() => return Err(e),
+            Err(e) => e,
+        };
+        if started.elapsed() > Duration::from_secs(60) {
+            attempt = 0;
+        }
+        attempt += 1;
+        let delay = backoff(attempt);
+        metrics.restarts.inc();
+        tracing::warn!(
+            attempt,
+            retry_in_ms = delay.as_millis() as u64,
+            "restarting after a transient error: {err}"
+        );
+        let wait_until = tokio::time::Instant::now() + delay;
+        loop {
+            health.beat();
+            tokio::select! {
+                _ = tokio::time::sleep_until(wait_until) => break,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+}
+
+/// 0.5 s doubling up to 30 s, with ±25 % jitter.
+fn backoff(attempt: u32) -> Duration {
+    let base = 500u64.saturating_mul(1 << attempt.saturating_sub(1).min(6)).min(30_000);
+    let jitter = rand::thread_rng().gen_range(0.75..1.25);
+    Duration::from_millis((base as f64 * jitter) as u64)
+}
+
+/// One connection's worth of streaming. See the module documentation.
+async fn run_once(
+    plan: &Plan,
+    shutdown: &mut watch::Receiver<bool>,
+    metrics: &Metrics,
+    health: &Health,
+) -> Result<(), PipelineError> {
+    let client = plan.params.connect_sql().await?;
+    let slot = setup::ensure(&client, &plan.setup).await?;
+    drop(client);
+
+    let mut conn = ReplicationConnection::connect(&plan.params).await?;
+    let system = conn.identify_system().await?;
+    let publication_names = format!("\"{}\"", plan.setup.publication);
+    let stream = conn
+        .start_replication(
+            &plan.setup.slot,
+            Lsn::ZERO, // the server resumes from the slot's confirmed_flush_lsn
+            &[
+                ("proto_version", "1"),
+                ("publication_names", &publication_names),
+            ],
+        )
+        .await?;
+    let (sink, deliveries) = KafkaSink::new(&plan.producer)?;
+    tracing::info!(
+        slot = %plan.setup.slot,
+        slot_created = slot.created,
+        start_lsn = %slot.confirmed_flush_lsn,
+        publication = %plan.setup.publication,
+        tables = %plan.tables.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","),
+        topics = %plan.router.topic_replacement,
+        route_by = %plan.router.route_by_field,
+        server = %plan.params.redacted_url(),
+        timeline = system.timeline,
+        "streaming"
+    );
+    health.set_streaming(true);
+
+    let relay = Relay {
+        plan,
+        metrics,
+        router: Router::new(plan.router.clone(), plan.tables.clone()),
+        checkpoint: Checkpoint::new(slot.confirmed_flush_lsn),
+        sink: Arc::new(sink),
+        stream,
+        in_flight_bytes: 0,
+        received: slot.confirmed_flush_lsn,
+        sent_flush: Lsn::ZERO,
+        commit_time_us: 0,
+        final_lsn: Lsn::ZERO,
+    };
+    metrics.confirmed_lsn.set(slot.confirmed_flush_lsn.0 as i64);
+    relay.stream_until_shutdown(shutdown, deliveries, health).await
+}
+
+/// The state of one run.
+struct Relay<'a> {
+    plan: &'a Plan,
+    metrics: &'a Metrics,
+    router: Router,
+    checkpoint: Checkpoint,
+    /// Shared with the blocking flush at shutdown.
+    sink: Arc<KafkaSink>,
+    stream: ReplicationStream,
+    /// Bytes of records sent and not yet reported.
+    in_flight_bytes: u64,
+    /// The highest WAL end the server reported: the `write` LSN of status updates.
+    received: Lsn,
+    /// The `flush` LSN of the last status update sent.
+    sent_flush: Lsn,
+    /// Commit time of the open transaction (µs since 2000-01-01): the records' timestamp.
+    commit_time_us: i64,
+    /// Commit LSN of the open transaction, to name it in errors.
+    final_lsn: Lsn,
+}
+
+impl Relay<'_> {
+    async fn stream_until_shutdown(
+        mut self,
+        shutdown: &mut watch::Receiver<bool>,
+        mut deliveries: mpsc::UnboundedReceiver<Delivery>,
+        health: &Health,
+    ) -> Result<(), PipelineError> {
+        let mut status_timer = tokio::time::interval(self.plan.status_interval);
+        status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let result = loop {
+            health.beat();
+            let has_room = self.checkpoint.in_flight() < self.plan.max_in_flight_events
+                && self.in_flight_bytes < self.plan.max_in_flight_bytes;
+            let step = tokio::select! {
+                biased;
+                _ = shutdown.changed() => break Ok(()),
+                Some(delivery) = deliveries.recv() => self.on_delivery(delivery),
+                _ = status_timer.tick() => self.send_status(false).await,
+                message = self.stream.next(), if has_room => match message {
+                    Ok(Some(message)) => self.on_message(message).await,
+                    Ok(None) => Err(PipelineError::StreamEnded),
+                    Err(e) => Err(e.into()),
+                },
+            };
+            if let Err(e) = step {
+                break Err(e);
+            }
+        };
+        match result {
+            Ok(()) => self.shut_down(deliveries).await,
+            Err(e) => {
+                // Best effort: confirm what is safe before giving up the connection.
+                if !matches!(e, PipelineError::Source(_) | PipelineError::StreamEnded) {
+                    let _ = self.send_status(false).await;
+                }
+                self.sink.purge();
+                Err(e)
+            }
+        }
+    }
+
+    async fn on_message(&mut self, message: ReplicationMessage) -> Result<(), PipelineError> {
+        match message {
+            ReplicationMessage::XLogData { wal_start, wal_end, data, .. } => {
+                self.received = self.received.max(wal_end);
+                let message = pgoutput::decode(data).map_err(|error| PipelineError::Decode {
+                    lsn: wal_start,
+                    error,
+                })?;
+                self.on_pgoutput(message, wal_start)
+            }
+            ReplicationMessage::Keepalive { wal_end, reply_requested, .. } => {
+                self.received = self.received.max(wal_end);
+                self.checkpoint.keepalive(wal_end);
+                if reply_requested {
+                    self.send_status(true).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn on_pgoutput(&mut self, message: Message, wal_start: Lsn) -> Result<(), PipelineError> {
+        match message {
+            Message::Begin(begin) => {
+                self.checkpoint.begin()?;
+                self.commit_time_us = begin.commit_time_us;
+                self.final_lsn = begin.final_lsn;
+            }
+            Message::Commit(commit) => self.checkpoint.commit(commit.end_lsn)?,
+            Message::Relation(relation) => {
+                self.router
+                    .on_relation(&relation)
+                    .map_err(|error| PipelineError::Route { lsn: wal_start, error })?;
+            }
+            Message::Insert(insert) => {
+                let routed = self
+                    .router
+                    .route_insert(insert.relation_id, &insert.new, self.commit_time_us)
+                    .map_err(|error| PipelineError::Route {
+                        lsn: self.final_lsn,
+                        error,
+                    })?;
+                if let Some(record) = routed {
+                    let seq = self.checkpoint.next_seq()?;
+                    self.in_flight_bytes += record.size();
+                    if let Some(table) = self.router.outbox_table(insert.relation_id) {
+                        self.metrics.events_read.with_label_values(&[table]).inc();
+                    }
+                    self.sink.send(&record, seq)?;
+                    self.update_in_flight_gauges();
+                }
+            }
+            Message::Update(update) => {
+                if let Some(table) = self.router.outbox_table(update.relation_id) {
+                    self.metrics
+                        .changes_ignored
+                        .with_label_values(&[table, "update"])
+                        .inc();
+                    let lsn = self.final_lsn;
+                    match self.router.options().op_invalid_behavior {
+                        InvalidOpBehavior::Warn => tracing::warn!(%table, %lsn, "UPDATE of an outbox row ignored: outbox rows are events and should only be inserted"),
+                        InvalidOpBehavior::Error => tracing::error!(%table, %lsn, "UPDATE of an outbox row ignored: outbox rows are events and should only be inserted"),
+                        InvalidOpBehavior::Fatal => {
+                            return Err(PipelineError::InvalidOperation {
+                                table: table.to_string(),
+                                lsn,
+                            })
+                        }
+                    }
+                }
+            }
+            Message::Delete(delete) => {
+                // Deleting published (or just inserted) outbox rows is the normal clean-up.
+                if let Some(table) = self.router.outbox_table(delete.relation_id) {
+                    self.metrics
+                        .changes_ignored
+                        .with_label_values(&[table, "delete"])
+                        .inc();
+                    tracing::trace!(%table, "DELETE of an outbox row ignored");
+                }
+            }
+            Message::Truncate(truncate) => {
+                for id in &truncate.relation_ids {
+                    if let Some(table) = self.router.outbox_table(*id) {
+                        tracing::info!(%table, "outbox table truncated (nothing to publish)");
+                    }
+                }
+            }
+            Message::Origin(_) | Message::Type(_) | Message::LogicalMessage(_) => {}
+        }
+        Ok(())
+    }
+
+    fn on_delivery(&mut self, delivery: Delivery) -> Result<(), PipelineError> {
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(delivery.bytes);
+        match delivery.outcome {
+            Ok(_) => {
+                self.checkpoint.ack(delivery.seq)?;
+                self.metrics.events_published.inc();
+                self.metrics.bytes_published.inc_by(delivery.bytes);
+                self.update_in_flight_gauges();
+                Ok(())
+            }
+            Err(failure) => {
+                self.metrics.events_failed.inc();
+                Err(PipelineError::Delivery(failure))
+            }
+        }
+    }
+
+    fn update_in_flight_gauges(&self) {
+        self.metrics
+            .events_in_flight
+            .set(self.checkpoint.in_flight() as i64);
+        self.metrics.bytes_in_flight.set(self.in_flight_bytes as i64);
+    }
+
+    /// Sends a standby status update: `flush` = the checkpoint's confirmed position.
+    async fn send_status(&mut self, reply_requested_by_server: bool) -> Result<(), PipelineError> {
+        let flush = self.checkpoint.confirmed();
+        debug_assert!(flush >= self.sent_flush, "confirmed position went backwards");
+        let write = self.received.max(flush);
+        self.stream.send_status(write, flush, flush, false).await?;
+        if flush != self.sent_flush {
+            tracing::debug!(%flush, reply_requested_by_server, "confirmed");
+            self.metrics.confirmed_lsn.set(flush.0 as i64);
+        }
+        self.sent_flush = flush;
+        Ok(())
+    }
+
+    /// Stop reading, give Kafka a bounded time to acknowledge what is in flight, confirm, and close
+    /// the replication connection so the slot is released at once.
+    async fn shut_down(
+        mut self,
+        mut deliveries: mpsc::UnboundedReceiver<Delivery>,
+    ) -> Result<(), PipelineError> {
+        tracing::info!(
+            in_flight = self.checkpoint.in_flight(),
+            "shutting down: flushing the producer"
+        );
+        let sink = self.sink.clone();
+        let timeout = self.plan.shutdown_timeout;
+        let flush = tokio::task::spawn_blocking(move || sink.flush(timeout));
+        tokio::pin!(flush);
+        let mut status_timer = tokio::time::interval(self.plan.status_interval);
+        let mut failure = None;
+        let flushed = loop {
+            tokio::select! {
+                flushed = &mut flush => break flushed.unwrap_or(false),
+                Some(delivery) = deliveries.recv() => {
+                    if let Err(e) = self.on_delivery(delivery) {
+                        failure.get_or_insert(e);
+                    }
+                }
+                _ = status_timer.tick() => self.send_status(false).await?,
+            }
+        };
+        while let Ok(delivery) = deliveries.try_recv() {
+            if let Err(e) = self.on_delivery(delivery) {
+                failure.get_or_insert(e);
+            }
+        }
+        self.send_status(false).await?;
+        let confirmed = self.checkpoint.confirmed();
+        if let Err(e) = self.stream.close(Duration::from_secs(5)).await {
+            tracing::warn!("closing the replication connection: {e}");
+        }
+        if !flushed {
+            tracing::warn!(
+                unacknowledged = self.checkpoint.in_flight(),
+                "shutdown timeout reached before Kafka acknowledged everything; those events are sent again on the next start"
+            );
+            self.sink.purge();
+        }
+        tracing::info!(%confirmed, "stopped");
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

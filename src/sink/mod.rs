@@ -1,0 +1,10 @@
+//! The Kafka side of the pipeline: producer settings (`config`) and the producer itself (`producer`).
+//!
+//! Records are enqueued in WAL order without waiting for each delivery; delivery reports come back
+//! asynchronously, each tagged with the event's sequence number, and feed the checkpoint.
+
+pub mod config;
+pub mod producer;
+
+pub use config::{producer_config, SinkConfigError};
+pub use producer::{Delivery, DeliveryFailure, KafkaSink, SendError};

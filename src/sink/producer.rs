@@ -1,0 +1,165 @@
+//! The Kafka producer: enqueue in WAL order, report deliveries asynchronously.
+//!
+//! Built on rdkafka's `ThreadedProducer` (a background thread polls librdkafka). Each record carries
+//! its checkpoint sequence number as the delivery opaque; the delivery callback forwards
+//! `(seq, outcome)` over an unbounded channel to the pipeline. The channel is bounded in practice by
+//! the pipeline's in-flight cap. `send` never waits for an acknowledgement.
+
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+};
+use rdkafka::{ClientConfig, ClientContext};
+use tokio::sync::mpsc;
+
+use crate::checkpoint::Seq;
+use crate::router::OutboxRecord;
+
+/// What the delivery callback reports for one record.
+#[derive(Debug)]
+pub struct Delivery {
+    pub seq: Seq,
+    /// The size the record was counted with against the in-flight byte cap.
+    pub bytes: u64,
+    pub outcome: Result<(i32, i64), DeliveryFailure>,
+}
+
+/// Kafka gave up on a record.
+#[derive(Debug, thiserror::Error)]
+#[error("Kafka did not accept the record for topic {topic}: {error}")]
+pub struct DeliveryFailure {
+    pub topic: String,
+    pub error: KafkaError,
+}
+
+/// Enqueueing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("cannot create the Kafka producer: {0}")]
+    Create(KafkaError),
+    #[error("cannot enqueue a record for topic {topic}: {error}")]
+    Enqueue { topic: String, error: KafkaError },
+}
+
+/// The opaque carried through librdkafka with each record.
+pub struct Tag {
+    seq: Seq,
+    bytes: u64,
+}
+
+/// Forwards delivery reports and librdkafka's log lines.
+pub struct SinkContext {
+    deliveries: mpsc::UnboundedSender<Delivery>,
+}
+
+impl ClientContext for SinkContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel::*;
+        match level {
+            Emerg | Alert | Critical | Error => {
+                tracing::error!(target: "librdkafka", "{fac}: {log_message}")
+            }
+            Warning => tracing::warn!(target: "librdkafka", "{fac}: {log_message}"),
+            Notice | Info => tracing::info!(target: "librdkafka", "{fac}: {log_message}"),
+            Debug => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Transient connection errors are retried by librdkafka; deliveries report what matters.
+        tracing::warn!(target: "librdkafka", "{error}: {reason}");
+    }
+}
+
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = Box<Tag>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
+        let outcome = match result {
+            Ok(msg) => Ok((msg.partition(), msg.offset())),
+            Err((error, msg)) => Err(DeliveryFailure {
+                topic: msg.topic().to_string(),
+                error: error.clone(),
+            }),
+        };
+        // The receiver is gone only when the pipeline has stopped; nothing left to confirm then.
+        let _ = self.deliveries.send(Delivery {
+            seq: tag.seq,
+            bytes: tag.bytes,
+            outcome,
+        });
+    }
+}
+
+/// The producer. Dropping it purges whatever was not delivered (nothing is confirmed for those).
+pub struct KafkaSink {
+    producer: ThreadedProducer<SinkContext>,
+}
+
+impl KafkaSink {
+    /// Creates the producer; delivery reports arrive on the returned receiver.
+    pub fn new(
+        config: &ClientConfig,
+    ) -> Result<(KafkaSink, mpsc::UnboundedReceiver<Delivery>), SendError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let producer = config
+            .create_with_context(SinkContext { deliveries: tx })
+            .map_err(SendError::Create)?;
+        Ok((KafkaSink { producer }, rx))
+    }
+
+    /// Enqueues one record; its delivery is reported later with `seq`. Never blocks.
+    pub fn send(&self, record: &OutboxRecord, seq: Seq) -> Result<(), SendError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_ref()),
+            });
+        }
+        let tag = Box::new(Tag {
+            seq,
+            bytes: record.size(),
+        });
+        let mut base: BaseRecord<'_, [u8], [u8], Box<Tag>> =
+            BaseRecord::with_opaque_to(&record.topic, tag)
+                .headers(headers)
+                .timestamp(record.timestamp_ms);
+        if let Some(key) = &record.key {
+            base = base.key(key.as_ref());
+        }
+        if let Some(value) = &record.value {
+            base = base.payload(value.as_ref());
+        }
+        self.producer
+            .send(base)
+            .map_err(|(error, _)| SendError::Enqueue {
+                topic: record.topic.clone(),
+                error,
+            })
+    }
+
+    /// Records enqueued and not yet reported.
+    pub fn queued(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+
+    /// Waits up to `timeout` for every enqueued record to be reported (blocking: call it from
+    /// `spawn_blocking`). Returns whether everything was reported in time.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        match self.producer.flush(timeout) {
+            Ok(()) => true,
+            Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => false,
+            Err(_) => self.producer.in_flight_count() == 0,
+        }
+    }
+
+    /// Drops everything not yet delivered; those records fail with a purge error.
+    pub fn purge(&self) {
+        self.producer
+            .purge(PurgeConfig::default().queue().inflight());
+    }
+}

@@ -1,0 +1,322 @@
+//! Slot and publication management, and the preflight checks of `outboxd check`, over an ordinary
+//! SQL connection (tokio-postgres).
+//!
+//! Order matters: the publication is created before the slot, because pgoutput resolves
+//! publications as of each change's position in WAL, and a slot whose start predates its publication
+//! fails to decode.
+
+use tokio_postgres::Client;
+
+use crate::config::TableName;
+use crate::lsn::Lsn;
+
+/// What `run` needs to know to fill its plan.
+#[derive(Debug, Clone)]
+pub struct SetupPlan {
+    pub slot: String,
+    pub publication: String,
+    pub tables: Vec<TableName>,
+    pub create_slot: bool,
+    pub create_publication: bool,
+    /// Columns the router reads from each outbox table.
+    pub required_columns: Vec<String>,
+}
+
+/// The slot as it is after setup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotState {
+    /// Where streaming resumes: the slot's `confirmed_flush_lsn`.
+    pub confirmed_flush_lsn: Lsn,
+    /// Whether outboxd created the slot just now.
+    pub created: bool,
+}
+
+/// Setup failed; each message says how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{0}")]
+    Unfit(String),
+    #[error("query failed while {doing}: {source}")]
+    Sql {
+        doing: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+}
+
+impl SetupError {
+    /// Whether retrying later may help (a lost connection), as opposed to a setup that is wrong.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SetupError::Sql { source, .. } if source.is_closed() || source.code().is_none())
+    }
+}
+
+fn sql(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> SetupError {
+    move |source| SetupError::Sql { doing, source }
+}
+
+/// Quotes an identifier for SQL (`"name"`, doubling embedded quotes).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `"schema"."table"`.
+pub fn quote_table(t: &TableName) -> String {
+    format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
+}
+
+/// The state of one replication slot, from `pg_replication_slots`.
+#[derive(Debug, Clone)]
+pub struct SlotRow {
+    pub plugin: Option<String>,
+    pub slot_type: String,
+    pub database: Option<String>,
+    pub active_pid: Option<i32>,
+    pub confirmed_flush_lsn: Option<Lsn>,
+    pub wal_status: Option<String>,
+}
+
+/// Reads a slot's row, `None` when there is no such slot.
+pub async fn slot_row(client: &Client, slot: &str) -> Result<Option<SlotRow>, SetupError> {
+    let row = client
+        .query_opt(
+            "SELECT plugin::text, slot_type::text, database::text, active_pid, \
+             confirmed_flush_lsn::text, wal_status::text \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(sql("reading pg_replication_slots"))?;
+    Ok(row.map(|r| SlotRow {
+        plugin: r.get(0),
+        slot_type: r.get(1),
+        database: r.get(2),
+        active_pid: r.get(3),
+        confirmed_flush_lsn: r.get::<_, Option<String>>(4).and_then(|s| s.parse().ok()),
+        wal_status: r.get(5),
+    }))
+}
+
+/// The tables a publication publishes (`pg_publication_tables`), `None` when it does not exist;
+/// the bool says whether it publishes inserts.
+pub async fn publication_tables(
+    client: &Client,
+    publication: &str,
+) -> Result<Option<(bool, Vec<TableName>)>, SetupError> {
+    let Some(row) = client
+        .query_opt(
+            "SELECT pubinsert FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(sql("reading pg_publication"))?
+    else {
+        return Ok(None);
+    };
+    let rows = client
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(sql("reading pg_publication_tables"))?;
+    let tables = rows
+        .iter()
+        .map(|r| TableName {
+            schema: r.get(0),
+            name: r.get(1),
+        })
+        .collect();
+    Ok(Some((row.get(0), tables)))
+}
+
+/// The columns of a table, `None` when the table does not exist.
+pub async fn table_columns(
+    client: &Client,
+    table: &TableName,
+) -> Result<Option<Vec<String>>, SetupError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&quote_table(table)])
+        .await
+        .map_err(sql("looking up an outbox table"))?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let rows = client
+        .query(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) \
+             AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            &[&quote_table(table)],
+        )
+        .await
+        .map_err(sql("reading an outbox table's columns"))?;
+    Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
+}
+
+/// Checks the outbox tables, then makes sure the publication and the slot exist and fit.
+pub async fn ensure(client: &Client, plan: &SetupPlan) -> Result<SlotState, SetupError> {
+    for table in &plan.tables {
+        let columns = table_columns(client, table).await?.ok_or_else(|| {
+            SetupError::Unfit(format!(
+                "outbox table {table} does not exist; create it (see docs/configuration.md) or fix source.tables"
+            ))
+        })?;
+        let missing: Vec<&String> = plan
+            .required_columns
+            .iter()
+            .filter(|c| !columns.contains(c))
+            .collect();
+        if !missing.is_empty() {
+            return Err(SetupError::Unfit(format!(
+                "outbox table {table} lacks the column(s) {missing:?} that the router reads; add them or set the [router] options table.field.event.* / route.by.field to the columns it has ({columns:?})"
+            )));
+        }
+    }
+    ensure_publication(client, plan).await?;
+    ensure_slot(client, plan).await
+}
+
+async fn ensure_publication(client: &Client, plan: &SetupPlan) -> Result<(), SetupError> {
+    let tables_sql = plan
+        .tables
+        .iter()
+        .map(quote_table)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match publication_tables(client, &plan.publication).await? {
+        None if plan.create_publication => {
+            let stmt = format!(
+                "CREATE PUBLICATION {} FOR TABLE {tables_sql}",
+                quote_ident(&plan.publication)
+            );
+            client
+                .batch_execute(&stmt)
+                .await
+                .map_err(sql("creating the publication"))?;
+            tracing::info!(publication = %plan.publication, tables = %tables_sql, "created publication");
+            Ok(())
+        }
+        None => Err(SetupError::Unfit(format!(
+            "publication {} does not exist and source.create_publication is false; create it with: CREATE PUBLICATION {} FOR TABLE {tables_sql};",
+            plan.publication,
+            quote_ident(&plan.publication)
+        ))),
+        Some((publishes_inserts, published)) => {
+            if !publishes_inserts {
+                return Err(SetupError::Unfit(format!(
+                    "publication {} does not publish inserts; fix it with: ALTER PUBLICATION {} SET (publish = 'insert, update, delete');",
+                    plan.publication,
+                    quote_ident(&plan.publication)
+                )));
+            }
+            let missing: Vec<String> = plan
+                .tables
+                .iter()
+                .filter(|t| !published.contains(t))
+                .map(quote_table)
+                .collect();
+            if !missing.is_empty() {
+                return Err(SetupError::Unfit(format!(
+                    "publication {} does not contain {}; add with: ALTER PUBLICATION {} ADD TABLE {};",
+                    plan.publication,
+                    missing.join(", "),
+                    quote_ident(&plan.publication),
+                    missing.join(", ")
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn ensure_slot(client: &Client, plan: &SetupPlan) -> Result<SlotState, SetupError> {
+    let Some(slot) = slot_row(client, &plan.slot).await? else {
+        if !plan.create_slot {
+            return Err(SetupError::Unfit(format!(
+                "replication slot {} does not exist and source.create_slot is false; create it with: SELECT pg_create_logical_replication_slot('{}', 'pgoutput');",
+                plan.slot, plan.slot
+            )));
+        }
+        let row = client
+            .query_one(
+                "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')",
+                &[&plan.slot],
+            )
+            .await
+            .map_err(sql("creating the replication slot"))?;
+        let lsn: String = row.get(0);
+        let confirmed_flush_lsn = lsn.parse().map_err(|e| {
+            SetupError::Unfit(format!("server returned an unreadable slot LSN: {e}"))
+        })?;
+        tracing::info!(slot = %plan.slot, lsn = %confirmed_flush_lsn, "created replication slot (pgoutput)");
+        return Ok(SlotState {
+            confirmed_flush_lsn,
+            created: true,
+        });
+    };
+    check_slot_fits(client, &plan.slot, &slot).await?;
+    let confirmed_flush_lsn = slot.confirmed_flush_lsn.ok_or_else(|| {
+        SetupError::Unfit(format!(
+            "replication slot {} has no confirmed position; it may still be being created",
+            plan.slot
+        ))
+    })?;
+    Ok(SlotState {
+        confirmed_flush_lsn,
+        created: false,
+    })
+}
+
+/// An existing slot must be a logical pgoutput slot of this database and not invalidated.
+pub async fn check_slot_fits(
+    client: &Client,
+    name: &str,
+    slot: &SlotRow,
+) -> Result<(), SetupError> {
+    let drop_hint = format!(
+        "drop it with SELECT pg_drop_replication_slot('{name}'); (events not yet relayed from it are lost) or set source.slot to another name"
+    );
+    if slot.slot_type != "logical" {
+        return Err(SetupError::Unfit(format!(
+            "replication slot {name} is a {} slot, outboxd needs a logical one; {drop_hint}",
+            slot.slot_type
+        )));
+    }
+    if slot.plugin.as_deref() != Some("pgoutput") {
+        return Err(SetupError::Unfit(format!(
+            "replication slot {name} uses the plugin {:?}, outboxd needs pgoutput; {drop_hint}",
+            slot.plugin.as_deref().unwrap_or("none")
+        )));
+    }
+    let db: String = client
+        .query_one("SELECT current_database()::text", &[])
+        .await
+        .map_err(sql("reading current_database()"))?
+        .get(0);
+    if slot.database.as_deref() != Some(db.as_str()) {
+        return Err(SetupError::Unfit(format!(
+            "replication slot {name} belongs to database {:?}, not {db:?}; connect to that database or set source.slot to another name",
+            slot.database.as_deref().unwrap_or("none")
+        )));
+    }
+    if slot.wal_status.as_deref() == Some("lost") {
+        return Err(SetupError::Unfit(format!(
+            "replication slot {name} was invalidated by the server (wal_status = lost, usually max_slot_wal_keep_size): the WAL it needed is gone and events may have been lost; re-create it with SELECT pg_drop_replication_slot('{name}'); and reconcile the outbox table with the topics (see docs/operations.md)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("outbox"), "\"outbox\"");
+        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+        let t = TableName::parse("Sales.Outbox").unwrap();
+        assert_eq!(quote_table(&t), "\"Sales\".\"Outbox\"");
+    }
+}
