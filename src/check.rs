@@ -64,10 +64,7 @@ pub async fn run_checks(plan: &Plan) -> Vec<CheckResult> {
 
 async fn database_checks(client: &Client, plan: &Plan, out: &mut Vec<CheckResult>) {
     let one = |sql: &'static str| async move {
-        client
-            .query_one(sql, &[])
-            .await
-            .map_err(|e| e.to_string())
+        client.query_one(sql, &[]).await.map_err(|e| e.to_string())
     };
 
     match one("SELECT current_setting('wal_level')").await {
@@ -166,13 +163,20 @@ async fn database_checks(client: &Client, plan: &Plan, out: &mut Vec<CheckResult
                 CheckResult::fail(
                     &name,
                     "does not publish inserts",
-                    format!("ALTER PUBLICATION {} SET (publish = 'insert, update, delete');", quote_ident(publication)),
+                    format!(
+                        "ALTER PUBLICATION {} SET (publish = 'insert, update, delete');",
+                        quote_ident(publication)
+                    ),
                 )
             } else if !missing.is_empty() {
                 CheckResult::fail(
                     &name,
                     format!("does not contain {}", missing.join(", ")),
-                    format!("ALTER PUBLICATION {} ADD TABLE {};", quote_ident(publication), missing.join(", ")),
+                    format!(
+                        "ALTER PUBLICATION {} ADD TABLE {};",
+                        quote_ident(publication),
+                        missing.join(", ")
+                    ),
                 )
             } else {
                 CheckResult::pass(&name, "exists and contains the outbox tables")
@@ -188,10 +192,19 @@ async fn database_checks(client: &Client, plan: &Plan, out: &mut Vec<CheckResult
             format!(
                 "CREATE PUBLICATION {} FOR TABLE {};",
                 quote_ident(publication),
-                plan.setup.tables.iter().map(quote_table).collect::<Vec<_>>().join(", ")
+                plan.setup
+                    .tables
+                    .iter()
+                    .map(quote_table)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )),
-        Err(e) => out.push(CheckResult::fail(&name, e.to_string(), "check the connection")),
+        Err(e) => out.push(CheckResult::fail(
+            &name,
+            e.to_string(),
+            "check the connection",
+        )),
     }
 
     let slot = &plan.setup.slot;

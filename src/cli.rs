@@ -18,7 +18,13 @@ use crate::pipeline::{self, Plan};
 #[command(name = "outboxd", version, about, long_about = None)]
 pub struct Cli {
     /// Log format: human-readable text or JSON lines. Level from RUST_LOG (default info).
-    #[arg(long, value_enum, env = "OUTBOXD_LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(
+        long,
+        value_enum,
+        env = "OUTBOXD_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,

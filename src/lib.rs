@@ -17,14 +17,14 @@
 //! Library modules return `thiserror` enums whose messages name the offending thing and the fix;
 //! `anyhow` is used only at the top (`cli`), which prints the chain and picks the exit code.
 
+pub mod check;
 pub mod checkpoint;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod lsn;
 pub mod metrics;
+pub mod pipeline;
 pub mod router;
 pub mod sink;
 pub mod source;
-pub mod check;
-pub mod cli;
-pub mod pipeline;

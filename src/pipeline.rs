@@ -27,7 +27,9 @@ use crate::config::{Config, ConfigError, TableName};
 use crate::lsn::Lsn;
 use crate::metrics::{Health, Metrics};
 use crate::router::{InvalidOpBehavior, RouteError, Router, RouterConfigError, RouterOptions};
-use crate::sink::{producer_config, Delivery, DeliveryFailure, KafkaSink, SendError, SinkConfigError};
+use crate::sink::{
+    producer_config, Delivery, DeliveryFailure, KafkaSink, SendError, SinkConfigError,
+};
 use crate::source::connection::{ReplicationConnection, ReplicationMessage, ReplicationStream};
 use crate::source::params::ConnectParams;
 use crate::source::pgoutput::{self, Message};
@@ -62,7 +64,9 @@ pub enum PipelineError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Send(#[from] SendError),
-    #[error("{0}; the slot is not confirmed past this event, it will be sent again after the restart")]
+    #[error(
+        "{0}; the slot is not confirmed past this event, it will be sent again after the restart"
+    )]
     Delivery(DeliveryFailure),
 }
 
@@ -193,7 +197,9 @@ pub async fn run(
 
 /// 0.5 s doubling up to 30 s, with ±25 % jitter.
 fn backoff(attempt: u32) -> Duration {
-    let base = 500u64.saturating_mul(1 << attempt.saturating_sub(1).min(6)).min(30_000);
+    let base = 500u64
+        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
+        .min(30_000);
     let jitter = rand::thread_rng().gen_range(0.75..1.25);
     Duration::from_millis((base as f64 * jitter) as u64)
 }
@@ -251,7 +257,9 @@ async fn run_once(
         final_lsn: Lsn::ZERO,
     };
     metrics.confirmed_lsn.set(slot.confirmed_flush_lsn.0 as i64);
-    relay.stream_until_shutdown(shutdown, deliveries, health).await
+    relay
+        .stream_until_shutdown(shutdown, deliveries, health)
+        .await
 }
 
 /// The state of one run.
@@ -318,7 +326,12 @@ impl Relay<'_> {
 
     async fn on_message(&mut self, message: ReplicationMessage) -> Result<(), PipelineError> {
         match message {
-            ReplicationMessage::XLogData { wal_start, wal_end, data, .. } => {
+            ReplicationMessage::XLogData {
+                wal_start,
+                wal_end,
+                data,
+                ..
+            } => {
                 self.received = self.received.max(wal_end);
                 let message = pgoutput::decode(data).map_err(|error| PipelineError::Decode {
                     lsn: wal_start,
@@ -326,7 +339,11 @@ impl Relay<'_> {
                 })?;
                 self.on_pgoutput(message, wal_start)
             }
-            ReplicationMessage::Keepalive { wal_end, reply_requested, .. } => {
+            ReplicationMessage::Keepalive {
+                wal_end,
+                reply_requested,
+                ..
+            } => {
                 self.received = self.received.max(wal_end);
                 self.checkpoint.keepalive(wal_end);
                 if reply_requested {
@@ -348,7 +365,10 @@ impl Relay<'_> {
             Message::Relation(relation) => {
                 self.router
                     .on_relation(&relation)
-                    .map_err(|error| PipelineError::Route { lsn: wal_start, error })?;
+                    .map_err(|error| PipelineError::Route {
+                        lsn: wal_start,
+                        error,
+                    })?;
             }
             Message::Insert(insert) => {
                 let routed = self
@@ -376,8 +396,12 @@ impl Relay<'_> {
                         .inc();
                     let lsn = self.final_lsn;
                     match self.router.options().op_invalid_behavior {
-                        InvalidOpBehavior::Warn => tracing::warn!(%table, %lsn, "UPDATE of an outbox row ignored: outbox rows are events and should only be inserted"),
-                        InvalidOpBehavior::Error => tracing::error!(%table, %lsn, "UPDATE of an outbox row ignored: outbox rows are events and should only be inserted"),
+                        InvalidOpBehavior::Warn => {
+                            tracing::warn!(%table, %lsn, "UPDATE of an outbox row ignored: outbox rows are events and should only be inserted")
+                        }
+                        InvalidOpBehavior::Error => {
+                            tracing::error!(%table, %lsn, "UPDATE of an outbox row ignored: outbox rows are events and should only be inserted")
+                        }
                         InvalidOpBehavior::Fatal => {
                             return Err(PipelineError::InvalidOperation {
                                 table: table.to_string(),
@@ -430,13 +454,18 @@ impl Relay<'_> {
         self.metrics
             .events_in_flight
             .set(self.checkpoint.in_flight() as i64);
-        self.metrics.bytes_in_flight.set(self.in_flight_bytes as i64);
+        self.metrics
+            .bytes_in_flight
+            .set(self.in_flight_bytes as i64);
     }
 
     /// Sends a standby status update: `flush` = the checkpoint's confirmed position.
     async fn send_status(&mut self, reply_requested_by_server: bool) -> Result<(), PipelineError> {
         let flush = self.checkpoint.confirmed();
-        debug_assert!(flush >= self.sent_flush, "confirmed position went backwards");
+        debug_assert!(
+            flush >= self.sent_flush,
+            "confirmed position went backwards"
+        );
         let write = self.received.max(flush);
         self.stream.send_status(write, flush, flush, false).await?;
         if flush != self.sent_flush {
@@ -495,6 +524,55 @@ impl Relay<'_> {
         match failure {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_config_resolves() {
+        let config = Config::from_toml(include_str!("../config/outboxd.toml")).unwrap();
+        let plan = Plan::from_config(&config).unwrap();
+        assert_eq!(plan.setup.slot, "outboxd");
+        assert_eq!(plan.producer.get("partitioner"), Some("murmur2_random"));
+        assert_eq!(
+            plan.router.topic_replacement,
+            "outbox.event.${routedByValue}"
+        );
+        assert_eq!(plan.status_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn permanent_and_transient_errors_are_told_apart() {
+        let delivery = |code| {
+            PipelineError::Delivery(DeliveryFailure {
+                topic: "t".into(),
+                error: KafkaError::MessageProduction(code),
+            })
+        };
+        assert!(!delivery(RDKafkaErrorCode::MessageSizeTooLarge).is_transient());
+        assert!(!delivery(RDKafkaErrorCode::TopicAuthorizationFailed).is_transient());
+        assert!(delivery(RDKafkaErrorCode::MessageTimedOut).is_transient());
+        assert!(PipelineError::StreamEnded.is_transient());
+        assert!(!PipelineError::InvalidOperation {
+            table: "t".into(),
+            lsn: Lsn(1)
+        }
+        .is_transient());
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            let d = backoff(attempt).as_millis() as u64;
+            let base = (500u64 << (attempt - 1).min(6)).min(30_000);
+            assert!(
+                d >= base * 3 / 4 && d <= base * 5 / 4,
+                "attempt {attempt}: {d} ms"
+            );
         }
     }
 }

@@ -334,13 +334,15 @@ impl Router {
         };
         let route_value = match as_text(cell(layout.route_by), layout.route_by.type_oid) {
             Ok(Some(v)) => v,
-            Ok(None) => return Err(bad(
-                &id,
-                format!(
+            Ok(None) => {
+                return Err(bad(
+                    &id,
+                    format!(
                     "the routing column \"{}\" (route.by.field) is NULL, so no topic can be chosen",
                     self.options.route_by_field
                 ),
-            )),
+                ))
+            }
             Err(e) => return Err(bad(&id, format!("routing column: {e}"))),
         };
         let topic = route_topic(&self.options, &route_value);

@@ -784,7 +784,7 @@ fn auth_server_error(user: &str, method: &str, err: ServerError) -> SourceError 
             user: user.to_string(),
             method: method.to_string(),
             reason: err.message.clone(),
-            fix: auth_fix_for_code(&err.code),
+            fix: auth_fix_for_code(&err.code, &err.message),
             server: Some(Box::new(err)),
         }
     } else {

@@ -9,6 +9,8 @@ pub mod protocol;
 pub mod setup;
 pub mod tls;
 
-pub use connection::{ReplicationConnection, ReplicationMessage, ReplicationStream, SystemIdentity};
+pub use connection::{
+    ReplicationConnection, ReplicationMessage, ReplicationStream, SystemIdentity,
+};
 pub use error::{ServerError, SourceError};
 pub use params::{ConnectParams, ParamsError, SslMode};

@@ -390,7 +390,7 @@ impl ConnectParams {
                     user: self.user.clone(),
                     method: "unknown".to_string(),
                     reason: server.message.clone(),
-                    fix: auth_fix_for_code(&code),
+                    fix: auth_fix_for_code(&code, &server.message),
                     server: Some(server),
                 };
             }
@@ -414,7 +414,7 @@ impl ConnectParams {
                     "TLS handshake with {}:{} failed: {tls_err}",
                     self.host, self.port
                 ),
-                tls::handshake_fix(self.sslmode),
+                tls::handshake_fix(self.sslmode, self.sslrootcert.is_some()),
             );
         }
         SourceError::Sql(e)
@@ -425,7 +425,12 @@ pub(crate) const MISSING_PASSWORD_FIX: &str =
     "put the password in the source URL (postgres://user:PASSWORD@host/db) or set PGPASSWORD";
 
 /// The operator-facing fix for a server-side authentication failure.
-pub(crate) fn auth_fix_for_code(code: &str) -> String {
+pub(crate) fn auth_fix_for_code(code: &str, message: &str) -> String {
+    if message.contains("certificate") {
+        return "give a client certificate and key (sslcert, sslkey in the source URL) whose CN is the \
+                user name and that is signed by the server's ssl_ca_file"
+            .to_string();
+    }
     match code {
         "28P01" => "check the password in the source URL (or PGPASSWORD) and the user's password on \
                     the server (ALTER ROLE ... PASSWORD)"

@@ -7,7 +7,7 @@
 //! `sslmode` follows libpq (<https://www.postgresql.org/docs/current/libpq-ssl.html>):
 //! - `disable`: plain TCP, no `SSLRequest`.
 //! - `prefer`: `SSLRequest`; TLS when the server answers `S`, plain when it answers `N`. The
-//!   certificate is not verified.
+//!   certificate is not verified. A failed handshake after `S` is an error (no plain retry).
 //! - `require`: TLS or fail; the certificate is not verified (any certificate is accepted, but the
 //!   handshake signatures are still checked so the peer must hold the certificate's key). As in libpq,
 //!   an explicitly given `sslrootcert` upgrades this to `verify-ca`.
@@ -117,8 +117,12 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, SourceError> {
 }
 
 /// The fix to suggest when a TLS handshake fails under `mode`.
-pub(crate) fn handshake_fix(mode: SslMode) -> &'static str {
+pub(crate) fn handshake_fix(mode: SslMode, has_rootcert: bool) -> &'static str {
     match mode {
+        SslMode::Require if has_rootcert => {
+            "check that sslrootcert holds the CA that signed the server certificate (with sslrootcert \
+             set, sslmode=require verifies the chain as libpq does; remove sslrootcert to skip that)"
+        }
         SslMode::VerifyFull => {
             "check that sslrootcert holds the CA that signed the server certificate and that the \
              certificate names the host you connect to (or use sslmode=verify-ca)"
@@ -399,13 +403,15 @@ pub async fn negotiate(
             tracing::debug!(host = %params.host, "server does not support TLS; continuing without (sslmode=prefer)");
             return Ok(MaybeTlsStream::Plain(tcp));
         }
-        b'N' => return Err(SourceError::tls(
-            format!(
+        b'N' => {
+            return Err(SourceError::tls(
+                format!(
                 "the server at {}:{} does not accept TLS connections but sslmode={} requires TLS",
                 params.host, params.port, params.sslmode
             ),
-            "enable ssl=on on the server, or lower sslmode (prefer/disable) in the source URL",
-        )),
+                "enable ssl=on on the server, or lower sslmode (prefer/disable) in the source URL",
+            ))
+        }
         other => {
             return Err(SourceError::Protocol(format!(
                 "unexpected answer {:?} to SSLRequest (expected 'S' or 'N')",
@@ -428,7 +434,7 @@ fn handshake_error(e: io::Error, params: &ConnectParams) -> SourceError {
                 "TLS handshake with {}:{} failed (sslmode={}): {e}",
                 params.host, params.port, params.sslmode
             ),
-            handshake_fix(params.sslmode),
+            handshake_fix(params.sslmode, params.sslrootcert.is_some()),
         )
     } else {
         SourceError::io("performing the TLS handshake", e)
