@@ -42,6 +42,26 @@ pub enum Command {
     Run(CommonArgs),
     /// Preflight: check Postgres, the slot, the publication and Kafka; exit 0 only if all pass.
     Check(CommonArgs),
+    /// Show the slot (active PID, confirmed LSN, lag in bytes) and the publication's tables.
+    Status(CommonArgs),
+    /// Manage the replication slot.
+    Slot {
+        #[command(subcommand)]
+        command: SlotCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SlotCommand {
+    /// Drop the replication slot (Postgres then frees the WAL it holds). Events not yet relayed
+    /// from it are lost for outboxd; asks for confirmation unless --yes.
+    Drop {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +110,10 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run_relay(&args).await,
         Command::Check(args) => run_check(&args).await,
+        Command::Status(args) => run_status(&args).await,
+        Command::Slot {
+            command: SlotCommand::Drop { common, yes },
+        } => run_slot_drop(&common, yes).await,
     };
     match result {
         Ok(code) => code,
@@ -165,4 +189,36 @@ async fn run_check(args: &CommonArgs) -> anyhow::Result<ExitCode> {
         println!("{failed} of {} checks failed", results.len());
         Ok(ExitCode::FAILURE)
     }
+}
+
+async fn run_status(args: &CommonArgs) -> anyhow::Result<ExitCode> {
+    let (plan, _) = args.load()?;
+    let client = plan.params.connect_sql().await?;
+    let status =
+        crate::admin::status(&client, &plan.setup.slot, &plan.setup.publication).await?;
+    print!("{status}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_slot_drop(args: &CommonArgs, yes: bool) -> anyhow::Result<ExitCode> {
+    let (plan, _) = args.load()?;
+    let slot = &plan.setup.slot;
+    if !yes {
+        use std::io::{BufRead, Write};
+        print!(
+            "Drop replication slot {slot} on {}? Events not yet relayed from it will not be published. Type the slot name to confirm: ",
+            plan.params.redacted_url()
+        );
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != slot {
+            println!("not dropped");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let client = plan.params.connect_sql().await?;
+    crate::admin::drop_slot(&client, slot).await?;
+    println!("dropped replication slot {slot}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -8,19 +8,32 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Every metric outboxd exports, registered in one registry.
 pub struct Metrics {
     pub registry: Registry,
     /// Outbox rows read from WAL (inserts routed to Kafka), by table.
     pub events_read: IntCounterVec,
-    /// Records Kafka acknowledged.
-    pub events_published: IntCounter,
-    /// Bytes (key + value + headers) of acknowledged records.
-    pub bytes_published: IntCounter,
-    /// Records Kafka did not accept (each stops the relay).
-    pub events_failed: IntCounter,
+    /// Records Kafka acknowledged, by topic.
+    pub events_published: IntCounterVec,
+    /// Bytes (key + value) of acknowledged records, by topic.
+    pub bytes_published: IntCounterVec,
+    /// Records Kafka did not accept (each stops the relay), by topic.
+    pub events_failed: IntCounterVec,
+    /// From the transaction's commit to Kafka's acknowledgement, in seconds.
+    pub commit_to_ack_seconds: Histogram,
+    /// Records in the producer's queue (enqueued, not yet reported), sampled.
+    pub producer_queue_depth: IntGauge,
+    /// The server's WAL position minus the slot's confirmed position, in bytes (polled).
+    pub slot_lag_bytes: IntGauge,
+    /// Seconds since a status update last moved the confirmed position forward (computed when
+    /// scraped, from `last_confirmation_unix_ms`).
+    pub last_confirmation_age_seconds: Gauge,
+    /// When the confirmed position last moved (ms since the Unix epoch; 0 = never).
+    last_confirmation_unix_ms: AtomicU64,
     /// Changes to outbox rows that are not events (UPDATE, DELETE), by table and operation.
     pub changes_ignored: IntCounterVec,
     /// Events sent and not yet acknowledged.
@@ -29,8 +42,8 @@ pub struct Metrics {
     pub bytes_in_flight: IntGauge,
     /// The last LSN confirmed to Postgres, as a number.
     pub confirmed_lsn: IntGauge,
-    /// Restarts of the pipeline after a transient error.
-    pub restarts: IntCounter,
+    /// Reconnects: restarts of the pipeline after a transient error.
+    pub reconnects: IntCounter,
 }
 
 impl Metrics {
@@ -63,18 +76,54 @@ impl Metrics {
                 "Outbox rows (inserts) read from WAL and handed to Kafka.",
                 &["table"],
             ),
-            events_published: counter(
+            events_published: counter_vec(
                 "outboxd_events_published_total",
                 "Records acknowledged by Kafka.",
+                &["topic"],
             ),
-            bytes_published: counter(
+            bytes_published: counter_vec(
                 "outboxd_published_bytes_total",
-                "Bytes (key, value and headers) of records acknowledged by Kafka.",
+                "Bytes (key and value) of records acknowledged by Kafka.",
+                &["topic"],
             ),
-            events_failed: counter(
+            events_failed: counter_vec(
                 "outboxd_events_failed_total",
                 "Records Kafka did not accept; each one stops the relay before its LSN is confirmed.",
+                &["topic"],
             ),
+            commit_to_ack_seconds: {
+                let h = Histogram::with_opts(
+                    HistogramOpts::new(
+                        "outboxd_commit_to_ack_seconds",
+                        "From the transaction's commit in Postgres to Kafka's acknowledgement of its event.",
+                    )
+                    .buckets(vec![
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0, 30.0, 60.0,
+                    ]),
+                )
+                .expect("valid histogram");
+                registry.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
+            producer_queue_depth: gauge(
+                "outboxd_producer_queue_depth",
+                "Records in the Kafka producer's queue, not yet acknowledged or failed.",
+            ),
+            slot_lag_bytes: gauge(
+                "outboxd_slot_lag_bytes",
+                "pg_current_wal_lsn() minus the slot's confirmed_flush_lsn, polled every 10 s.",
+            ),
+            last_confirmation_age_seconds: {
+                let g = Gauge::new(
+                    "outboxd_last_confirmation_age_seconds",
+                    "Seconds since the confirmed position last moved forward (-1: never in this process).",
+                )
+                .expect("valid metric name");
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            last_confirmation_unix_ms: AtomicU64::new(0),
             changes_ignored: counter_vec(
                 "outboxd_changes_ignored_total",
                 "UPDATEs and DELETEs of outbox rows, which are not events and are not published.",
@@ -92,17 +141,29 @@ impl Metrics {
                 "outboxd_confirmed_lsn",
                 "The WAL position last confirmed to Postgres (as a 64-bit number).",
             ),
-            restarts: counter(
-                "outboxd_restarts_total",
-                "Restarts of the pipeline (reconnects) after a transient error.",
+            reconnects: counter(
+                "outboxd_reconnects_total",
+                "Restarts of the pipeline (reconnects to Postgres and Kafka) after a transient error.",
             ),
             registry,
         })
     }
 
+    /// The confirmed position moved forward now.
+    pub fn confirmed_now(&self) {
+        self.last_confirmation_unix_ms
+            .store(now_ms(), Ordering::Relaxed);
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         use prometheus::Encoder;
+        let last = self.last_confirmation_unix_ms.load(Ordering::Relaxed);
+        self.last_confirmation_age_seconds.set(if last == 0 {
+            -1.0
+        } else {
+            now_ms().saturating_sub(last) as f64 / 1000.0
+        });
         let mut buf = Vec::new();
         let encoder = prometheus::TextEncoder::new();
         // Encoding into a Vec cannot fail for well-formed metrics.
@@ -155,7 +216,15 @@ mod tests {
         let m = Metrics::new();
         m.events_read.with_label_values(&["public.outbox"]).inc();
         m.confirmed_lsn.set(42);
+        m.events_published.with_label_values(&["t"]).inc();
+        m.commit_to_ack_seconds.observe(0.003);
         let text = m.render();
+        assert!(text.contains("outboxd_events_published_total{topic=\"t\"} 1"), "{text}");
+        assert!(text.contains("outboxd_commit_to_ack_seconds_bucket{le=\"0.005\"} 1"), "{text}");
+        assert!(text.contains("outboxd_last_confirmation_age_seconds -1"), "{text}");
+        m.confirmed_now();
+        let text = m.render();
+        assert!(text.contains("outboxd_last_confirmation_age_seconds 0"), "{text}");
         assert!(
             text.contains("outboxd_events_read_total{table=\"public.outbox\"} 1"),
             "{text}"
