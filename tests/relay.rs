@@ -233,7 +233,7 @@ async fn ten_thousand_events_keep_commit_order_per_aggregate_on_four_partitions(
     for w in writers {
         w.await.unwrap();
     }
-    let records = consume(broker.bootstrap(), &[topic.clone()], 10_001, 60).await;
+    let records = consume(broker.bootstrap(), std::slice::from_ref(&topic), 10_001, 60).await;
     assert_eq!(records.len(), 10_000, "outboxd log:\n{}", outboxd.log());
 
     // Per key: all on one partition, in commit order (seq 0, 1, 2, ...).
@@ -247,7 +247,10 @@ async fn ten_thousand_events_keep_commit_order_per_aggregate_on_four_partitions(
     for (key, rs) in &by_key {
         assert_eq!(rs.len(), 200, "key {key}");
         let p = rs[0].partition;
-        assert!(rs.iter().all(|r| r.partition == p), "key {key} on several partitions");
+        assert!(
+            rs.iter().all(|r| r.partition == p),
+            "key {key} on several partitions"
+        );
         let seqs: Vec<i64> = rs.iter().map(|r| seq_of(r)).collect();
         let expected: Vec<i64> = (0..200).collect();
         assert_eq!(seqs, expected, "key {key}: not in commit order");
@@ -299,7 +302,13 @@ async fn kill_9_mid_stream_loses_nothing_and_keeps_per_aggregate_order() {
     // Read until every distinct event is there (duplicates allowed).
     let deadline = Instant::now() + Duration::from_secs(60);
     let records = loop {
-        let records = consume(broker.bootstrap(), &[topic.clone()], usize::MAX, 5).await;
+        let records = consume(
+            broker.bootstrap(),
+            std::slice::from_ref(&topic),
+            usize::MAX,
+            5,
+        )
+        .await;
         let distinct: HashSet<String> = records.iter().filter_map(|r| r.header_str("id")).collect();
         if distinct.len() >= total || Instant::now() > deadline {
             break records;
@@ -336,7 +345,7 @@ async fn broker_outage_holds_the_slot_and_memory_then_resumes() {
 
     write_sequence(&client, &aggregatetype, "before", 10, 1).await;
     assert_eq!(
-        consume(broker.bootstrap(), &[topic.clone()], 10, 20)
+        consume(broker.bootstrap(), std::slice::from_ref(&topic), 10, 20)
             .await
             .len(),
         10
@@ -368,7 +377,7 @@ async fn broker_outage_holds_the_slot_and_memory_then_resumes() {
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
 
     broker.resume();
-    let records = consume(broker.bootstrap(), &[topic.clone()], 210, 60).await;
+    let records = consume(broker.bootstrap(), std::slice::from_ref(&topic), 210, 60).await;
     let distinct: HashSet<String> = records.iter().filter_map(|r| r.header_str("id")).collect();
     assert_eq!(distinct.len(), 210, "outboxd log:\n{}", outboxd.log());
     let counts = HashMap::from([("before".to_string(), 10), ("during".to_string(), 200)]);
@@ -400,13 +409,16 @@ async fn outage_longer_than_message_timeout_restarts_from_the_slot_without_loss(
     write_sequence(&client, &aggregatetype, "x", 30, 2).await;
     assert!(
         outboxd
-            .wait_for_log("restarting after a transient error", Duration::from_secs(30))
+            .wait_for_log(
+                "restarting after a transient error",
+                Duration::from_secs(30)
+            )
             .await,
         "no restart after the delivery timeout:\n{}",
         outboxd.log()
     );
     broker.resume();
-    let records = consume(broker.bootstrap(), &[topic.clone()], 60, 60).await;
+    let records = consume(broker.bootstrap(), std::slice::from_ref(&topic), 60, 60).await;
     let distinct: HashSet<String> = records.iter().filter_map(|r| r.header_str("id")).collect();
     assert_eq!(distinct.len(), 60, "outboxd log:\n{}", outboxd.log());
     assert_per_key_order(&records, &HashMap::from([("x".to_string(), 60)]));
@@ -420,7 +432,10 @@ async fn idle_outbox_slot_advances_while_other_tables_write() {
     let start = slot_confirmed_lsn(&client, SLOT).await.unwrap();
     for i in 0..50 {
         client
-            .execute("INSERT INTO public.other (note) VALUES ($1)", &[&format!("n{i}")])
+            .execute(
+                "INSERT INTO public.other (note) VALUES ($1)",
+                &[&format!("n{i}")],
+            )
             .await
             .unwrap();
     }
@@ -443,17 +458,45 @@ async fn sigterm_flushes_confirms_and_releases_the_slot() {
     let aggregatetype = format!("Term{}", unique("s"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 4).await;
-    let mut outboxd = start_outboxd(&config(&pg, broker.bootstrap(), "")).await;
+    let http_port = support::free_port();
+    let extra = format!("\n[http]\naddr = \"127.0.0.1:{http_port}\"\n");
+    let mut outboxd = start_outboxd(&config(&pg, broker.bootstrap(), &extra)).await;
     write_sequence(&client, &aggregatetype, "t", 20, 5).await;
     let lsn_after = current_wal_lsn(&client).await;
     assert_eq!(
-        consume(broker.bootstrap(), &[topic.clone()], 100, 30)
+        consume(broker.bootstrap(), std::slice::from_ref(&topic), 100, 30)
             .await
             .len(),
         100
     );
+    let metrics = http_get(http_port, "/metrics").await;
+    assert_eq!(
+        metric(
+            &metrics,
+            &format!("outboxd_events_published_total{{topic=\"{topic}\"}}")
+        ),
+        100.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "outboxd_events_read_total{table=\"public.outbox\"}"
+        ),
+        100.0
+    );
+    assert_eq!(
+        metric(&metrics, "outboxd_commit_to_ack_seconds_count"),
+        100.0
+    );
+    assert!(http_get(http_port, "/readyz")
+        .await
+        .starts_with("HTTP/1.1 200"));
     let status = outboxd.terminate(Duration::from_secs(20)).expect("exited");
-    assert!(status.success(), "exit status {status:?}:\n{}", outboxd.log());
+    assert!(
+        status.success(),
+        "exit status {status:?}:\n{}",
+        outboxd.log()
+    );
     let row = client
         .query_one(
             "SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
@@ -478,7 +521,7 @@ async fn sigterm_flushes_confirms_and_releases_the_slot() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        consume(broker.bootstrap(), &[topic.clone()], 101, 5)
+        consume(broker.bootstrap(), std::slice::from_ref(&topic), 101, 5)
             .await
             .len(),
         100,
@@ -503,7 +546,11 @@ async fn a_row_that_cannot_be_routed_stops_the_relay_without_confirming_it() {
         if let Some(status) = outboxd.try_status() {
             break status;
         }
-        assert!(Instant::now() < deadline, "outboxd should stop by itself:\n{}", outboxd.log());
+        assert!(
+            Instant::now() < deadline,
+            "outboxd should stop by itself:\n{}",
+            outboxd.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let log = outboxd.log();
@@ -513,7 +560,10 @@ async fn a_row_that_cannot_be_routed_stops_the_relay_without_confirming_it() {
         "the error should name the row and the value:\n{log}"
     );
     let confirmed = slot_confirmed_lsn(&client, SLOT).await.unwrap();
-    assert!(confirmed <= lsn_before, "the bad row's transaction was confirmed");
+    assert!(
+        confirmed <= lsn_before,
+        "the bad row's transaction was confirmed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -564,4 +614,85 @@ fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
         .unwrap_or_else(|| panic!("metric {name} missing:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_slot_and_slot_drop_refuses_while_streaming() {
+    let broker = Broker::shared();
+    let (pg, client) = database().await;
+    let cfg = config(&pg, broker.bootstrap(), "");
+    let mut outboxd = start_outboxd(&cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outboxd.toml");
+    std::fs::write(&path, &cfg).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            support::outboxd::run_once(&refs, Duration::from_secs(30))
+        })
+    };
+
+    let (status, out) = run(vec!["status".into(), "--config".into(), path.clone()])
+        .await
+        .unwrap();
+    assert!(status.unwrap().success(), "{out}");
+    assert!(out.contains("active      yes, PID"), "{out}");
+    assert!(out.contains("plugin      pgoutput"), "{out}");
+    assert!(
+        out.contains("publication   outboxd: public.outbox"),
+        "{out}"
+    );
+
+    let (status, out) = run(vec![
+        "slot".into(),
+        "drop".into(),
+        "--config".into(),
+        path.clone(),
+        "--yes".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(!status.unwrap().success(), "{out}");
+    assert!(out.contains("in use by PID"), "{out}");
+
+    assert!(outboxd
+        .terminate(Duration::from_secs(20))
+        .unwrap()
+        .success());
+    // Without --yes and without a confirmation on stdin: nothing is dropped.
+    let (status, out) = run(vec![
+        "slot".into(),
+        "drop".into(),
+        "--config".into(),
+        path.clone(),
+    ])
+    .await
+    .unwrap();
+    assert!(!status.unwrap().success(), "{out}");
+    assert!(
+        slot_confirmed_lsn(&client, SLOT).await.is_some(),
+        "dropped without confirmation"
+    );
+    let (status, out) = run(vec![
+        "slot".into(),
+        "drop".into(),
+        "--config".into(),
+        path.clone(),
+        "--yes".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(status.unwrap().success(), "{out}");
+    assert!(
+        slot_confirmed_lsn(&client, SLOT).await.is_none(),
+        "slot still there"
+    );
+    let (_, out) = run(vec!["status".into(), "--config".into(), path])
+        .await
+        .unwrap();
+    assert!(
+        out.contains("slot          outboxd: does not exist"),
+        "{out}"
+    );
 }

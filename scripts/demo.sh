@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# End-to-end demo of outboxd (the README's "run the main job end to end" command):
+#   1. installs dependencies, builds outboxd and the `consume` example (release),
+#   2. starts a throwaway PostgreSQL (initdb into a tempdir, free port, wal_level=logical)
+#      and a tansu Kafka broker (free port, memory storage),
+#   3. creates Debezium's outbox table, writes an outboxd config, starts `outboxd run`,
+#   4. inserts 5 outbox rows across 2 aggregate types (order, customer),
+#   5. reads the 5 records back from outbox.event.order / outbox.event.customer and prints them,
+#   6. stops outboxd with SIGTERM (it must exit 0) and shows the slot's confirmed LSN,
+# and removes everything on exit (trap), whatever happens.
+#
+# Env: DEMO_KEEP=1 keeps the work directory (logs, config) for inspection;
+#      DEMO_OUTBOXD_BIN=PATH runs that outboxd binary instead of target/release/outboxd.
+# It always uses its own tansu: KAFKA_BOOTSTRAP_SERVERS is ignored (and unset for outboxd).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+unset KAFKA_BOOTSTRAP_SERVERS
+
+say() { echo "==> $*" >&2; }
+die() {
+    echo "demo: ERROR: $*" >&2
+    exit 1
+}
+
+# shellcheck source=scripts/install-deps.sh
+source scripts/install-deps.sh
+[ -n "${PG_BIN:-}" ] || die "PostgreSQL server binaries not found"
+[ -n "${TANSU_BIN:-}" ] || die "tansu not found"
+
+say "building outboxd and the consume example (release)"
+cargo build --release --bin outboxd --example consume
+# DEMO_OUTBOXD_BIN=/path/to/outboxd runs that binary instead of the one just built.
+OUTBOXD="${DEMO_OUTBOXD_BIN:-$ROOT/target/release/outboxd}"
+CONSUME="$ROOT/target/release/examples/consume"
+
+WORK="$(mktemp -d -t outboxd-demo.XXXXXX)"
+chmod 755 "$WORK" # the postgres user must reach $WORK/pg
+PGDATA="$WORK/pg/data"
+OUTBOXD_PID=""
+TANSU_PID=""
+PG_STARTED=0
+
+as_postgres() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    if [ -n "$OUTBOXD_PID" ] && kill -0 "$OUTBOXD_PID" 2>/dev/null; then
+        kill -TERM "$OUTBOXD_PID" 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$OUTBOXD_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$OUTBOXD_PID" 2>/dev/null
+    fi
+    if [ "$rc" -ne 0 ]; then
+        for f in "$WORK/outboxd.log" "$WORK/pg/postgres.log" "$WORK/tansu.log"; do
+            [ -s "$f" ] && { echo "---- tail of $f ----" >&2; tail -n 30 "$f" >&2; }
+        done
+    fi
+    [ -n "$TANSU_PID" ] && kill -KILL "$TANSU_PID" 2>/dev/null
+    [ "$PG_STARTED" -eq 1 ] && as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
+    wait 2>/dev/null
+    if [ "${DEMO_KEEP:-0}" = "1" ]; then
+        echo "demo: kept $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_port() { # host port seconds
+    for _ in $(seq $(($3 * 10))); do
+        if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---- PostgreSQL ---------------------------------------------------------------------------
+PG_PORT="$(free_port)"
+say "starting PostgreSQL ($PG_BIN) on 127.0.0.1:$PG_PORT"
+mkdir -p "$WORK/pg"
+[ "$(id -u)" -eq 0 ] && chown -R postgres: "$WORK/pg"
+cd "$WORK"
+as_postgres "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust --no-sync --encoding=UTF8 \
+    --locale=C >"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
+cat >>"$PGDATA/postgresql.conf" <<EOF
+port = $PG_PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$WORK/pg'
+wal_level = logical
+max_replication_slots = 10
+max_wal_senders = 10
+fsync = off
+EOF
+as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$WORK/pg/postgres.log" -w -t 60 start >/dev/null
+PG_STARTED=1
+PSQL="$PG_BIN/psql"
+[ -x "$PSQL" ] || PSQL="psql"
+PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
+psql_q() { "$PSQL" "$PG_URL" -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+psql_q <<'SQL'
+CREATE TABLE public.outbox (
+    id uuid PRIMARY KEY,
+    aggregatetype varchar(255) NOT NULL,
+    aggregateid varchar(255) NOT NULL,
+    type varchar(255) NOT NULL,
+    payload jsonb
+);
+SQL
+
+# ---- tansu -------------------------------------------------------------------------------
+KAFKA_PORT="$(free_port)"
+BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+say "starting tansu on $BOOTSTRAP"
+"$TANSU_BIN" broker --listener-url "tcp://$BOOTSTRAP" --advertised-listener-url "tcp://$BOOTSTRAP" \
+    --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1 &
+TANSU_PID=$!
+wait_port 127.0.0.1 "$KAFKA_PORT" 30 || die "tansu did not start"
+# tansu would auto-create the topics on outboxd's first produce (with 4 partitions); create them
+# explicitly, as one would on a cluster with auto-creation off.
+for t in outbox.event.order outbox.event.customer; do
+    "$TANSU_BIN" topic create "$t" --broker "tcp://$BOOTSTRAP" --partitions 2 >>"$WORK/tansu.log" 2>&1 ||
+        die "cannot create topic $t"
+done
+
+# ---- outboxd -------------------------------------------------------------------------------
+cat >"$WORK/outboxd.toml" <<EOF
+[source]
+url = "$PG_URL"
+slot = "outboxd"
+publication = "outboxd"
+tables = ["public.outbox"]
+
+[router]
+"route.topic.replacement" = "outbox.event.\${routedByValue}"
+
+[kafka]
+"bootstrap.servers" = "$BOOTSTRAP"
+EOF
+say "starting: outboxd run --config $WORK/outboxd.toml"
+"$OUTBOXD" run --config "$WORK/outboxd.toml" >"$WORK/outboxd.log" 2>&1 &
+OUTBOXD_PID=$!
+
+# Rows inserted before the slot exists would not be relayed: wait until outboxd streams.
+ready=0
+for _ in $(seq 600); do
+    kill -0 "$OUTBOXD_PID" 2>/dev/null || die "outboxd exited early (see its log above)"
+    if [ "$(psql_q -At -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'outboxd' AND active")" = "1" ]; then
+        ready=1
+        break
+    fi
+    sleep 0.1
+done
+[ "$ready" -eq 1 ] || die "outboxd did not start streaming from slot 'outboxd' within 60 s"
+say "outboxd is streaming (slot 'outboxd' active)"
+
+say "inserting 5 outbox rows (3 x order, 2 x customer)"
+psql_q <<'SQL'
+BEGIN;
+INSERT INTO public.outbox (id, aggregatetype, aggregateid, type, payload) VALUES
+  (gen_random_uuid(), 'order',    'order-1001',  'OrderCreated',    '{"orderId": 1001, "total": 42.50}'),
+  (gen_random_uuid(), 'customer', 'customer-7',  'CustomerCreated', '{"customerId": 7, "name": "Ada"}'),
+  (gen_random_uuid(), 'order',    'order-1001',  'OrderPaid',       '{"orderId": 1001, "method": "card"}');
+COMMIT;
+INSERT INTO public.outbox (id, aggregatetype, aggregateid, type, payload) VALUES
+  (gen_random_uuid(), 'order',    'order-1002',  'OrderCreated',    '{"orderId": 1002, "total": 9.99}');
+INSERT INTO public.outbox (id, aggregatetype, aggregateid, type, payload) VALUES
+  (gen_random_uuid(), 'customer', 'customer-7',  'CustomerRenamed', '{"customerId": 7, "name": "Ada L."}');
+SQL
+LSN_AFTER_INSERTS="$(psql_q -At -c 'SELECT pg_current_wal_lsn()')"
+
+say "records in Kafka:"
+"$CONSUME" --bootstrap "$BOOTSTRAP" --topic outbox.event.order --topic outbox.event.customer \
+    --count 5 --timeout-secs 60 || die "did not read 5 records back"
+
+# The slot's confirmed position catches up only after Kafka acknowledged the records.
+for _ in $(seq 100); do
+    confirmed="$(psql_q -At -c "SELECT confirmed_flush_lsn >= '$LSN_AFTER_INSERTS'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'outboxd'")"
+    [ "$confirmed" = "t" ] && break
+    sleep 0.1
+done
+say "slot 'outboxd': $(psql_q -At -c "SELECT 'confirmed_flush_lsn=' || confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'outboxd'") (WAL after inserts: $LSN_AFTER_INSERTS)"
+
+say "stopping outboxd (SIGTERM)"
+kill -TERM "$OUTBOXD_PID"
+set +e
+wait "$OUTBOXD_PID"
+rc=$?
+set -e
+OUTBOXD_PID=""
+[ "$rc" -eq 0 ] || die "outboxd exited with status $rc after SIGTERM"
+say "outboxd exited 0; demo OK"

