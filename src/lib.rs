@@ -7,6 +7,8 @@
 //!   CopyBoth), `pgoutput` decodes the plugin's messages (pure, no I/O), `setup` manages the slot and
 //!   publication and runs the preflight checks over an ordinary SQL connection.
 //! - [`router`]: turns an outbox row into a Kafka record with Debezium's EventRouter rules (pure).
+//! - [`convert`]: Kafka Connect's data model and converters (StringConverter, JsonConverter, ...), so
+//!   the record bytes equal what a Kafka Connect worker would write (pure).
 //! - [`sink`]: the Kafka producer; enqueues records in WAL order and reports deliveries asynchronously.
 //! - [`checkpoint`]: the LSN confirmation invariant: which WAL position may be confirmed to Postgres.
 //! - [`pipeline`]: wires the four together in one event loop, with backpressure and shutdown.
@@ -21,6 +23,7 @@ pub mod check;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod http;
 pub mod lsn;
 pub mod metrics;
