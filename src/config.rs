@@ -34,6 +34,11 @@ pub struct Config {
     /// Debezium's names, meanings and defaults. Validated by the router.
     #[serde(default)]
     pub router: BTreeMap<String, toml::Value>,
+    /// Kafka Connect converter settings (`"key.converter"`, `"value.converter"`,
+    /// `"value.converter.schemas.enable"`, ...), with Kafka Connect's names and meanings: how keys,
+    /// values and headers become bytes. Absent: raw text and bytes. Validated by `convert`.
+    #[serde(default)]
+    pub converters: BTreeMap<String, toml::Value>,
     /// librdkafka producer properties, passed through (`bootstrap.servers`, `linger.ms`, ...).
     #[serde(default)]
     pub kafka: BTreeMap<String, toml::Value>,
@@ -224,7 +229,7 @@ impl Config {
             .collect()
     }
 
-    /// A flat string map of a pass-through section (`router` or `kafka`).
+    /// A flat string map of a pass-through section (`router`, `converters` or `kafka`).
     pub fn string_map(
         section: &str,
         map: &BTreeMap<String, toml::Value>,
@@ -297,6 +302,7 @@ impl Config {
             ));
         }
         Config::string_map("router", &self.router)?;
+        Config::string_map("converters", &self.converters)?;
         Config::string_map("kafka", &self.kafka)?;
         Ok(())
     }
@@ -349,6 +355,10 @@ publication = "outboxd"
 tables = ["public.outbox", "billing.outbox"]
 [router]
 "route.topic.replacement" = "outbox.event.${routedByValue}"
+[converters]
+"key.converter" = "org.apache.kafka.connect.storage.StringConverter"
+"value.converter" = "org.apache.kafka.connect.json.JsonConverter"
+"value.converter.schemas.enable" = false
 [kafka]
 "bootstrap.servers" = "localhost:9092"
 "linger.ms" = 5
@@ -361,6 +371,8 @@ addr = "127.0.0.1:8080"
         assert_eq!(kafka["linger.ms"], "5");
         assert_eq!(kafka["enable.ssl.certificate.verification"], "false");
         assert_eq!(c.tables().unwrap()[1].to_string(), "billing.outbox");
+        let converters = Config::string_map("converters", &c.converters).unwrap();
+        assert_eq!(converters["value.converter.schemas.enable"], "false");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! A run ends on shutdown (after a bounded flush and a final confirmation) or on an error; the
 //! caller ([`run`]) restarts it after transient errors, from the slot's confirmed position.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::config::{Config, ConfigError, TableName};
+use crate::convert::{ConverterConfigError, Converters};
 use crate::lsn::Lsn;
 use crate::metrics::{Health, Metrics};
 use crate::router::{InvalidOpBehavior, RouteError, Router, RouterConfigError, RouterOptions};
@@ -43,6 +45,8 @@ pub enum PipelineError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     RouterConfig(#[from] RouterConfigError),
+    #[error(transparent)]
+    ConverterConfig(#[from] ConverterConfigError),
     #[error(transparent)]
     SinkConfig(#[from] SinkConfigError),
     #[error("setting up the slot and publication: {0}")]
@@ -110,6 +114,7 @@ pub struct Plan {
     pub setup: SetupPlan,
     pub tables: Vec<TableName>,
     pub router: RouterOptions,
+    pub converters: Converters,
     pub producer: rdkafka::ClientConfig,
     pub status_interval: Duration,
     pub max_in_flight_events: u64,
@@ -123,6 +128,9 @@ impl Plan {
         let params = ConnectParams::from_url(&config.source.url).map_err(SourceError::from)?;
         let tables = config.tables()?;
         let router = RouterOptions::from_map(&Config::string_map("router", &config.router)?)?;
+        let converters =
+            Converters::from_map(&Config::string_map("converters", &config.converters)?)?;
+        router.check_converters(&converters)?;
         let producer = producer_config(
             &Config::string_map("kafka", &config.kafka)?,
             config.pipeline.max_in_flight_events,
@@ -133,18 +141,14 @@ impl Plan {
             tables: tables.clone(),
             create_slot: config.source.create_slot,
             create_publication: config.source.create_publication,
-            required_columns: vec![
-                router.id_field.clone(),
-                router.key_field.clone(),
-                router.payload_field.clone(),
-                router.route_by_field.clone(),
-            ],
+            required_columns: router.required_columns(),
         };
         Ok(Plan {
             params,
             setup,
             tables,
             router,
+            converters,
             producer,
             status_interval: Duration::from_millis(config.source.status_interval_ms),
             max_in_flight_events: config.pipeline.max_in_flight_events,
@@ -204,6 +208,26 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((base as f64 * jitter) as u64)
 }
 
+/// The NOT NULL columns of an outbox table (pgoutput does not carry nullability; Debezium's
+/// Connect schemas mark the other columns optional).
+async fn not_null_columns(
+    client: &tokio_postgres::Client,
+    table: &TableName,
+) -> Result<HashSet<String>, SetupError> {
+    let rows = client
+        .query(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) \
+             AND attnum > 0 AND NOT attisdropped AND attnotnull",
+            &[&setup::quote_table(table)],
+        )
+        .await
+        .map_err(|source| SetupError::Sql {
+            doing: "reading which outbox table columns are NOT NULL",
+            source,
+        })?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// One connection's worth of streaming. See the module documentation.
 async fn run_once(
     plan: &Plan,
@@ -213,6 +237,11 @@ async fn run_once(
 ) -> Result<(), PipelineError> {
     let client = plan.params.connect_sql().await?;
     let slot = setup::ensure(&client, &plan.setup).await?;
+    let mut router = Router::new(plan.router.clone(), plan.tables.clone())
+        .with_converters(plan.converters.clone());
+    for table in &plan.tables {
+        router.set_not_null_columns(table.clone(), not_null_columns(&client, table).await?);
+    }
     drop(client);
 
     let mut conn = ReplicationConnection::connect(&plan.params).await?;
@@ -246,7 +275,7 @@ async fn run_once(
     let relay = Relay {
         plan,
         metrics,
-        router: Router::new(plan.router.clone(), plan.tables.clone()),
+        router,
         checkpoint: Checkpoint::new(slot.confirmed_flush_lsn),
         sink: Arc::new(sink),
         stream,
@@ -378,7 +407,12 @@ impl Relay<'_> {
                         lsn: self.final_lsn,
                         error,
                     })?;
-                if let Some(record) = routed {
+                if let Some(routed) = routed {
+                    // Published, but not as Debezium would have (or not as the row asked): say so.
+                    for warning in &routed.warnings {
+                        tracing::warn!(kind = warning.kind, lsn = %self.final_lsn, "{warning}");
+                    }
+                    let record = routed.record;
                     let seq = self.checkpoint.next_seq()?;
                     self.in_flight_bytes += record.size();
                     if let Some(table) = self.router.outbox_table(insert.relation_id) {

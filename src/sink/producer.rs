@@ -111,13 +111,14 @@ impl KafkaSink {
         Ok((KafkaSink { producer }, rx))
     }
 
-    /// Enqueues one record; its delivery is reported later with `seq`. Never blocks.
+    /// Enqueues one record (to its explicit partition when it has one, else to the one the
+    /// partitioner picks from the key); its delivery is reported later with `seq`. Never blocks.
     pub fn send(&self, record: &OutboxRecord, seq: Seq) -> Result<(), SendError> {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
         for (key, value) in &record.headers {
             headers = headers.insert(Header {
                 key,
-                value: Some(value.as_ref()),
+                value: value.as_deref(),
             });
         }
         let tag = Box::new(Tag {
@@ -133,6 +134,9 @@ impl KafkaSink {
         }
         if let Some(value) = &record.value {
             base = base.payload(value.as_ref());
+        }
+        if let Some(partition) = record.partition {
+            base = base.partition(partition);
         }
         self.producer
             .send(base)
