@@ -4,7 +4,9 @@
 //! Parsing follows Jackson's defaults as Debezium uses them (`ObjectMapper.readTree`): strict JSON,
 //! only a text starting with `{` or `[` is tried, content after the first value is ignored, a
 //! repeated object key keeps its first position and its last value, integers are int32 when they
-//! fit, else int64, numbers with a fraction or exponent are float64, nesting is limited to 1000.
+//! fit, else int64, numbers with a fraction or exponent are float64. Nesting is limited to 256
+//! levels (Jackson allows 1000; the inference, checks and writers recurse, and 256 keeps them far
+//! within a 2 MiB thread stack), so a deeper payload is not expanded.
 //!
 //! Inference: an object is an optional struct named by its path (`payload`, `payload.items`; a
 //! struct inside an array inside an array is named `null`, as Debezium's Java string concatenation
@@ -113,7 +115,8 @@ impl Json {
     }
 }
 
-const MAX_DEPTH: usize = 1000;
+/// Deepest nesting expanded (see the module documentation).
+pub const MAX_DEPTH: usize = 256;
 const MAX_NUMBER_LEN: usize = 1000;
 
 struct Parser<'a> {
@@ -171,7 +174,7 @@ impl<'a> Parser<'a> {
     fn nested(&mut self, f: fn(&mut Self) -> Result<Json, String>) -> Result<Json, String> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.err("nesting deeper than 1000 levels"));
+            return Err(self.err("nesting deeper than 256 levels"));
         }
         let v = f(self);
         self.depth -= 1;
@@ -649,11 +652,20 @@ mod tests {
                 "{text:?}"
             );
         }
-        let deep = "[".repeat(1001) + &"]".repeat(1001);
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
         assert!(matches!(
             expand(&deep, "payload", NullBehavior::Ignore),
             Expansion::Kept(_)
         ));
+    }
+
+    #[test]
+    fn the_deepest_accepted_nesting_is_expanded_and_written() {
+        // Object and array alternate: MAX_DEPTH levels in all.
+        let n = MAX_DEPTH / 2;
+        let deep = "{\"a\": [".repeat(n) + "1" + &"]}".repeat(n);
+        let e = expand(&deep, "payload", NullBehavior::Ignore);
+        assert!(json_with_schema(&e).ends_with(&("[1".to_string() + &"]}".repeat(n) + "}")));
     }
 
     #[test]
