@@ -194,8 +194,7 @@ async fn run_check(args: &CommonArgs) -> anyhow::Result<ExitCode> {
 async fn run_status(args: &CommonArgs) -> anyhow::Result<ExitCode> {
     let (plan, _) = args.load()?;
     let client = plan.params.connect_sql().await?;
-    let status =
-        crate::admin::status(&client, &plan.setup.slot, &plan.setup.publication).await?;
+    let status = crate::admin::status(&client, &plan.setup.slot, &plan.setup.publication).await?;
     print!("{status}");
     Ok(ExitCode::SUCCESS)
 }

@@ -12,13 +12,15 @@
 //! - [`sink`]: the Kafka producer; enqueues records in WAL order and reports deliveries asynchronously.
 //! - [`checkpoint`]: the LSN confirmation invariant: which WAL position may be confirmed to Postgres.
 //! - [`pipeline`]: wires the four together in one event loop, with backpressure and shutdown.
-//! - [`config`], [`cli`]: the TOML configuration and the command line.
+//! - [`config`], [`cli`]: the TOML configuration and the command line; [`check`] and [`admin`]: the
+//!   preflight checks and the `status` / `slot drop` commands; [`metrics`], [`http`]: observability.
 //! - [`lsn`]: the `Lsn` newtype shared by all of the above.
 //!
 //! # Errors
 //! Library modules return `thiserror` enums whose messages name the offending thing and the fix;
 //! `anyhow` is used only at the top (`cli`), which prints the chain and picks the exit code.
 
+pub mod admin;
 pub mod check;
 pub mod checkpoint;
 pub mod cli;

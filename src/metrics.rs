@@ -219,12 +219,24 @@ mod tests {
         m.events_published.with_label_values(&["t"]).inc();
         m.commit_to_ack_seconds.observe(0.003);
         let text = m.render();
-        assert!(text.contains("outboxd_events_published_total{topic=\"t\"} 1"), "{text}");
-        assert!(text.contains("outboxd_commit_to_ack_seconds_bucket{le=\"0.005\"} 1"), "{text}");
-        assert!(text.contains("outboxd_last_confirmation_age_seconds -1"), "{text}");
+        assert!(
+            text.contains("outboxd_events_published_total{topic=\"t\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outboxd_commit_to_ack_seconds_bucket{le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outboxd_last_confirmation_age_seconds -1"),
+            "{text}"
+        );
         m.confirmed_now();
         let text = m.render();
-        assert!(text.contains("outboxd_last_confirmation_age_seconds 0"), "{text}");
+        assert!(
+            text.contains("outboxd_last_confirmation_age_seconds 0"),
+            "{text}"
+        );
         assert!(
             text.contains("outboxd_events_read_total{table=\"public.outbox\"} 1"),
             "{text}"

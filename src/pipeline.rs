@@ -38,6 +38,9 @@ use crate::source::pgoutput::{self, Message};
 use crate::source::setup::{self, SetupError, SetupPlan};
 use crate::source::SourceError;
 
+/// How often the loop checks whether the confirmed position moved and should be sent.
+const CONFIRM_CHECK: Duration = Duration::from_millis(100);
+
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -181,7 +184,7 @@ pub async fn run(
         }
         attempt += 1;
         let delay = backoff(attempt);
-        metrics.restarts.inc();
+        metrics.reconnects.inc();
         tracing::warn!(
             attempt,
             retry_in_ms = delay.as_millis() as u64,
@@ -208,6 +211,41 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((base as f64 * jitter) as u64)
 }
 
+/// Aborts a background task when dropped (the end of a run).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sets `outboxd_slot_lag_bytes` every 10 s: the server's WAL position minus the slot's confirmed
+/// position. Stops quietly when the connection fails (the next run starts a new poller).
+async fn poll_slot_lag(client: tokio_postgres::Client, slot: String, metrics: Arc<Metrics>) {
+    let mut timer = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        timer.tick().await;
+        let lag = client
+            .query_opt(
+                "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint \
+                 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await;
+        match lag {
+            Ok(Some(row)) => metrics
+                .slot_lag_bytes
+                .set(row.get::<_, Option<i64>>(0).unwrap_or(0)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!("slot lag poll stopped: {e}");
+                return;
+            }
+        }
+    }
+}
+
 /// The NOT NULL columns of an outbox table (pgoutput does not carry nullability; Debezium's
 /// Connect schemas mark the other columns optional).
 async fn not_null_columns(
@@ -232,7 +270,7 @@ async fn not_null_columns(
 async fn run_once(
     plan: &Plan,
     shutdown: &mut watch::Receiver<bool>,
-    metrics: &Metrics,
+    metrics: &Arc<Metrics>,
     health: &Health,
 ) -> Result<(), PipelineError> {
     let client = plan.params.connect_sql().await?;
@@ -242,7 +280,12 @@ async fn run_once(
     for table in &plan.tables {
         router.set_not_null_columns(table.clone(), not_null_columns(&client, table).await?);
     }
-    drop(client);
+    // Polls the slot's lag on the ordinary connection for as long as this run lasts.
+    let _lag_poller = AbortOnDrop(tokio::spawn(poll_slot_lag(
+        client,
+        plan.setup.slot.clone(),
+        metrics.clone(),
+    )));
 
     let mut conn = ReplicationConnection::connect(&plan.params).await?;
     let system = conn.identify_system().await?;
@@ -257,7 +300,7 @@ async fn run_once(
             ],
         )
         .await?;
-    let (sink, deliveries) = KafkaSink::new(&plan.producer)?;
+    let (sink, deliveries) = KafkaSink::new(&plan.producer, metrics.clone())?;
     tracing::info!(
         slot = %plan.setup.slot,
         slot_created = slot.created,
@@ -282,6 +325,7 @@ async fn run_once(
         in_flight_bytes: 0,
         received: slot.confirmed_flush_lsn,
         sent_flush: Lsn::ZERO,
+        last_status_at: Instant::now(),
         commit_time_us: 0,
         final_lsn: Lsn::ZERO,
     };
@@ -306,6 +350,8 @@ struct Relay<'a> {
     received: Lsn,
     /// The `flush` LSN of the last status update sent.
     sent_flush: Lsn,
+    /// When the last status update went out.
+    last_status_at: Instant,
     /// Commit time of the open transaction (µs since 2000-01-01): the records' timestamp.
     commit_time_us: i64,
     /// Commit LSN of the open transaction, to name it in errors.
@@ -319,7 +365,10 @@ impl Relay<'_> {
         mut deliveries: mpsc::UnboundedReceiver<Delivery>,
         health: &Health,
     ) -> Result<(), PipelineError> {
-        let mut status_timer = tokio::time::interval(self.plan.status_interval);
+        // The timer checks often; an update goes out when the confirmed position moved (so a crash
+        // replays as little as possible) or when `status_interval` passed (so the server hears
+        // from us however idle the outbox is).
+        let mut status_timer = tokio::time::interval(CONFIRM_CHECK.min(self.plan.status_interval));
         status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = loop {
             health.beat();
@@ -329,7 +378,7 @@ impl Relay<'_> {
                 biased;
                 _ = shutdown.changed() => break Ok(()),
                 Some(delivery) = deliveries.recv() => self.on_delivery(delivery),
-                _ = status_timer.tick() => self.send_status(false).await,
+                _ = status_timer.tick() => self.send_status_if_due().await,
                 message = self.stream.next(), if has_room => match message {
                     Ok(Some(message)) => self.on_message(message).await,
                     Ok(None) => Err(PipelineError::StreamEnded),
@@ -470,17 +519,13 @@ impl Relay<'_> {
     fn on_delivery(&mut self, delivery: Delivery) -> Result<(), PipelineError> {
         self.in_flight_bytes = self.in_flight_bytes.saturating_sub(delivery.bytes);
         match delivery.outcome {
+            // Published/failed counters and latency are counted by the sink's delivery callback.
             Ok(_) => {
                 self.checkpoint.ack(delivery.seq)?;
-                self.metrics.events_published.inc();
-                self.metrics.bytes_published.inc_by(delivery.bytes);
                 self.update_in_flight_gauges();
                 Ok(())
             }
-            Err(failure) => {
-                self.metrics.events_failed.inc();
-                Err(PipelineError::Delivery(failure))
-            }
+            Err(failure) => Err(PipelineError::Delivery(failure)),
         }
     }
 
@@ -491,6 +536,16 @@ impl Relay<'_> {
         self.metrics
             .bytes_in_flight
             .set(self.in_flight_bytes as i64);
+    }
+
+    /// Sends a status update when the confirmed position moved or `status_interval` has passed.
+    async fn send_status_if_due(&mut self) -> Result<(), PipelineError> {
+        if self.checkpoint.confirmed() != self.sent_flush
+            || self.last_status_at.elapsed() >= self.plan.status_interval
+        {
+            self.send_status(false).await?;
+        }
+        Ok(())
     }
 
     /// Sends a standby status update: `flush` = the checkpoint's confirmed position.
@@ -505,8 +560,13 @@ impl Relay<'_> {
         if flush != self.sent_flush {
             tracing::debug!(%flush, reply_requested_by_server, "confirmed");
             self.metrics.confirmed_lsn.set(flush.0 as i64);
+            self.metrics.confirmed_now();
         }
+        self.metrics
+            .producer_queue_depth
+            .set(i64::from(self.sink.queued()));
         self.sent_flush = flush;
+        self.last_status_at = Instant::now();
         Ok(())
     }
 

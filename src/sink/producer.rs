@@ -5,7 +5,8 @@
 //! `(seq, outcome)` over an unbounded channel to the pipeline. The channel is bounded in practice by
 //! the pipeline's in-flight cap. `send` never waits for an acknowledgement.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -16,6 +17,7 @@ use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::mpsc;
 
 use crate::checkpoint::Seq;
+use crate::metrics::Metrics;
 use crate::router::OutboxRecord;
 
 /// What the delivery callback reports for one record.
@@ -50,9 +52,10 @@ pub struct Tag {
     bytes: u64,
 }
 
-/// Forwards delivery reports and librdkafka's log lines.
+/// Forwards delivery reports (and counts them), and librdkafka's log lines.
 pub struct SinkContext {
     deliveries: mpsc::UnboundedSender<Delivery>,
+    metrics: Arc<Metrics>,
 }
 
 impl ClientContext for SinkContext {
@@ -79,11 +82,38 @@ impl ProducerContext for SinkContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
         let outcome = match result {
-            Ok(msg) => Ok((msg.partition(), msg.offset())),
-            Err((error, msg)) => Err(DeliveryFailure {
-                topic: msg.topic().to_string(),
-                error: error.clone(),
-            }),
+            Ok(msg) => {
+                let topic = msg.topic();
+                self.metrics
+                    .events_published
+                    .with_label_values(&[topic])
+                    .inc();
+                let bytes = msg.key().map_or(0, <[u8]>::len) + msg.payload().map_or(0, <[u8]>::len);
+                self.metrics
+                    .bytes_published
+                    .with_label_values(&[topic])
+                    .inc_by(bytes as u64);
+                // The record's timestamp is the transaction's commit time.
+                if let Some(commit_ms) = msg.timestamp().to_millis() {
+                    let now_ms = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64);
+                    self.metrics
+                        .commit_to_ack_seconds
+                        .observe((now_ms - commit_ms).max(0) as f64 / 1000.0);
+                }
+                Ok((msg.partition(), msg.offset()))
+            }
+            Err((error, msg)) => {
+                self.metrics
+                    .events_failed
+                    .with_label_values(&[msg.topic()])
+                    .inc();
+                Err(DeliveryFailure {
+                    topic: msg.topic().to_string(),
+                    error: error.clone(),
+                })
+            }
         };
         // The receiver is gone only when the pipeline has stopped; nothing left to confirm then.
         let _ = self.deliveries.send(Delivery {
@@ -103,10 +133,14 @@ impl KafkaSink {
     /// Creates the producer; delivery reports arrive on the returned receiver.
     pub fn new(
         config: &ClientConfig,
+        metrics: Arc<Metrics>,
     ) -> Result<(KafkaSink, mpsc::UnboundedReceiver<Delivery>), SendError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let producer = config
-            .create_with_context(SinkContext { deliveries: tx })
+            .create_with_context(SinkContext {
+                deliveries: tx,
+                metrics,
+            })
             .map_err(SendError::Create)?;
         Ok((KafkaSink { producer }, rx))
     }
