@@ -179,7 +179,8 @@ pub async fn run(
             Err(e) if !e.is_transient() || *shutdown.borrow() => return Err(e),
             Err(e) => e,
         };
-        if started.elapsed() > Duration::from_secs(60) {
+        // A run that lasted a while was healthy: start the backoff over.
+        if started.elapsed() > Duration::from_secs(10) {
             attempt = 0;
         }
         attempt += 1;

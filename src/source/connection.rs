@@ -618,7 +618,11 @@ impl ReplicationStream {
     /// from it, so dropping this future (e.g. in `tokio::select!`) loses nothing.
     pub async fn next(&mut self) -> Result<Option<ReplicationMessage>, SourceError> {
         loop {
-            while let Some(frame) = proto::parse_frame(&mut self.wire.rbuf)? {
+            loop {
+                let tag = self.wire.rbuf.first().copied().unwrap_or(b'?');
+                let Some(frame) = proto::parse_frame(&mut self.wire.rbuf)? else {
+                    break;
+                };
                 match frame {
                     Frame::Message(Message::CopyData(body)) => {
                         if self.server_done {
@@ -645,10 +649,18 @@ impl ReplicationStream {
                     Frame::Message(Message::CommandComplete(_))
                     | Frame::Message(Message::ReadyForQuery(_))
                         if self.server_done => {}
+                    // A walsender that is shutting down (fast shutdown, once everything it sent
+                    // is confirmed) ends the stream with CommandComplete and no CopyDone
+                    // (walsender.c, WalSndDone).
+                    Frame::Message(Message::CommandComplete(_)) => {
+                        self.server_done = true;
+                        return Ok(None);
+                    }
                     _ => {
-                        return Err(SourceError::Protocol(
-                            "unexpected message in the replication stream".to_string(),
-                        ))
+                        return Err(SourceError::Protocol(format!(
+                            "unexpected message {:?} in the replication stream",
+                            char::from(tag)
+                        )))
                     }
                 }
             }

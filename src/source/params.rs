@@ -469,7 +469,12 @@ where
 {
     tokio::spawn(async move {
         if let Err(e) = conn.await {
-            tracing::error!(target: "outboxd::source", postgres = %target, error = %e, "SQL connection failed");
+            // tokio-postgres' Display says only "db error" for server errors: show the server's words.
+            let error = e.as_db_error().map_or_else(
+                || e.to_string(),
+                |db| format!("{}: {}", db.code().code(), db.message()),
+            );
+            tracing::warn!(target: "outboxd::source", postgres = %target, %error, "SQL connection closed");
         }
     });
 }
