@@ -118,8 +118,9 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            let message = error_chain(&e);
+            tracing::error!("{message}");
+            eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
@@ -220,4 +221,37 @@ async fn run_slot_drop(args: &CommonArgs, yes: bool) -> anyhow::Result<ExitCode>
     crate::admin::drop_slot(&client, slot).await?;
     println!("dropped replication slot {slot}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text an outer message
+/// already includes (many of our errors embed their cause's text).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chain_leaves_out_repeated_causes() {
+        let inner = std::io::Error::other("connection refused");
+        let e = anyhow::Error::new(inner).context("Postgres: connection refused");
+        let e = e.context("invalid configuration in x.toml");
+        assert_eq!(
+            error_chain(&e),
+            "invalid configuration in x.toml: Postgres: connection refused"
+        );
+    }
 }

@@ -139,8 +139,34 @@ pub enum SourceError {
     InvalidArgument(String),
 
     /// An error of the ordinary SQL connection (`tokio-postgres`) that is not a server error.
-    #[error("SQL connection error: {0}")]
-    Sql(#[source] tokio_postgres::Error),
+    #[error("SQL connection error: {}", describe_sql_error(.0))]
+    Sql(tokio_postgres::Error),
+}
+
+/// A tokio-postgres error in words: the server's code, message, detail and hint for server errors
+/// (tokio-postgres' own Display says only "db error"), else the error with its causes.
+pub fn describe_sql_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!(" (detail: {detail})"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!(" (hint: {hint})"));
+        }
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// SQLSTATEs that go away by themselves: retry with backoff.

@@ -36,10 +36,9 @@ pub struct SlotState {
 pub enum SetupError {
     #[error("{0}")]
     Unfit(String),
-    #[error("query failed while {doing}: {source}")]
+    #[error("query failed while {doing}: {}", crate::source::error::describe_sql_error(source))]
     Sql {
         doing: &'static str,
-        #[source]
         source: tokio_postgres::Error,
     },
 }
