@@ -35,9 +35,9 @@ pub async fn status(client: &Client, slot: &str, publication: &str) -> Result<St
             &[&slot],
         )
         .await
-        .map_err(|source| SetupError::Sql {
+        .map_err(|error| SetupError::Sql {
             doing: "reading pg_replication_slots",
-            source,
+            error,
         })?;
     let slot_state = row.map(|r| SlotStatus {
         plugin: r.get(0),

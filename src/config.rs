@@ -237,7 +237,9 @@ impl Config {
         map.iter()
             .map(|(k, v)| {
                 let value = match v {
-                    toml::Value::String(s) => s.clone(),
+                    toml::Value::String(s) => {
+                        crate::secrets::resolve(&format!("{section}.\"{k}\""), s)?
+                    }
                     toml::Value::Integer(i) => i.to_string(),
                     toml::Value::Boolean(b) => b.to_string(),
                     toml::Value::Float(f) => f.to_string(),

@@ -31,5 +31,6 @@ pub mod lsn;
 pub mod metrics;
 pub mod pipeline;
 pub mod router;
+pub mod secrets;
 pub mod sink;
 pub mod source;

@@ -128,7 +128,8 @@ pub struct Plan {
 impl Plan {
     /// Resolves and validates the configuration (no I/O).
     pub fn from_config(config: &Config) -> Result<Plan, PipelineError> {
-        let params = ConnectParams::from_url(&config.source.url).map_err(SourceError::from)?;
+        let url = crate::secrets::resolve("source.url", &config.source.url)?;
+        let params = ConnectParams::from_url(&url).map_err(SourceError::from)?;
         let tables = config.tables()?;
         let router = RouterOptions::from_map(&Config::string_map("router", &config.router)?)?;
         let converters =
@@ -260,9 +261,9 @@ async fn not_null_columns(
             &[&setup::quote_table(table)],
         )
         .await
-        .map_err(|source| SetupError::Sql {
+        .map_err(|error| SetupError::Sql {
             doing: "reading which outbox table columns are NOT NULL",
-            source,
+            error,
         })?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }

@@ -366,14 +366,14 @@ async fn broker_outage_holds_the_slot_and_memory_then_resumes() {
             confirmed <= lsn_before,
             "confirmed_flush_lsn {confirmed:X} moved past {lsn_before:X} while Kafka was down"
         );
-        let metrics = http_get(http_port, "/metrics").await;
+        let metrics = support::outboxd::http_get(http_port, "/metrics").await;
         let in_flight = metric(&metrics, "outboxd_events_in_flight");
         assert!(in_flight <= 50.0, "{in_flight} events in flight, cap 50");
         max_in_flight = max_in_flight.max(in_flight as i64);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert_eq!(max_in_flight, 50, "the cap should have been reached");
-    let ready = http_get(http_port, "/healthz").await;
+    let ready = support::outboxd::http_get(http_port, "/healthz").await;
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
 
     broker.resume();
@@ -469,7 +469,7 @@ async fn sigterm_flushes_confirms_and_releases_the_slot() {
             .len(),
         100
     );
-    let metrics = http_get(http_port, "/metrics").await;
+    let metrics = support::outboxd::http_get(http_port, "/metrics").await;
     assert_eq!(
         metric(
             &metrics,
@@ -488,7 +488,7 @@ async fn sigterm_flushes_confirms_and_releases_the_slot() {
         metric(&metrics, "outboxd_commit_to_ack_seconds_count"),
         100.0
     );
-    assert!(http_get(http_port, "/readyz")
+    assert!(support::outboxd::http_get(http_port, "/readyz")
         .await
         .starts_with("HTTP/1.1 200"));
     let status = outboxd.terminate(Duration::from_secs(20)).expect("exited");
@@ -595,19 +595,6 @@ async fn check_passes_on_a_good_setup_and_names_the_fix_otherwise() {
         out.contains("FAIL  table public.outbox") && out.contains("CREATE TABLE"),
         "{out}"
     );
-}
-
-async fn http_get(port: u16, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 fn metric(text: &str, name: &str) -> f64 {

@@ -36,22 +36,25 @@ pub struct SlotState {
 pub enum SetupError {
     #[error("{0}")]
     Unfit(String),
-    #[error("query failed while {doing}: {}", crate::source::error::describe_sql_error(source))]
+    #[error(
+        "query failed while {doing}: {}",
+        crate::source::error::describe_sql_error(error)
+    )]
     Sql {
         doing: &'static str,
-        source: tokio_postgres::Error,
+        error: tokio_postgres::Error,
     },
 }
 
 impl SetupError {
     /// Whether retrying later may help (a lost connection), as opposed to a setup that is wrong.
     pub fn is_transient(&self) -> bool {
-        matches!(self, SetupError::Sql { source, .. } if source.is_closed() || source.code().is_none())
+        matches!(self, SetupError::Sql { error, .. } if error.is_closed() || error.code().is_none())
     }
 }
 
 fn sql(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> SetupError {
-    move |source| SetupError::Sql { doing, source }
+    move |error| SetupError::Sql { doing, error }
 }
 
 /// Quotes an identifier for SQL (`"name"`, doubling embedded quotes).

@@ -204,3 +204,18 @@ pub fn check(config_toml: &str, timeout: Duration) -> (Option<ExitStatus>, Strin
         timeout,
     )
 }
+
+/// `GET path` on outboxd's HTTP listener at 127.0.0.1:`port`; returns the whole response (status
+/// line, headers and body).
+pub async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to outboxd's http listener");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("send request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read response");
+    out
+}

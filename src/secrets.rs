@@ -1,0 +1,129 @@
+//! Secret references in configuration values: `${env:NAME}` is replaced by the environment
+//! variable `NAME`, `${file:/path}` by the file's content (one trailing newline removed), so that
+//! passwords (`source.url`, `[kafka] "sasl.password"`, `"ssl.key.password"`, ...) need not be
+//! written into the configuration file. `$${` writes a literal `${`.
+//!
+//! Resolution happens when the configuration is resolved, before any connection; errors name the
+//! key and the variable or file, never the secret.
+
+use crate::config::ConfigError;
+
+/// Replaces every `${env:NAME}` / `${file:PATH}` in `value` (the value of config key `key`).
+pub fn resolve(key: &str, value: &str) -> Result<String, ConfigError> {
+    resolve_with(key, value, &|name| std::env::var(name).ok(), &|path| {
+        std::fs::read_to_string(path)
+    })
+}
+
+/// [`resolve`] with explicit lookups (for tests).
+pub fn resolve_with(
+    key: &str,
+    value: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: &dyn Fn(&str) -> std::io::Result<String>,
+) -> Result<String, ConfigError> {
+    if !value.contains("${") {
+        return Ok(value.to_string());
+    }
+    let invalid = |message: String| ConfigError::Invalid {
+        key: key.to_string(),
+        message,
+    };
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find('$') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        if let Some(stripped) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = stripped;
+            continue;
+        }
+        let Some(body) = after.strip_prefix("${") else {
+            out.push('$');
+            rest = &after[1..];
+            continue;
+        };
+        let end = body.find('}').ok_or_else(|| {
+            invalid("a ${ reference is not closed with }; write $${ for a literal ${".into())
+        })?;
+        let reference = &body[..end];
+        let resolved = match reference.split_once(':') {
+            Some(("env", name)) => env(name).ok_or_else(|| {
+                invalid(format!("refers to the environment variable {name}, which is not set"))
+            })?,
+            Some(("file", path)) => {
+                let mut text = file(path).map_err(|e| {
+                    invalid(format!("refers to the file {path}, which cannot be read: {e}"))
+                })?;
+                if text.ends_with('\n') {
+                    text.pop();
+                    if text.ends_with('\r') {
+                        text.pop();
+                    }
+                }
+                text
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "unknown reference ${{{reference}}}: use ${{env:NAME}} or ${{file:/path}} (or $${{ for a literal ${{)"
+                )))
+            }
+        };
+        out.push_str(&resolved);
+        rest = &body[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "KAFKA_PASSWORD").then(|| "s3cret".to_string())
+    }
+
+    fn file(path: &str) -> std::io::Result<String> {
+        match path {
+            "/run/secrets/pg" => Ok("pg-pass\n".into()),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such file",
+            )),
+        }
+    }
+
+    #[test]
+    fn replaces_env_and_file_references() {
+        let r = |v: &str| resolve_with("k", v, &env, &file);
+        assert_eq!(r("${env:KAFKA_PASSWORD}").unwrap(), "s3cret");
+        assert_eq!(
+            r("postgres://u:${file:/run/secrets/pg}@h/db").unwrap(),
+            "postgres://u:pg-pass@h/db"
+        );
+        assert_eq!(r("plain $ value").unwrap(), "plain $ value");
+        assert_eq!(r("$${env:X}").unwrap(), "${env:X}");
+        assert_eq!(
+            r("a${env:KAFKA_PASSWORD}b${env:KAFKA_PASSWORD}").unwrap(),
+            "as3cretbs3cret"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key_and_reference_never_a_secret() {
+        let r = |v: &str| resolve_with("kafka.\"sasl.password\"", v, &env, &file);
+        let e = r("${env:MISSING}").unwrap_err().to_string();
+        assert!(
+            e.contains("kafka.\"sasl.password\"") && e.contains("MISSING"),
+            "{e}"
+        );
+        let e = r("${file:/nope}").unwrap_err().to_string();
+        assert!(e.contains("/nope"), "{e}");
+        let e = r("${vault:x}").unwrap_err().to_string();
+        assert!(e.contains("unknown reference"), "{e}");
+        let e = r("${env:KAFKA_PASSWORD").unwrap_err().to_string();
+        assert!(e.contains("not closed") && !e.contains("s3cret"), "{e}");
+    }
+}
