@@ -1,7 +1,8 @@
 //! Secret references in configuration values: `${env:NAME}` is replaced by the environment
 //! variable `NAME`, `${file:/path}` by the file's content (one trailing newline removed), so that
 //! passwords (`source.url`, `[kafka] "sasl.password"`, `"ssl.key.password"`, ...) need not be
-//! written into the configuration file. `$${` writes a literal `${`.
+//! written into the configuration file. `$${env:` / `$${file:` write that text literally; any other
+//! `${...}` (such as the router's `${routedByValue}`) is left as it is.
 //!
 //! Resolution happens when the configuration is resolved, before any connection; errors name the
 //! key and the variable or file, never the secret.
@@ -22,7 +23,8 @@ pub fn resolve_with(
     env: &dyn Fn(&str) -> Option<String>,
     file: &dyn Fn(&str) -> std::io::Result<String>,
 ) -> Result<String, ConfigError> {
-    if !value.contains("${") {
+    const KINDS: [&str; 2] = ["env:", "file:"];
+    if !KINDS.iter().any(|k| value.contains(&format!("${{{k}"))) {
         return Ok(value.to_string());
     }
     let invalid = |message: String| ConfigError::Invalid {
@@ -34,27 +36,39 @@ pub fn resolve_with(
     while let Some(start) = rest.find('$') {
         out.push_str(&rest[..start]);
         let after = &rest[start..];
-        if let Some(stripped) = after.strip_prefix("$${") {
-            out.push_str("${");
-            rest = stripped;
-            continue;
+        // `$${env:` → literal `${env:`.
+        if let Some(escaped) = after.strip_prefix("$$") {
+            if KINDS.iter().any(|k| escaped.starts_with(&format!("{{{k}"))) {
+                // Copy `${kind:` literally so it is not taken as a reference.
+                let kind_end = escaped.find(':').map_or(escaped.len(), |i| i + 1);
+                out.push('$');
+                out.push_str(&escaped[..kind_end]);
+                rest = &escaped[kind_end..];
+                continue;
+            }
         }
-        let Some(body) = after.strip_prefix("${") else {
+        let reference = after
+            .strip_prefix("${")
+            .filter(|b| KINDS.iter().any(|k| b.starts_with(k)));
+        let Some(body) = reference else {
             out.push('$');
             rest = &after[1..];
             continue;
         };
         let end = body.find('}').ok_or_else(|| {
-            invalid("a ${ reference is not closed with }; write $${ for a literal ${".into())
+            invalid("a ${env:...} or ${file:...} reference is not closed with }".into())
         })?;
-        let reference = &body[..end];
-        let resolved = match reference.split_once(':') {
+        let resolved = match body[..end].split_once(':') {
             Some(("env", name)) => env(name).ok_or_else(|| {
-                invalid(format!("refers to the environment variable {name}, which is not set"))
+                invalid(format!(
+                    "refers to the environment variable {name}, which is not set"
+                ))
             })?,
-            Some(("file", path)) => {
+            Some((_, path)) => {
                 let mut text = file(path).map_err(|e| {
-                    invalid(format!("refers to the file {path}, which cannot be read: {e}"))
+                    invalid(format!(
+                        "refers to the file {path}, which cannot be read: {e}"
+                    ))
                 })?;
                 if text.ends_with('\n') {
                     text.pop();
@@ -64,11 +78,7 @@ pub fn resolve_with(
                 }
                 text
             }
-            _ => {
-                return Err(invalid(format!(
-                    "unknown reference ${{{reference}}}: use ${{env:NAME}} or ${{file:/path}} (or $${{ for a literal ${{)"
-                )))
-            }
+            None => String::new(),
         };
         out.push_str(&resolved);
         rest = &body[end + 1..];
@@ -112,6 +122,19 @@ mod tests {
     }
 
     #[test]
+    fn other_placeholders_are_left_alone() {
+        let r = |v: &str| resolve_with("k", v, &env, &file);
+        assert_eq!(
+            r("outbox.event.${routedByValue}").unwrap(),
+            "outbox.event.${routedByValue}"
+        );
+        assert_eq!(
+            r("${routedByValue}.${env:KAFKA_PASSWORD}").unwrap(),
+            "${routedByValue}.s3cret"
+        );
+    }
+
+    #[test]
     fn errors_name_the_key_and_reference_never_a_secret() {
         let r = |v: &str| resolve_with("kafka.\"sasl.password\"", v, &env, &file);
         let e = r("${env:MISSING}").unwrap_err().to_string();
@@ -121,9 +144,7 @@ mod tests {
         );
         let e = r("${file:/nope}").unwrap_err().to_string();
         assert!(e.contains("/nope"), "{e}");
-        let e = r("${vault:x}").unwrap_err().to_string();
-        assert!(e.contains("unknown reference"), "{e}");
-        let e = r("${env:KAFKA_PASSWORD").unwrap_err().to_string();
+        let e = r("x${env:KAFKA_PASSWORD").unwrap_err().to_string();
         assert!(e.contains("not closed") && !e.contains("s3cret"), "{e}");
     }
 }

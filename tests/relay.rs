@@ -683,3 +683,86 @@ async fn status_shows_the_slot_and_slot_drop_refuses_while_streaming() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_slot_and_publication_are_verified_and_flags_override_the_file() {
+    let broker = Broker::shared();
+    let (pg, client) = database().await;
+    // The file names an unreachable broker; --kafka-bootstrap-servers wins.
+    let cfg = config(&pg, "127.0.0.1:1", "");
+    let run_until_exit = |cfg: String| async move {
+        let mut o = Outboxd::start_with(
+            &cfg,
+            &["--kafka-bootstrap-servers", broker.bootstrap()],
+            &[],
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = o.try_status() {
+                return (status, o.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "outboxd did not stop:\n{}",
+                o.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+
+    // A publication that lacks the outbox table: stop, with the statement that fixes it.
+    client
+        .batch_execute("CREATE PUBLICATION outboxd FOR TABLE public.other")
+        .await
+        .unwrap();
+    let (status, log) = run_until_exit(cfg.clone()).await;
+    assert!(!status.success());
+    assert!(
+        log.contains("ALTER PUBLICATION \"outboxd\" ADD TABLE \"public\".\"outbox\""),
+        "{log}"
+    );
+    client
+        .batch_execute("ALTER PUBLICATION outboxd ADD TABLE public.outbox")
+        .await
+        .unwrap();
+
+    // A slot of another plugin: stop, saying pgoutput is needed.
+    client
+        .batch_execute("SELECT pg_create_logical_replication_slot('outboxd', 'test_decoding')")
+        .await
+        .unwrap();
+    let (status, log) = run_until_exit(cfg.clone()).await;
+    assert!(!status.success());
+    assert!(
+        log.contains("test_decoding") && log.contains("needs pgoutput"),
+        "{log}"
+    );
+    client
+        .batch_execute("SELECT pg_drop_replication_slot('outboxd')")
+        .await
+        .unwrap();
+
+    // Both fit now (the slot is created): it streams and publishes through the flag's broker.
+    let aggregatetype = format!("Flag{}", unique("f"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 4).await;
+    let mut o = Outboxd::start_with(
+        &cfg,
+        &["--kafka-bootstrap-servers", broker.bootstrap()],
+        &[],
+    );
+    assert!(
+        o.wait_for_log("streaming", Duration::from_secs(30)).await,
+        "{}",
+        o.log()
+    );
+    write_sequence(&client, &aggregatetype, "f", 3, 1).await;
+    assert_eq!(
+        consume(broker.bootstrap(), std::slice::from_ref(&topic), 3, 30)
+            .await
+            .len(),
+        3,
+        "{}",
+        o.log()
+    );
+}
