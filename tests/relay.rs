@@ -746,7 +746,7 @@ async fn existing_slot_and_publication_are_verified_and_flags_override_the_file(
     let aggregatetype = format!("Flag{}", unique("f"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 4).await;
-    let mut o = Outboxd::start_with(
+    let o = Outboxd::start_with(
         &cfg,
         &["--kafka-bootstrap-servers", broker.bootstrap()],
         &[],
