@@ -766,3 +766,33 @@ async fn existing_slot_and_publication_are_verified_and_flags_override_the_file(
         o.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_format_writes_one_json_object_per_line() {
+    let broker = Broker::shared();
+    let (pg, _client) = database().await;
+    let mut o = Outboxd::start_with(
+        &config(&pg, broker.bootstrap(), ""),
+        &["--log-format", "json"],
+        &[],
+    );
+    assert!(
+        o.wait_for_log("streaming", Duration::from_secs(30)).await,
+        "{}",
+        o.log()
+    );
+    assert!(o.terminate(Duration::from_secs(20)).unwrap().success());
+    let log = o.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let streaming = lines
+        .iter()
+        .find(|v| v["message"] == "streaming")
+        .unwrap_or_else(|| panic!("no streaming line:\n{log}"));
+    assert_eq!(streaming["level"], "INFO");
+    assert_eq!(streaming["slot"], SLOT);
+    assert!(streaming["start_lsn"].as_str().unwrap().contains('/'));
+}
