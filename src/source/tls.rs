@@ -63,12 +63,18 @@ pub fn client_config(params: &ConnectParams) -> Result<Option<Arc<ClientConfig>>
     let builder = match verification {
         Verification::None => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert { provider })),
+            .with_custom_certificate_verifier(Arc::new(NoHostnameVerifier {
+                roots: None,
+                provider,
+            })),
         Verification::Chain => {
             let roots = Arc::new(root_store(params)?);
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ChainOnly { roots, provider }))
+                .with_custom_certificate_verifier(Arc::new(NoHostnameVerifier {
+                    roots: Some(roots),
+                    provider,
+                }))
         }
         Verification::Full => {
             let roots = Arc::new(root_store(params)?);
@@ -205,67 +211,16 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, SourceError> {
     }
 }
 
-/// `require`/`prefer`: any certificate is accepted; handshake signatures are still verified.
+/// The verifier of the modes that do not check the host name: `require`/`prefer` (`roots` is
+/// `None`: any certificate is accepted) and `verify-ca` (the chain must lead to one of `roots`).
+/// Handshake signatures are verified either way.
 #[derive(Debug)]
-struct AcceptAnyCert {
+struct NoHostnameVerifier {
+    roots: Option<Arc<RootCertStore>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain must lead to a trusted root; the name is not checked.
-#[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<RootCertStore>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for NoHostnameVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -274,14 +229,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
