@@ -3,7 +3,9 @@
 #   1. installs/locates the dependencies (scripts/install-deps.sh; PG_BIN, TANSU_BIN),
 #   2. cargo fmt --check, 3. cargo clippy (all targets, warnings are errors),
 #   4. cargo test (all targets: unit, integration — incl. tests/harness.rs — and examples),
-#   5. doc tests.
+#   5. doc tests,
+#   6. a smoke run of the benchmark harness (examples/bench.rs) with a tiny load on the debug
+#      build: it prints the figures and fails only if the harness itself fails (never on a figure).
 # Integration tests start their own throwaway PostgreSQL clusters and a tansu broker; set
 # KAFKA_BOOTSTRAP_SERVERS to run them against an existing Kafka instead (no tansu is started;
 # broker-outage tests then print SKIP). Extra arguments are passed to `cargo test`
@@ -34,5 +36,9 @@ cargo test --all-targets "$@"
 
 step "cargo test --doc"
 cargo test --doc
+
+step "benchmark harness smoke run (debug build; figures are informative only)"
+cargo run --example bench -- --rows 2000 --backlog 1000x100,200x1 --rates 1000 --step-secs 3 \
+    --no-ramp --json target/bench-smoke.json
 
 step "all checks passed in $((SECONDS - start)) s"
