@@ -78,6 +78,20 @@ pub struct SourceConfig {
     /// under half of the server's `wal_sender_timeout` (default 60 s). Default 1000.
     #[serde(default = "default_status_interval_ms")]
     pub status_interval_ms: u64,
+    /// How often `heartbeat_action_query` runs, in milliseconds; 0 (the default) = never. Debezium's
+    /// `heartbeat.interval.ms`.
+    #[serde(default)]
+    pub heartbeat_interval_ms: u64,
+    /// SQL run every `heartbeat_interval_ms` on an ordinary connection to the database, e.g.
+    /// `INSERT INTO heartbeat (ts) VALUES (now())`: writes to the outbox's database make WAL move on
+    /// when all other traffic is in other databases of the server. A failure is logged (warn) and
+    /// never stops the relay. Debezium's `heartbeat.action.query`.
+    pub heartbeat_action_query: Option<String>,
+}
+
+impl SourceConfig {
+    /// `status_interval_ms` when not set.
+    pub const DEFAULT_STATUS_INTERVAL_MS: u64 = 1000;
 }
 
 /// `[pipeline]`: bounds on what is held in memory, and shutdown timing.
@@ -128,7 +142,7 @@ const fn default_true() -> bool {
     true
 }
 const fn default_status_interval_ms() -> u64 {
-    1000
+    SourceConfig::DEFAULT_STATUS_INTERVAL_MS
 }
 const fn default_max_in_flight_events() -> u64 {
     10_000
@@ -291,6 +305,31 @@ impl Config {
                 "must be between 1 and 20000 (well under half of wal_sender_timeout)",
             ));
         }
+        match (
+            self.source.heartbeat_interval_ms,
+            self.source.heartbeat_action_query.as_deref().map(str::trim),
+        ) {
+            (0, None) => {}
+            (0, Some(_)) => {
+                return Err(invalid(
+                    "source.heartbeat_action_query",
+                    "needs source.heartbeat_interval_ms (how often to run it, in milliseconds)",
+                ))
+            }
+            (_, None) => {
+                return Err(invalid(
+                    "source.heartbeat_interval_ms",
+                    "does nothing without source.heartbeat_action_query: outboxd confirms the server's keepalive positions by itself; set the query or remove the key",
+                ))
+            }
+            (_, Some("")) => {
+                return Err(invalid(
+                    "source.heartbeat_action_query",
+                    "must not be empty",
+                ))
+            }
+            (_, Some(_)) => {}
+        }
         if self.pipeline.max_in_flight_events == 0 {
             return Err(invalid(
                 "pipeline.max_in_flight_events",
@@ -406,6 +445,41 @@ addr = "127.0.0.1:8080"
             .unwrap_err()
             .to_string();
         assert!(err.contains("source.tables"), "{err}");
+    }
+
+    #[test]
+    fn heartbeat_keys_go_together() {
+        let c = Config::from_toml(&format!(
+            "{MINIMAL}heartbeat_interval_ms = 10000\nheartbeat_action_query = \"INSERT INTO hb VALUES (now())\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.source.heartbeat_interval_ms, 10_000);
+        assert_eq!(
+            c.source.heartbeat_action_query.as_deref(),
+            Some("INSERT INTO hb VALUES (now())")
+        );
+        let off = Config::from_toml(MINIMAL).unwrap();
+        assert_eq!(off.source.heartbeat_interval_ms, 0);
+        assert_eq!(off.source.heartbeat_action_query, None);
+        for (extra, key) in [
+            (
+                "heartbeat_interval_ms = 1000\n",
+                "source.heartbeat_interval_ms",
+            ),
+            (
+                "heartbeat_action_query = \"SELECT 1\"\n",
+                "source.heartbeat_action_query",
+            ),
+            (
+                "heartbeat_interval_ms = 1000\nheartbeat_action_query = \" \"\n",
+                "source.heartbeat_action_query",
+            ),
+        ] {
+            let err = Config::from_toml(&format!("{MINIMAL}{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{extra}: {err}");
+        }
     }
 
     #[test]

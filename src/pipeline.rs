@@ -33,6 +33,7 @@ use crate::sink::{
     producer_config, Delivery, DeliveryFailure, KafkaSink, SendError, SinkConfigError,
 };
 use crate::source::connection::{ReplicationConnection, ReplicationMessage, ReplicationStream};
+use crate::source::error::describe_sql_error;
 use crate::source::params::ConnectParams;
 use crate::source::pgoutput::{self, Message};
 use crate::source::setup::{self, SetupError, SetupPlan};
@@ -111,6 +112,13 @@ fn is_permanent_kafka_error(error: &KafkaError) -> bool {
     )
 }
 
+/// Debezium's `heartbeat.action.query`, run every `heartbeat.interval.ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub interval: Duration,
+    pub query: String,
+}
+
 /// Everything a run needs, resolved from the configuration once.
 pub struct Plan {
     pub params: ConnectParams,
@@ -120,6 +128,8 @@ pub struct Plan {
     pub converters: Converters,
     pub producer: rdkafka::ClientConfig,
     pub status_interval: Duration,
+    /// `source.heartbeat_*`: a query run periodically on an ordinary connection.
+    pub heartbeat: Option<Heartbeat>,
     pub max_in_flight_events: u64,
     pub max_in_flight_bytes: u64,
     pub shutdown_timeout: Duration,
@@ -155,6 +165,16 @@ impl Plan {
             converters,
             producer,
             status_interval: Duration::from_millis(config.source.status_interval_ms),
+            heartbeat: match (
+                config.source.heartbeat_interval_ms,
+                &config.source.heartbeat_action_query,
+            ) {
+                (ms, Some(query)) if ms > 0 => Some(Heartbeat {
+                    interval: Duration::from_millis(ms),
+                    query: query.clone(),
+                }),
+                _ => None,
+            },
             max_in_flight_events: config.pipeline.max_in_flight_events,
             max_in_flight_bytes: config.pipeline.max_in_flight_bytes,
             shutdown_timeout: Duration::from_millis(config.pipeline.shutdown_timeout_ms),
@@ -248,6 +268,64 @@ async fn poll_slot_lag(client: tokio_postgres::Client, slot: String, metrics: Ar
     }
 }
 
+/// Runs the heartbeat action query every interval on its own ordinary connection (as Debezium
+/// does), for as long as the run lasts. A failure (connecting or running the query) is logged at
+/// warn with the server's message and retried at the next interval; it never stops the relay.
+/// Repeats of the same failure are logged at most once a minute.
+async fn run_heartbeats(params: ConnectParams, heartbeat: Heartbeat) {
+    let mut timer = tokio::time::interval(heartbeat.interval);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer.tick().await; // the first tick is immediate; the first heartbeat is one interval in
+    let mut client: Option<tokio_postgres::Client> = None;
+    let mut failures: u64 = 0;
+    let mut last_warning: Option<(String, Instant)> = None;
+    loop {
+        timer.tick().await;
+        if client.as_ref().map_or(true, |c| c.is_closed()) {
+            match params.connect_sql().await {
+                Ok(c) => client = Some(c),
+                Err(e) => {
+                    failures += 1;
+                    warn_heartbeat(&mut last_warning, failures, format!("cannot connect: {e}"));
+                    continue;
+                }
+            }
+        }
+        let Some(c) = client.as_ref() else { continue };
+        match c.batch_execute(&heartbeat.query).await {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(failures, "heartbeat action query succeeded again");
+                }
+                failures = 0;
+                last_warning = None;
+                tracing::trace!("heartbeat action query executed");
+            }
+            Err(e) => {
+                failures += 1;
+                warn_heartbeat(&mut last_warning, failures, describe_sql_error(&e));
+                if e.is_closed() {
+                    client = None;
+                }
+            }
+        }
+    }
+}
+
+/// Logs a heartbeat failure at warn, unless the same message was logged less than a minute ago.
+fn warn_heartbeat(last: &mut Option<(String, Instant)>, failures: u64, message: String) {
+    let repeat = last
+        .as_ref()
+        .is_some_and(|(m, at)| *m == message && at.elapsed() < Duration::from_secs(60));
+    if !repeat {
+        tracing::warn!(
+            failures,
+            "heartbeat action query failed (the relay goes on; retried every heartbeat interval): {message}"
+        );
+        *last = Some((message, Instant::now()));
+    }
+}
+
 /// The NOT NULL columns of an outbox table (pgoutput does not carry nullability; Debezium's
 /// Connect schemas mark the other columns optional).
 async fn not_null_columns(
@@ -288,6 +366,10 @@ async fn run_once(
         plan.setup.slot.clone(),
         metrics.clone(),
     )));
+    let _heartbeats = plan
+        .heartbeat
+        .clone()
+        .map(|hb| AbortOnDrop(tokio::spawn(run_heartbeats(plan.params.clone(), hb))));
 
     let mut conn = ReplicationConnection::connect(&plan.params).await?;
     let system = conn.identify_system().await?;
@@ -639,6 +721,21 @@ mod tests {
             "outbox.event.${routedByValue}"
         );
         assert_eq!(plan.status_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn heartbeat_settings_reach_the_plan() {
+        let text = "[source]\nurl = \"postgres://u@h/d\"\nheartbeat_interval_ms = 250\nheartbeat_action_query = \"INSERT INTO hb DEFAULT VALUES\"\n[kafka]\n\"bootstrap.servers\" = \"k:9092\"\n";
+        let plan = Plan::from_config(&Config::from_toml(text).unwrap()).unwrap();
+        assert_eq!(
+            plan.heartbeat,
+            Some(Heartbeat {
+                interval: Duration::from_millis(250),
+                query: "INSERT INTO hb DEFAULT VALUES".into()
+            })
+        );
+        let config = Config::from_toml(include_str!("../config/outboxd.toml")).unwrap();
+        assert_eq!(Plan::from_config(&config).unwrap().heartbeat, None);
     }
 
     #[test]
