@@ -1,7 +1,9 @@
-//! The command line: `outboxd run` and `outboxd check`. Every flag can also come from an
-//! environment variable (shown in `--help`).
+//! The command line: `outboxd run`, `check`, `status`, `slot drop` and `import-debezium`. Every
+//! flag can also come from an environment variable (shown in `--help`). `--config` takes outboxd's
+//! TOML or a Debezium connector's JSON ([`crate::debezium`]).
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
 
 use crate::config::{Config, Overrides};
+use crate::debezium::{self, Imported};
 use crate::metrics::{Health, Metrics};
 use crate::pipeline::{self, Plan};
 
@@ -49,6 +52,19 @@ pub enum Command {
         #[command(subcommand)]
         command: SlotCommand,
     },
+    /// Print the outboxd TOML equivalent to a Debezium connector's JSON configuration. Secrets
+    /// (the database password, Kafka passwords) are left out.
+    ImportDebezium(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The connector's JSON: the Kafka Connect REST form {"name": ..., "config": {...}} or the
+    /// config object alone.
+    pub connector: PathBuf,
+    /// The Kafka Connect worker's properties file (converters, bootstrap.servers, producer.*).
+    #[arg(long, env = "OUTBOXD_WORKER_CONFIG")]
+    pub worker_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,9 +82,14 @@ pub enum SlotCommand {
 
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// The TOML configuration file.
+    /// The configuration file: outboxd's TOML, or a Debezium connector's JSON (the Kafka Connect
+    /// REST form {"name": ..., "config": {...}} or the config object alone), told apart by content.
     #[arg(long, short, env = "OUTBOXD_CONFIG")]
     pub config: PathBuf,
+    /// The Kafka Connect worker's properties file, with a Debezium connector JSON: its converters
+    /// apply where the connector sets none, its bootstrap.servers and producer.* to the producer.
+    #[arg(long, env = "OUTBOXD_WORKER_CONFIG")]
+    pub worker_config: Option<PathBuf>,
     /// Kafka bootstrap servers; overrides kafka."bootstrap.servers" of the file.
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
     pub kafka_bootstrap_servers: Option<String>,
@@ -80,14 +101,109 @@ pub struct CommonArgs {
 impl CommonArgs {
     /// Loads the file, applies the overrides and resolves the plan; also returns `http.addr`.
     fn load(&self) -> anyhow::Result<(Plan, Option<String>)> {
-        let mut config = Config::load(&self.config)?;
+        let (mut config, from_connector) =
+            load_config(&self.config, self.worker_config.as_deref())?;
         config.apply_overrides(&Overrides {
             kafka_bootstrap_servers: self.kafka_bootstrap_servers.clone(),
             http_addr: self.http_addr.clone(),
         });
+        if from_connector && !config.kafka.contains_key("bootstrap.servers") {
+            anyhow::bail!(
+                "no Kafka bootstrap servers for the connector configuration {}: pass --kafka-bootstrap-servers (or set KAFKA_BOOTSTRAP_SERVERS), or give the Kafka Connect worker's properties file with --worker-config",
+                self.config.display()
+            );
+        }
         let plan = Plan::from_config(&config)
             .with_context(|| format!("invalid configuration in {}", self.config.display()))?;
         Ok((plan, config.http.addr))
+    }
+}
+
+/// Reads a configuration file: outboxd's TOML, or a Debezium connector's JSON (told apart by
+/// content) with the worker's properties file. Returns the configuration and whether it came from
+/// a connector. The connector's ignored keys and differences are logged at warn.
+pub fn load_config(path: &Path, worker: Option<&Path>) -> anyhow::Result<(Config, bool)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    if !debezium::looks_like_json(&text) {
+        if let Some(worker) = worker {
+            anyhow::bail!(
+                "--worker-config {} applies only to a Debezium connector JSON configuration, and {} is TOML",
+                worker.display(),
+                path.display()
+            );
+        }
+        return Ok((Config::load(path)?, false));
+    }
+    let imported = import_connector(path, &text, worker)?;
+    log_import(&imported);
+    Ok((imported.config(), true))
+}
+
+/// Maps a connector JSON (and the worker file) to outboxd's configuration, after resolving the
+/// Kafka Connect config provider references (`${file:PATH:KEY}`, `${env:NAME}`) in both.
+fn import_connector(path: &Path, text: &str, worker: Option<&Path>) -> anyhow::Result<Imported> {
+    let context = || {
+        format!(
+            "cannot use the Debezium connector configuration {}",
+            path.display()
+        )
+    };
+    let mut connector = debezium::parse_connector_json(text).with_context(context)?;
+    let worker = match worker {
+        Some(w) => {
+            let text = std::fs::read_to_string(w)
+                .with_context(|| format!("cannot read worker config file {}", w.display()))?;
+            Some(
+                debezium::parse_properties(&text)
+                    .with_context(|| format!("in worker config file {}", w.display()))?,
+            )
+        }
+        None => None,
+    };
+    let providers = debezium::config_providers(worker.as_ref());
+    let env = |name: &str| std::env::var(name).ok();
+    let read_file = |p: &str| std::fs::read_to_string(p);
+    // Only the worker keys outboxd uses are resolved (and needed).
+    let worker = match worker {
+        Some(w) => {
+            let mut used: BTreeMap<String, String> = w
+                .into_iter()
+                .filter(|(k, _)| {
+                    k == "bootstrap.servers"
+                        || k.starts_with("producer.")
+                        || k.starts_with("key.converter")
+                        || k.starts_with("value.converter")
+                        || k.starts_with("header.converter")
+                })
+                .collect();
+            debezium::resolve_config_providers(
+                &mut used,
+                " (worker file)",
+                &providers,
+                &env,
+                &read_file,
+            )
+            .with_context(context)?;
+            Some(used)
+        }
+        None => None,
+    };
+    debezium::resolve_config_providers(&mut connector.config, "", &providers, &env, &read_file)
+        .with_context(context)?;
+    debezium::import(&connector, worker.as_ref()).with_context(context)
+}
+
+/// One warning for the ignored keys (names only, never values), one per difference.
+fn log_import(imported: &Imported) {
+    if !imported.ignored_keys.is_empty() {
+        tracing::warn!(
+            "Debezium connector keys outboxd ignores (no effect on the records it publishes): {}",
+            imported.ignored_keys.join(", ")
+        );
+    }
+    for warning in &imported.warnings {
+        tracing::warn!("Debezium connector configuration: {warning}");
     }
 }
 
@@ -114,6 +230,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Slot {
             command: SlotCommand::Drop { common, yes },
         } => run_slot_drop(&common, yes).await,
+        Command::ImportDebezium(args) => run_import(&args),
     };
     match result {
         Ok(code) => code,
@@ -190,6 +307,21 @@ async fn run_check(args: &CommonArgs) -> anyhow::Result<ExitCode> {
         println!("{failed} of {} checks failed", results.len());
         Ok(ExitCode::FAILURE)
     }
+}
+
+fn run_import(args: &ImportArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.connector)
+        .with_context(|| format!("cannot read {}", args.connector.display()))?;
+    if !debezium::looks_like_json(&text) {
+        anyhow::bail!(
+            "{} is not a connector JSON (it does not start with {{)",
+            args.connector.display()
+        );
+    }
+    let imported = import_connector(&args.connector, &text, args.worker_config.as_deref())?;
+    log_import(&imported);
+    print!("{}", imported.to_toml());
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_status(args: &CommonArgs) -> anyhow::Result<ExitCode> {

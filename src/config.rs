@@ -272,7 +272,9 @@ impl Config {
             .collect()
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks the values (done by [`Config::from_toml`]; also for configurations built otherwise,
+    /// such as a Debezium connector's).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: &str| ConfigError::Invalid {
             key: key.into(),
             message: message.into(),

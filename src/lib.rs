@@ -12,8 +12,10 @@
 //! - [`sink`]: the Kafka producer; enqueues records in WAL order and reports deliveries asynchronously.
 //! - [`checkpoint`]: the LSN confirmation invariant: which WAL position may be confirmed to Postgres.
 //! - [`pipeline`]: wires the four together in one event loop, with backpressure and shutdown.
-//! - [`config`], [`cli`]: the TOML configuration and the command line; [`check`] and [`admin`]: the
-//!   preflight checks and the `status` / `slot drop` commands; [`metrics`], [`http`]: observability.
+//! - [`config`], [`cli`]: the TOML configuration and the command line; [`debezium`]: a Debezium
+//!   connector's JSON (and Kafka Connect worker properties) mapped to that configuration (pure);
+//!   [`check`] and [`admin`]: the preflight checks and the `status` / `slot drop` commands;
+//!   [`metrics`], [`http`]: observability.
 //! - [`lsn`]: the `Lsn` newtype shared by all of the above.
 //!
 //! # Errors
@@ -26,6 +28,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod convert;
+pub mod debezium;
 pub mod http;
 pub mod lsn;
 pub mod metrics;
