@@ -135,14 +135,20 @@ pub fn load_config(path: &Path, worker: Option<&Path>) -> anyhow::Result<(Config
         }
         return Ok((Config::load(path)?, false));
     }
-    let imported = import_connector(path, &text, worker)?;
+    let imported = import_connector(path, &text, worker, false)?;
     log_import(&imported);
     Ok((imported.config(), true))
 }
 
 /// Maps a connector JSON (and the worker file) to outboxd's configuration, after resolving the
-/// Kafka Connect config provider references (`${file:PATH:KEY}`, `${env:NAME}`) in both.
-fn import_connector(path: &Path, text: &str, worker: Option<&Path>) -> anyhow::Result<Imported> {
+/// Kafka Connect config provider references (`${file:PATH:KEY}`, `${env:NAME}`) in both. With
+/// `for_printing`, the secrets the TOML leaves out are not resolved (nor read).
+fn import_connector(
+    path: &Path,
+    text: &str,
+    worker: Option<&Path>,
+    for_printing: bool,
+) -> anyhow::Result<Imported> {
     let context = || {
         format!(
             "cannot use the Debezium connector configuration {}",
@@ -164,6 +170,18 @@ fn import_connector(path: &Path, text: &str, worker: Option<&Path>) -> anyhow::R
     let providers = debezium::config_providers(worker.as_ref());
     let env = |name: &str| std::env::var(name).ok();
     let read_file = |p: &str| std::fs::read_to_string(p);
+    // For printing, secrets the TOML leaves out are neither resolved nor needed: a placeholder
+    // stands in for them.
+    let resolve = |values: &mut BTreeMap<String, String>, origin: &str| {
+        if for_printing {
+            for (key, value) in values.iter_mut() {
+                if debezium::is_unprinted_secret(key) {
+                    *value = "not-printed".into();
+                }
+            }
+        }
+        debezium::resolve_config_providers(values, origin, &providers, &env, &read_file)
+    };
     // Only the worker keys outboxd uses are resolved (and needed).
     let worker = match worker {
         Some(w) => {
@@ -177,20 +195,12 @@ fn import_connector(path: &Path, text: &str, worker: Option<&Path>) -> anyhow::R
                         || k.starts_with("header.converter")
                 })
                 .collect();
-            debezium::resolve_config_providers(
-                &mut used,
-                " (worker file)",
-                &providers,
-                &env,
-                &read_file,
-            )
-            .with_context(context)?;
+            resolve(&mut used, " (worker file)").with_context(context)?;
             Some(used)
         }
         None => None,
     };
-    debezium::resolve_config_providers(&mut connector.config, "", &providers, &env, &read_file)
-        .with_context(context)?;
+    resolve(&mut connector.config, "").with_context(context)?;
     debezium::import(&connector, worker.as_ref()).with_context(context)
 }
 
@@ -318,7 +328,7 @@ fn run_import(args: &ImportArgs) -> anyhow::Result<ExitCode> {
             args.connector.display()
         );
     }
-    let imported = import_connector(&args.connector, &text, args.worker_config.as_deref())?;
+    let imported = import_connector(&args.connector, &text, args.worker_config.as_deref(), true)?;
     log_import(&imported);
     print!("{}", imported.to_toml());
     Ok(ExitCode::SUCCESS)

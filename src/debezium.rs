@@ -828,7 +828,7 @@ impl<'a> Mapper<'a> {
             Some(p) => {
                 self.used.insert("database.password".into());
                 if is_config_provider_reference(p) {
-                    self.warnings.push("database.password is a Kafka Connect config provider reference, which outboxd does not resolve: the password comes from the PGPASSWORD environment variable".into());
+                    self.warnings.push("database.password is a config provider reference of a provider outboxd does not support: the password comes from the PGPASSWORD environment variable".into());
                     None
                 } else {
                     Some(p.clone()).filter(|p| !p.is_empty())
@@ -1212,6 +1212,18 @@ impl<'a> Mapper<'a> {
         }
         Ok((kafka, secrets))
     }
+}
+
+/// Whether the value of a connector or worker key is a secret that [`Imported::to_toml`] leaves
+/// out (so `import-debezium` need not resolve its config provider reference): the database
+/// password and the producer's passwords. Not `sasl.jaas.config`, whose user name is printed.
+pub fn is_unprinted_secret(key: &str) -> bool {
+    if key == "database.password" {
+        return true;
+    }
+    key.strip_prefix("producer.override.")
+        .or_else(|| key.strip_prefix("producer."))
+        .is_some_and(|p| p != "sasl.jaas.config" && is_secret(p))
 }
 
 /// Whether a librdkafka property holds a secret (never printed).
@@ -2501,6 +2513,31 @@ mod tests {
             );
             assert!(!e.contains("top-secret"), "{e}");
         }
+    }
+
+    #[test]
+    fn unprinted_secrets_are_the_database_and_producer_passwords() {
+        for key in [
+            "database.password",
+            "producer.override.sasl.password",
+            "producer.override.ssl.key.password",
+            "producer.ssl.keystore.password",
+        ] {
+            assert!(is_unprinted_secret(key), "{key}");
+        }
+        for key in [
+            "database.user",
+            "producer.override.sasl.jaas.config",
+            "producer.override.sasl.username",
+            "transforms.outbox.table.field.event.payload",
+        ] {
+            assert!(!is_unprinted_secret(key), "{key}");
+        }
+        // An unresolved reference there (a provider outboxd does not know) is an error.
+        err(
+            &[("producer.override.ssl.key.password", "${vault:kafka:key}")],
+            "producer.override.ssl.key.password",
+        );
     }
 
     #[test]
