@@ -42,6 +42,11 @@ pub struct Config {
     /// librdkafka producer properties, passed through (`bootstrap.servers`, `linger.ms`, ...).
     #[serde(default)]
     pub kafka: BTreeMap<String, toml::Value>,
+    /// Poison events, with Kafka Connect's names (`"errors.tolerance"`,
+    /// `"errors.deadletterqueue.topic.name"`, ...): stop on them (the default) or write them to a
+    /// dead-letter topic. Validated by `dead_letter`.
+    #[serde(default)]
+    pub errors: BTreeMap<String, toml::Value>,
     /// Memory bounds and shutdown timing of the relay.
     #[serde(default)]
     pub pipeline: PipelineConfig,
@@ -243,7 +248,7 @@ impl Config {
             .collect()
     }
 
-    /// A flat string map of a pass-through section (`router`, `converters` or `kafka`).
+    /// A flat string map of a pass-through section (`router`, `converters`, `kafka` or `errors`).
     pub fn string_map(
         section: &str,
         map: &BTreeMap<String, toml::Value>,
@@ -347,6 +352,7 @@ impl Config {
         Config::string_map("router", &self.router)?;
         Config::string_map("converters", &self.converters)?;
         Config::string_map("kafka", &self.kafka)?;
+        Config::string_map("errors", &self.errors)?;
         Ok(())
     }
 }

@@ -11,6 +11,8 @@
 //!   the record bytes equal what a Kafka Connect worker would write (pure).
 //! - [`sink`]: the Kafka producer; enqueues records in WAL order and reports deliveries asynchronously.
 //! - [`checkpoint`]: the LSN confirmation invariant: which WAL position may be confirmed to Postgres.
+//! - [`dead_letter`]: poison events (rows the router refuses, records Kafka rejects for good) and
+//!   the dead-letter queue, with Kafka Connect's `errors.*` settings (pure).
 //! - [`pipeline`]: wires the four together in one event loop, with backpressure and shutdown.
 //! - [`config`], [`cli`]: the TOML configuration and the command line; [`debezium`]: a Debezium
 //!   connector's JSON (and Kafka Connect worker properties) mapped to that configuration (pure);
@@ -28,6 +30,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod convert;
+pub mod dead_letter;
 pub mod debezium;
 pub mod http;
 pub mod lsn;

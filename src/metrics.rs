@@ -21,8 +21,12 @@ pub struct Metrics {
     pub events_published: IntCounterVec,
     /// Bytes (key + value) of acknowledged records, by topic.
     pub bytes_published: IntCounterVec,
-    /// Records Kafka did not accept (each stops the relay), by topic.
+    /// Records Kafka did not accept (each stops the relay, or goes to the dead-letter topic), by
+    /// topic.
     pub events_failed: IntCounterVec,
+    /// Poison events written to the dead-letter topic (and acknowledged there), by table and
+    /// reason.
+    pub events_dead_lettered: IntCounterVec,
     /// From the transaction's commit to Kafka's acknowledgement, in seconds.
     pub commit_to_ack_seconds: Histogram,
     /// Records in the producer's queue (enqueued, not yet reported), sampled.
@@ -88,8 +92,13 @@ impl Metrics {
             ),
             events_failed: counter_vec(
                 "outboxd_events_failed_total",
-                "Records Kafka did not accept; each one stops the relay before its LSN is confirmed.",
+                "Records Kafka did not accept; each one stops the relay before its LSN is confirmed, or with errors.tolerance=all goes to the dead-letter topic.",
                 &["topic"],
+            ),
+            events_dead_lettered: counter_vec(
+                "outboxd_events_dead_lettered_total",
+                "Poison events (unroutable rows, records Kafka rejects permanently) written to the dead-letter topic and acknowledged there.",
+                &["table", "reason"],
             ),
             commit_to_ack_seconds: {
                 let h = Histogram::with_opts(
@@ -218,7 +227,16 @@ mod tests {
         m.confirmed_lsn.set(42);
         m.events_published.with_label_values(&["t"]).inc();
         m.commit_to_ack_seconds.observe(0.003);
+        m.events_dead_lettered
+            .with_label_values(&["public.outbox", "unroutable"])
+            .inc();
         let text = m.render();
+        assert!(
+            text.contains(
+                "outboxd_events_dead_lettered_total{reason=\"unroutable\",table=\"public.outbox\"} 1"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("outboxd_events_published_total{topic=\"t\"} 1"),
             "{text}"

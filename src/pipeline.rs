@@ -26,11 +26,14 @@ use tokio::sync::{mpsc, watch};
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::config::{Config, ConfigError, TableName};
 use crate::convert::{ConverterConfigError, Converters};
+use crate::dead_letter::{self, DeadLetterTag, ErrorPolicy, ErrorsConfigError, Failure};
 use crate::lsn::Lsn;
 use crate::metrics::{Health, Metrics};
-use crate::router::{InvalidOpBehavior, RouteError, Router, RouterConfigError, RouterOptions};
+use crate::router::{
+    InvalidOpBehavior, OutboxRecord, RouteError, Router, RouterConfigError, RouterOptions,
+};
 use crate::sink::{
-    producer_config, Delivery, DeliveryFailure, KafkaSink, SendError, SinkConfigError,
+    producer_config, Delivery, DeliveryFailure, KafkaSink, SendError, SendTag, SinkConfigError,
 };
 use crate::source::connection::{ReplicationConnection, ReplicationMessage, ReplicationStream};
 use crate::source::error::describe_sql_error;
@@ -53,6 +56,8 @@ pub enum PipelineError {
     ConverterConfig(#[from] ConverterConfigError),
     #[error(transparent)]
     SinkConfig(#[from] SinkConfigError),
+    #[error(transparent)]
+    ErrorsConfig(#[from] ErrorsConfigError),
     #[error("setting up the slot and publication: {0}")]
     Setup(#[from] SetupError),
     #[error("Postgres: {0}")]
@@ -66,6 +71,10 @@ pub enum PipelineError {
     },
     #[error("transaction at {lsn}: {error}")]
     Route { lsn: Lsn, error: RouteError },
+    #[error("transaction at {lsn}: {error}; the slot is not confirmed past it (with errors.tolerance = all and errors.deadletterqueue.topic.name, such rows go to a dead-letter topic instead)")]
+    Unroutable { lsn: Lsn, error: RouteError },
+    #[error(transparent)]
+    Rejected(Box<RejectedEvent>),
     #[error("UPDATE of an outbox row in {table} at {lsn}, and table.op.invalid.behavior = fatal; outbox rows must only be inserted (set table.op.invalid.behavior to warn to ignore updates)")]
     InvalidOperation { table: String, lsn: Lsn },
     #[error("checkpoint: {0} (this is a bug in outboxd; please report it)")]
@@ -76,6 +85,30 @@ pub enum PipelineError {
         "{0}; the slot is not confirmed past this event, it will be sent again after the restart"
     )]
     Delivery(DeliveryFailure),
+    #[error(transparent)]
+    DeadLetter(Box<DeadLetterFailure>),
+}
+
+/// Kafka rejected an event for good and `errors.tolerance` is `none`.
+#[derive(Debug, thiserror::Error)]
+#[error("Kafka rejected event {event_id} of {table} (transaction at {lsn}) for topic {topic}: {error}; a retry cannot succeed, so outboxd stops without confirming it: fix the cause (message.max.bytes, the topic, its ACLs), or set errors.tolerance = all and errors.deadletterqueue.topic.name to send such events to a dead-letter topic")]
+pub struct RejectedEvent {
+    pub event_id: String,
+    pub table: String,
+    pub lsn: Lsn,
+    pub topic: String,
+    pub error: KafkaError,
+}
+
+/// The dead-letter record of a poison event could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("poison event {event_id} of {table} (transaction at {lsn}) could not be written to the dead-letter topic {topic}: {error}; the slot is not confirmed past it, and it is dead-lettered again after a restart (the dead-letter topic must exist or be auto-created, be writable by outboxd and accept records of this size)")]
+pub struct DeadLetterFailure {
+    pub event_id: String,
+    pub table: String,
+    pub lsn: Lsn,
+    pub topic: String,
+    pub error: KafkaError,
 }
 
 impl PipelineError {
@@ -86,6 +119,7 @@ impl PipelineError {
             PipelineError::Source(e) => e.is_transient(),
             PipelineError::StreamEnded => true,
             PipelineError::Delivery(f) => !is_permanent_kafka_error(&f.error),
+            PipelineError::DeadLetter(f) => !is_permanent_kafka_error(&f.error),
             _ => false,
         }
     }
@@ -112,6 +146,43 @@ fn is_permanent_kafka_error(error: &KafkaError) -> bool {
     )
 }
 
+/// Whether the error says the record is too large.
+fn is_size_error(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(MessageSizeTooLarge | InvalidMessageSize | MessageBatchTooLarge)
+    )
+}
+
+/// A record Kafka rejected for `topic`, described for the dead-letter queue: the metric label is
+/// the error code in snake case for the permanent errors, `kafka_error` for any other.
+fn kafka_failure(topic: &str, error: &KafkaError) -> Failure {
+    use RDKafkaErrorCode::*;
+    let code = error.rdkafka_error_code();
+    let reason = match code {
+        Some(MessageSizeTooLarge) => "message_size_too_large",
+        Some(InvalidMessageSize) => "invalid_message_size",
+        Some(InvalidMessage) => "invalid_message",
+        Some(TopicAuthorizationFailed) => "topic_authorization_failed",
+        Some(ClusterAuthorizationFailed) => "cluster_authorization_failed",
+        Some(MessageBatchTooLarge) => "message_batch_too_large",
+        Some(InvalidTopic) => "invalid_topic",
+        Some(InvalidRecord) => "invalid_record",
+        Some(UnknownTopic) => "unknown_topic",
+        Some(PolicyViolation) => "policy_violation",
+        Some(InvalidRequiredAcks) => "invalid_required_acks",
+        _ => "kafka_error",
+    };
+    Failure::rejected(
+        topic,
+        code.map(|c| format!("{c:?}")).as_deref(),
+        reason,
+        error.to_string(),
+        is_size_error(error),
+    )
+}
+
 /// Debezium's `heartbeat.action.query`, run every `heartbeat.interval.ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Heartbeat {
@@ -133,6 +204,8 @@ pub struct Plan {
     pub max_in_flight_events: u64,
     pub max_in_flight_bytes: u64,
     pub shutdown_timeout: Duration,
+    /// `[errors]`: what happens to poison events.
+    pub errors: ErrorPolicy,
 }
 
 impl Plan {
@@ -145,6 +218,10 @@ impl Plan {
         let converters =
             Converters::from_map(&Config::string_map("converters", &config.converters)?)?;
         router.check_converters(&converters)?;
+        let errors = ErrorPolicy::from_map(
+            &Config::string_map("errors", &config.errors)?,
+            &config.source.slot,
+        )?;
         let producer = producer_config(
             &Config::string_map("kafka", &config.kafka)?,
             config.pipeline.max_in_flight_events,
@@ -178,6 +255,7 @@ impl Plan {
             max_in_flight_events: config.pipeline.max_in_flight_events,
             max_in_flight_bytes: config.pipeline.max_in_flight_bytes,
             shutdown_timeout: Duration::from_millis(config.pipeline.shutdown_timeout_ms),
+            errors,
         })
     }
 }
@@ -533,25 +611,64 @@ impl Relay<'_> {
                     })?;
             }
             Message::Insert(insert) => {
-                let routed = self
-                    .router
-                    .route_insert(insert.relation_id, &insert.new, self.commit_time_us)
-                    .map_err(|error| PipelineError::Route {
-                        lsn: self.final_lsn,
-                        error,
-                    })?;
+                let routed = match self.router.route_insert(
+                    insert.relation_id,
+                    &insert.new,
+                    self.commit_time_us,
+                ) {
+                    Ok(routed) => routed,
+                    // A row that cannot be routed is a poison event (a table the router cannot
+                    // handle is not: that stops the relay whatever the tolerance).
+                    Err(error @ RouteError::BadRow { .. })
+                        if self.plan.errors.dead_letter_topic().is_some() =>
+                    {
+                        return self.dead_letter_unroutable(insert.relation_id, &insert.new, error);
+                    }
+                    Err(error @ RouteError::BadRow { .. }) => {
+                        return Err(PipelineError::Unroutable {
+                            lsn: self.final_lsn,
+                            error,
+                        })
+                    }
+                    Err(error) => {
+                        return Err(PipelineError::Route {
+                            lsn: self.final_lsn,
+                            error,
+                        })
+                    }
+                };
                 if let Some(routed) = routed {
                     // Published, but not as Debezium would have (or not as the row asked): say so.
                     for warning in &routed.warnings {
                         tracing::warn!(kind = warning.kind, lsn = %self.final_lsn, "{warning}");
                     }
                     let record = routed.record;
-                    let seq = self.checkpoint.next_seq()?;
-                    self.in_flight_bytes += record.size();
+                    let tag = SendTag {
+                        seq: self.checkpoint.next_seq()?,
+                        relation_id: insert.relation_id,
+                        commit_lsn: self.final_lsn,
+                        dead_letter: None,
+                    };
                     if let Some(table) = self.router.outbox_table(insert.relation_id) {
                         self.metrics.events_read.with_label_values(&[table]).inc();
                     }
-                    self.sink.send(&record, seq)?;
+                    match self.sink.send(&record, tag) {
+                        Ok(()) => self.in_flight_bytes += record.size(),
+                        // librdkafka refuses some records already when they are enqueued (larger
+                        // than message.max.bytes): a poison event too.
+                        Err(SendError::Enqueue { topic, error })
+                            if is_permanent_kafka_error(&error)
+                                && self.plan.errors.dead_letter_topic().is_some() =>
+                        {
+                            self.dead_letter(tag, &record, kafka_failure(&topic, &error))?;
+                        }
+                        Err(SendError::Enqueue { topic, error })
+                            if is_permanent_kafka_error(&error) =>
+                        {
+                            return Err(self.rejected(tag, &record, topic, error))
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                     self.update_in_flight_gauges();
                 }
             }
@@ -602,14 +719,243 @@ impl Relay<'_> {
 
     fn on_delivery(&mut self, delivery: Delivery) -> Result<(), PipelineError> {
         self.in_flight_bytes = self.in_flight_bytes.saturating_sub(delivery.bytes);
-        match delivery.outcome {
+        let tag = delivery.tag;
+        match (delivery.outcome, tag.dead_letter) {
             // Published/failed counters and latency are counted by the sink's delivery callback.
-            Ok(_) => {
-                self.checkpoint.ack(delivery.seq)?;
+            (Ok(_), dead_letter) => {
+                if let Some(dl) = dead_letter {
+                    let table = self.router.outbox_table(tag.relation_id).unwrap_or("?");
+                    self.metrics
+                        .events_dead_lettered
+                        .with_label_values(&[table, dl.reason])
+                        .inc();
+                }
+                // A poison event is acknowledged by its dead-letter record (same sequence number).
+                self.checkpoint.ack(tag.seq)?;
                 self.update_in_flight_gauges();
                 Ok(())
             }
-            Err(failure) => Err(PipelineError::Delivery(failure)),
+            // Kafka rejected an event for good: it goes to the dead-letter topic if tolerated.
+            (Err(failure), None)
+                if is_permanent_kafka_error(&failure.error)
+                    && self.plan.errors.dead_letter_topic().is_some() =>
+            {
+                let Some(record) = &failure.record else {
+                    return Err(PipelineError::Delivery(failure));
+                };
+                let reason = kafka_failure(&failure.topic, &failure.error);
+                self.dead_letter(tag, record, reason)?;
+                self.update_in_flight_gauges();
+                Ok(())
+            }
+            (Err(failure), None) if is_permanent_kafka_error(&failure.error) => {
+                let Some(record) = &failure.record else {
+                    return Err(PipelineError::Delivery(failure));
+                };
+                Err(self.rejected(tag, record, failure.topic.clone(), failure.error))
+            }
+            (Err(failure), None) => Err(PipelineError::Delivery(failure)),
+            // The dead-letter record itself failed.
+            (Err(failure), Some(dl)) => {
+                let table = self
+                    .router
+                    .outbox_table(tag.relation_id)
+                    .unwrap_or("?")
+                    .to_string();
+                let event_id = failure
+                    .record
+                    .as_deref()
+                    .map_or_else(|| "?".into(), dead_letter::event_id);
+                if is_size_error(&failure.error) && !dl.value_omitted {
+                    if let Some(smaller) = failure
+                        .record
+                        .as_deref()
+                        .and_then(dead_letter::without_value)
+                    {
+                        let tag = SendTag {
+                            dead_letter: Some(DeadLetterTag {
+                                value_omitted: true,
+                                ..dl
+                            }),
+                            ..tag
+                        };
+                        self.send_dead_letter(smaller, tag, &event_id, &table)?;
+                        self.update_in_flight_gauges();
+                        return Ok(());
+                    }
+                }
+                Err(PipelineError::DeadLetter(Box::new(DeadLetterFailure {
+                    event_id,
+                    table,
+                    lsn: tag.commit_lsn,
+                    topic: failure.topic,
+                    error: failure.error,
+                })))
+            }
+        }
+    }
+
+    /// The error for an event Kafka rejected for good, when poison events are not tolerated.
+    fn rejected(
+        &self,
+        tag: SendTag,
+        record: &OutboxRecord,
+        topic: String,
+        error: KafkaError,
+    ) -> PipelineError {
+        PipelineError::Rejected(Box::new(RejectedEvent {
+            event_id: dead_letter::event_id(record),
+            table: self
+                .router
+                .outbox_table(tag.relation_id)
+                .unwrap_or("?")
+                .to_string(),
+            lsn: tag.commit_lsn,
+            topic,
+            error,
+        }))
+    }
+
+    /// A row the router refused, with `errors.tolerance = all`: its raw key, payload and id go to
+    /// the dead-letter topic, under a sequence number of its own like any event.
+    fn dead_letter_unroutable(
+        &mut self,
+        relation_id: u32,
+        row: &pgoutput::TupleData,
+        error: RouteError,
+    ) -> Result<(), PipelineError> {
+        let Some(raw) = self.router.raw_row(relation_id, row) else {
+            return Err(PipelineError::Route {
+                lsn: self.final_lsn,
+                error,
+            });
+        };
+        let tag = SendTag {
+            seq: self.checkpoint.next_seq()?,
+            relation_id,
+            commit_lsn: self.final_lsn,
+            dead_letter: None,
+        };
+        self.metrics
+            .events_read
+            .with_label_values(&[&raw.table])
+            .inc();
+        let original = OutboxRecord {
+            topic: raw.topic.clone().unwrap_or_default(),
+            partition: None,
+            key: raw.key,
+            value: raw.payload,
+            headers: vec![("id".into(), raw.id)],
+            timestamp_ms: (self.commit_time_us + pgoutput::PG_EPOCH_UNIX_US).div_euclid(1000),
+        };
+        self.dead_letter(
+            tag,
+            &original,
+            Failure::unroutable(error.to_string(), raw.topic),
+        )?;
+        self.update_in_flight_gauges();
+        Ok(())
+    }
+
+    /// Sends the dead-letter record of the poison event `tag` (whose record, or raw row, is
+    /// `original`) under the event's own sequence number: the event is acknowledged only when its
+    /// dead-letter record is. Logs it (never silent).
+    fn dead_letter(
+        &mut self,
+        tag: SendTag,
+        original: &OutboxRecord,
+        failure: Failure,
+    ) -> Result<(), PipelineError> {
+        let policy = &self.plan.errors;
+        let Some(topic) = policy.dead_letter_topic() else {
+            unreachable!("poison events are dead-lettered only with errors.tolerance = all");
+        };
+        let table = self
+            .router
+            .outbox_table(tag.relation_id)
+            .unwrap_or("?")
+            .to_string();
+        let event_id = dead_letter::event_id(original);
+        let source = dead_letter::Source {
+            table: &table,
+            commit_lsn: tag.commit_lsn,
+        };
+        let record = dead_letter::dead_letter_record(policy, topic, original, &failure, &source);
+        let content = policy.log_include_messages.then(|| {
+            format!(
+                "key={} value={}",
+                dead_letter::preview(original.key.as_ref(), 1024),
+                dead_letter::preview(original.value.as_ref(), 1024)
+            )
+        });
+        let lsn = tag.commit_lsn;
+        let reason = failure.reason;
+        if policy.log_enable {
+            tracing::error!(event_id, %table, %lsn, reason, dead_letter_topic = topic, record = content, "poison event sent to the dead-letter topic: {}", failure.message);
+        } else {
+            tracing::warn!(event_id, %table, %lsn, reason, dead_letter_topic = topic, record = content, "poison event sent to the dead-letter topic: {}", failure.message);
+        }
+        let tag = SendTag {
+            dead_letter: Some(DeadLetterTag {
+                reason,
+                value_omitted: false,
+            }),
+            ..tag
+        };
+        self.send_dead_letter(record, tag, &event_id, &table)
+    }
+
+    /// Enqueues a dead-letter record; when librdkafka refuses it as too large, sends it again
+    /// without its value (saying so in a header and in the log).
+    fn send_dead_letter(
+        &mut self,
+        record: OutboxRecord,
+        tag: SendTag,
+        event_id: &str,
+        table: &str,
+    ) -> Result<(), PipelineError> {
+        let Some(dl) = tag.dead_letter else {
+            unreachable!("dead-letter records are tagged as such");
+        };
+        if dl.value_omitted {
+            tracing::warn!(event_id, %table, lsn = %tag.commit_lsn, dead_letter_topic = %record.topic, "the poison event's value is too large for the dead-letter topic too: its dead-letter record carries no value, and header {} gives the value's size", dead_letter::HEADER_VALUE_OMITTED);
+        }
+        match self.sink.send(&record, tag) {
+            Ok(()) => {
+                self.in_flight_bytes += record.size();
+                Ok(())
+            }
+            Err(SendError::Enqueue { error, .. }) if is_size_error(&error) && !dl.value_omitted => {
+                match dead_letter::without_value(&record) {
+                    Some(smaller) => {
+                        let tag = SendTag {
+                            dead_letter: Some(DeadLetterTag {
+                                value_omitted: true,
+                                ..dl
+                            }),
+                            ..tag
+                        };
+                        self.send_dead_letter(smaller, tag, event_id, table)
+                    }
+                    None => Err(PipelineError::DeadLetter(Box::new(DeadLetterFailure {
+                        event_id: event_id.to_string(),
+                        table: table.to_string(),
+                        lsn: tag.commit_lsn,
+                        topic: record.topic,
+                        error,
+                    }))),
+                }
+            }
+            Err(SendError::Enqueue { error, topic }) => {
+                Err(PipelineError::DeadLetter(Box::new(DeadLetterFailure {
+                    event_id: event_id.to_string(),
+                    table: table.to_string(),
+                    lsn: tag.commit_lsn,
+                    topic,
+                    error,
+                })))
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -744,6 +1090,7 @@ mod tests {
             PipelineError::Delivery(DeliveryFailure {
                 topic: "t".into(),
                 error: KafkaError::MessageProduction(code),
+                record: None,
             })
         };
         assert!(!delivery(RDKafkaErrorCode::MessageSizeTooLarge).is_transient());
@@ -755,6 +1102,93 @@ mod tests {
             lsn: Lsn(1)
         }
         .is_transient());
+    }
+
+    #[test]
+    fn kafka_rejections_are_described_for_the_dead_letter_queue() {
+        let too_large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        let f = kafka_failure("outbox.event.Order", &too_large);
+        assert_eq!(f.reason, "message_size_too_large");
+        assert_eq!(
+            f.exception_class,
+            "outboxd.kafka.MessageSizeTooLargeException"
+        );
+        assert_eq!(f.topic.as_deref(), Some("outbox.event.Order"));
+        assert!(f.too_large);
+        assert!(f.message.contains("too large"), "{}", f.message);
+        let auth = kafka_failure(
+            "t",
+            &KafkaError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed),
+        );
+        assert_eq!(auth.reason, "topic_authorization_failed");
+        assert!(!auth.too_large);
+        let other = kafka_failure("t", &KafkaError::Canceled);
+        assert_eq!(other.reason, "kafka_error");
+        assert_eq!(other.exception_class, "outboxd.kafka.KafkaException");
+        // A failed dead-letter write stops the relay only when a restart cannot help.
+        let dead_letter = |code| {
+            PipelineError::DeadLetter(Box::new(DeadLetterFailure {
+                event_id: "e".into(),
+                table: "public.outbox".into(),
+                lsn: Lsn(1),
+                topic: "dlq".into(),
+                error: KafkaError::MessageProduction(code),
+            }))
+        };
+        assert!(!dead_letter(RDKafkaErrorCode::TopicAuthorizationFailed).is_transient());
+        assert!(dead_letter(RDKafkaErrorCode::MessageTimedOut).is_transient());
+        // Without a dead-letter topic, the error names the event and the way out.
+        let rejected = PipelineError::Rejected(Box::new(RejectedEvent {
+            event_id: "e".into(),
+            table: "public.outbox".into(),
+            lsn: Lsn(1),
+            topic: "t".into(),
+            error: too_large,
+        }));
+        assert!(!rejected.is_transient());
+        let message = rejected.to_string();
+        assert!(
+            message.contains("event e of public.outbox (transaction at 0/1)")
+                && message.contains("errors.tolerance = all"),
+            "{message}"
+        );
+        let message = dead_letter(RDKafkaErrorCode::TopicAuthorizationFailed).to_string();
+        assert!(
+            message.contains("poison event e of public.outbox (transaction at 0/1)")
+                && message.contains("dead-letter topic dlq"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_errors_section_reaches_the_plan() {
+        let base = "[source]\nurl = \"postgres://u@h/d\"\nslot = \"s1\"\n[kafka]\n\"bootstrap.servers\" = \"k:9092\"\n";
+        let plan = Plan::from_config(&Config::from_toml(base).unwrap()).unwrap();
+        assert_eq!(
+            plan.errors.dead_letter_topic(),
+            None,
+            "tolerance none by default"
+        );
+        let text = format!(
+            "{base}[errors]\n\"errors.tolerance\" = \"all\"\n\"errors.deadletterqueue.topic.name\" = \"outboxd.dlq\"\n\"errors.deadletterqueue.context.headers.enable\" = false\n"
+        );
+        let plan = Plan::from_config(&Config::from_toml(&text).unwrap()).unwrap();
+        assert_eq!(plan.errors.dead_letter_topic(), Some("outboxd.dlq"));
+        assert!(!plan.errors.context_headers);
+        assert_eq!(plan.errors.connector_name, "s1");
+        let missing = format!("{base}[errors]\n\"errors.tolerance\" = \"all\"\n");
+        let err = Plan::from_config(&Config::from_toml(&missing).unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("errors.\"errors.deadletterqueue.topic.name\""),
+            "{err}"
+        );
+        let err = Config::from_toml(&format!("{base}[errors]\n\"errors.tolerance\" = [1]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("errors.\"errors.tolerance\""), "{err}");
     }
 
     #[test]

@@ -942,6 +942,7 @@ fn rendered_metrics() -> BTreeMap<String, (String, BTreeSet<String>)> {
         &m.events_published,
         &m.bytes_published,
         &m.events_failed,
+        &m.events_dead_lettered,
         &m.changes_ignored,
     ] {
         let arity = vec.desc()[0].variable_labels.len();

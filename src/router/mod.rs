@@ -72,6 +72,19 @@ impl OutboxRecord {
     }
 }
 
+/// The raw cells of an outbox row that could not be routed (see [`Router::raw_row`]). `None`:
+/// NULL (or an unchanged TOASTed value, which pgoutput does not send).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRow {
+    /// `schema.table`.
+    pub table: String,
+    pub id: Option<Bytes>,
+    pub key: Option<Bytes>,
+    pub payload: Option<Bytes>,
+    /// The topic the routing value leads to, valid or not; `None` when the value is NULL.
+    pub topic: Option<String>,
+}
+
 /// A routed row: the record, and what the pipeline must log about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routed {
@@ -643,6 +656,23 @@ impl Router {
     /// The `schema.table` name of an outbox relation, or `None` for any other relation.
     pub fn outbox_table(&self, relation_id: u32) -> Option<&str> {
         self.layouts.get(&relation_id).map(|l| l.table.as_str())
+    }
+
+    /// The row's raw cells, for a row [`route_insert`](Self::route_insert) refused (a poison
+    /// event): the id, key and payload columns' bytes as pgoutput sent them, and the topic the
+    /// routing value leads to (not checked). `None` when the relation is not an outbox table.
+    pub fn raw_row(&self, relation_id: u32, row: &TupleData) -> Option<RawRow> {
+        let layout = self.layouts.get(&relation_id)?;
+        let raw = |c: &Column| row.get(c.index).and_then(TupleValue::as_bytes).cloned();
+        let topic = raw(&layout.route_by)
+            .map(|value| route_topic(&self.options, &String::from_utf8_lossy(&value)));
+        Some(RawRow {
+            table: layout.table.clone(),
+            id: raw(&layout.id),
+            key: raw(&layout.key),
+            payload: raw(&layout.payload),
+            topic,
+        })
     }
 
     /// Routes an inserted row. `Ok(None)`: the relation is not an outbox table.
@@ -1295,6 +1325,32 @@ mod tests {
             err.contains("public.outbox") && err.contains("\"id\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn raw_rows_carry_the_cells_of_refused_rows() {
+        let mut r = default_router();
+        let values = vec![
+            text("aaaaaaaa-0000-4000-8000-000000000001"),
+            text("Bad Topic"),
+            text("k-1"),
+            text("E"),
+            text("{\"a\": 1}"),
+        ];
+        assert!(route(&mut r, values.clone()).is_err());
+        let raw = r.raw_row(16384, &row(values)).unwrap();
+        assert_eq!(raw.table, "public.outbox");
+        assert_eq!(utf8(&raw.id), Some("aaaaaaaa-0000-4000-8000-000000000001"));
+        assert_eq!(utf8(&raw.key), Some("k-1"));
+        assert_eq!(utf8(&raw.payload), Some("{\"a\": 1}"));
+        assert_eq!(raw.topic.as_deref(), Some("outbox.event.Bad Topic"));
+        let nulls = row(vec![TupleValue::Null; 5]);
+        let raw = r.raw_row(16384, &nulls).unwrap();
+        assert_eq!(
+            (raw.id, raw.key, raw.payload, raw.topic),
+            (None, None, None, None)
+        );
+        assert!(r.raw_row(1, &nulls).is_none(), "not an outbox table");
     }
 
     #[test]

@@ -7,4 +7,4 @@ pub mod config;
 pub mod producer;
 
 pub use config::{producer_config, SinkConfigError};
-pub use producer::{Delivery, DeliveryFailure, KafkaSink, SendError};
+pub use producer::{Delivery, DeliveryFailure, KafkaSink, SendError, SendTag};

@@ -1,15 +1,16 @@
 //! The Kafka producer: enqueue in WAL order, report deliveries asynchronously.
 //!
 //! Built on rdkafka's `ThreadedProducer` (a background thread polls librdkafka). Each record carries
-//! its checkpoint sequence number as the delivery opaque; the delivery callback forwards
-//! `(seq, outcome)` over an unbounded channel to the pipeline. The channel is bounded in practice by
+//! a [`SendTag`] (its checkpoint sequence number and where it comes from) as the delivery opaque;
+//! the delivery callback forwards `(tag, outcome)` over an unbounded channel to the pipeline, with a
+//! copy of the record when it failed (for the dead-letter queue). The channel is bounded in practice by
 //! the pipeline's in-flight cap. `send` never waits for an acknowledgement.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
 };
@@ -17,13 +18,28 @@ use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::mpsc;
 
 use crate::checkpoint::Seq;
+use crate::dead_letter::DeadLetterTag;
+use crate::lsn::Lsn;
 use crate::metrics::Metrics;
 use crate::router::OutboxRecord;
+
+/// What travels with a record through librdkafka and comes back with its delivery report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendTag {
+    /// The event's checkpoint sequence number.
+    pub seq: Seq,
+    /// The pgoutput relation the event's row belongs to.
+    pub relation_id: u32,
+    /// The commit LSN of the event's transaction.
+    pub commit_lsn: Lsn,
+    /// `Some` for the dead-letter record of a poison event.
+    pub dead_letter: Option<DeadLetterTag>,
+}
 
 /// What the delivery callback reports for one record.
 #[derive(Debug)]
 pub struct Delivery {
-    pub seq: Seq,
+    pub tag: SendTag,
     /// The size the record was counted with against the in-flight byte cap.
     pub bytes: u64,
     pub outcome: Result<(i32, i64), DeliveryFailure>,
@@ -35,6 +51,8 @@ pub struct Delivery {
 pub struct DeliveryFailure {
     pub topic: String,
     pub error: KafkaError,
+    /// The record as it was sent (topic, partition, key, value, headers, timestamp).
+    pub record: Option<Box<OutboxRecord>>,
 }
 
 /// Enqueueing failed.
@@ -48,7 +66,7 @@ pub enum SendError {
 
 /// The opaque carried through librdkafka with each record.
 pub struct Tag {
-    seq: Seq,
+    tag: SendTag,
     bytes: u64,
 }
 
@@ -112,12 +130,32 @@ impl ProducerContext for SinkContext {
                 Err(DeliveryFailure {
                     topic: msg.topic().to_string(),
                     error: error.clone(),
+                    record: Some(Box::new(OutboxRecord {
+                        topic: msg.topic().to_string(),
+                        partition: Some(msg.partition()).filter(|p| *p >= 0),
+                        key: msg.key().map(bytes::Bytes::copy_from_slice),
+                        value: msg.payload().map(bytes::Bytes::copy_from_slice),
+                        headers: msg
+                            .headers()
+                            .map(|hs| {
+                                hs.iter()
+                                    .map(|h| {
+                                        (
+                                            h.key.to_string(),
+                                            h.value.map(bytes::Bytes::copy_from_slice),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        timestamp_ms: msg.timestamp().to_millis().unwrap_or(0),
+                    })),
                 })
             }
         };
         // The receiver is gone only when the pipeline has stopped; nothing left to confirm then.
         let _ = self.deliveries.send(Delivery {
-            seq: tag.seq,
+            tag: tag.tag,
             bytes: tag.bytes,
             outcome,
         });
@@ -146,8 +184,8 @@ impl KafkaSink {
     }
 
     /// Enqueues one record (to its explicit partition when it has one, else to the one the
-    /// partitioner picks from the key); its delivery is reported later with `seq`. Never blocks.
-    pub fn send(&self, record: &OutboxRecord, seq: Seq) -> Result<(), SendError> {
+    /// partitioner picks from the key); its delivery is reported later with `tag`. Never blocks.
+    pub fn send(&self, record: &OutboxRecord, tag: SendTag) -> Result<(), SendError> {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
         for (key, value) in &record.headers {
             headers = headers.insert(Header {
@@ -156,7 +194,7 @@ impl KafkaSink {
             });
         }
         let tag = Box::new(Tag {
-            seq,
+            tag,
             bytes: record.size(),
         });
         let mut base: BaseRecord<'_, [u8], [u8], Box<Tag>> =
