@@ -1,0 +1,289 @@
+//! Poison events end to end: rows the router cannot route and records Kafka rejects for good,
+//! with `errors.tolerance = all` (they go to the dead-letter topic with Kafka Connect's context
+//! headers, the events around them are published in order, the slot moves past them) and with
+//! `errors.tolerance = none` (the relay stops naming the event, the slot stays before it).
+//! The unroutable row with tolerance none is tests/relay.rs's
+//! `a_row_that_cannot_be_routed_stops_the_relay_without_confirming_it`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{
+    consume_topics, current_wal_lsn, parse_lsn, slot_confirmed_lsn, unique, wait_until, Broker,
+    Outboxd, PgCluster, Record,
+};
+
+const SLOT: &str = "outboxd";
+const PUBLICATION: &str = "outboxd";
+const BAD_TOPIC_ID: &str = "bbbbbbbb-0000-4000-8000-000000000001";
+const BAD_TOPIC_ID_2: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+const TOO_LARGE_ID: &str = "cccccccc-0000-4000-8000-000000000001";
+/// Kafka's record size limit for the producer, and a payload twice that size.
+const MAX_BYTES: usize = 10_000;
+const LARGE_PAYLOAD: usize = 20_000;
+
+async fn database() -> (PgCluster, tokio_postgres::Client) {
+    let pg = PgCluster::start();
+    let client = pg.client().await;
+    support::create_outbox_table(&client).await;
+    (pg, client)
+}
+
+/// The basic configuration with `"message.max.bytes"` in `[kafka]`, then `extra` sections.
+fn config(pg: &PgCluster, bootstrap: &str, extra: &str) -> String {
+    format!(
+        "{}\"message.max.bytes\" = {MAX_BYTES}\n{extra}",
+        support::basic_config(&pg.url("postgres"), SLOT, PUBLICATION, bootstrap)
+    )
+}
+
+async fn start_outboxd(config: &str) -> Outboxd {
+    let o = Outboxd::start_with(config, &[], &[("RUST_LOG", "info,outboxd=debug")]);
+    assert!(
+        o.wait_for_log("streaming", Duration::from_secs(30)).await,
+        "outboxd did not start streaming:\n{}",
+        o.log()
+    );
+    o
+}
+
+async fn consume(bootstrap: &str, topics: &[&str], expected: usize, secs: u64) -> Vec<Record> {
+    let b = bootstrap.to_string();
+    let t: Vec<String> = topics.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = t.iter().map(String::as_str).collect();
+        consume_topics(&b, &refs, expected, Duration::from_secs(secs))
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs `sql` as one transaction; returns the WAL position before and after it.
+async fn transaction(client: &tokio_postgres::Client, sql: &str) -> (u64, u64) {
+    let before = current_wal_lsn(client).await;
+    client
+        .batch_execute(&format!("BEGIN;{sql}COMMIT;"))
+        .await
+        .unwrap();
+    (before, current_wal_lsn(client).await)
+}
+
+/// An outbox row for `aggregatetype`/`aggregateid` with payload `{"seq": seq}`.
+fn good(aggregatetype: &str, seq: u32) -> String {
+    format!(
+        "INSERT INTO public.outbox VALUES (gen_random_uuid(), '{aggregatetype}', 'agg', 'E', '{{\"seq\": {seq}}}');"
+    )
+}
+
+fn header<'a>(r: &'a Record, name: &str) -> &'a str {
+    std::str::from_utf8(
+        r.header(name)
+            .unwrap_or_else(|| panic!("header {name} missing: {:?}", r.headers)),
+    )
+    .unwrap()
+}
+
+async fn metrics(port: u16) -> String {
+    support::outboxd::http_get(port, "/metrics").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_events_go_to_the_dead_letter_topic_and_the_slot_moves_past_them() {
+    let broker = Broker::shared();
+    let (pg, client) = database().await;
+    let aggregatetype = format!("Poison{}", unique("p"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    let dlq = format!("dlq.{}", unique("d"));
+    // One partition each, so that the order of arrival is the order of production.
+    broker.create_topic(&topic, 1).await;
+    broker.create_topic(&dlq, 1).await;
+    let http_port = support::free_port();
+    let extra = format!(
+        "\n[errors]\n\"errors.tolerance\" = \"all\"\n\"errors.deadletterqueue.topic.name\" = \"{dlq}\"\n\n[http]\naddr = \"127.0.0.1:{http_port}\"\n"
+    );
+    let outboxd = start_outboxd(&config(&pg, broker.bootstrap(), &extra)).await;
+
+    let large = "x".repeat(LARGE_PAYLOAD);
+    transaction(&client, &good(&aggregatetype, 0)).await;
+    let (bad_from, bad_to) = transaction(
+        &client,
+        &format!("INSERT INTO public.outbox VALUES ('{BAD_TOPIC_ID}', 'Bad Topic', 'k-bad', 'E', '{{\"n\": 1}}');"),
+    )
+    .await;
+    transaction(&client, &good(&aggregatetype, 1)).await;
+    let (large_from, large_to) = transaction(
+        &client,
+        &format!("INSERT INTO public.outbox VALUES ('{TOO_LARGE_ID}', '{aggregatetype}', 'k-large', 'E', '{{\"blob\": \"{large}\"}}');"),
+    )
+    .await;
+    transaction(&client, &good(&aggregatetype, 2)).await;
+    // A poison event between two good ones of the same transaction: a topic name longer than
+    // Kafka allows.
+    let long_type = "L".repeat(240);
+    transaction(
+        &client,
+        &format!(
+            "{}INSERT INTO public.outbox VALUES ('{BAD_TOPIC_ID_2}', '{long_type}', 'k-bad-2', 'E', NULL);{}",
+            good(&aggregatetype, 3),
+            good(&aggregatetype, 4)
+        ),
+    )
+    .await;
+    let end = current_wal_lsn(&client).await;
+
+    // The good events, all of them, once and in commit order.
+    let records = consume(broker.bootstrap(), &[&topic], 6, 20).await;
+    let seqs: Vec<i64> = records
+        .iter()
+        .map(|r| r.value_json().unwrap()["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![0, 1, 2, 3, 4], "outboxd log:\n{}", outboxd.log());
+
+    // The poison events, in the dead-letter topic in commit order, with the original key, value
+    // and id header, and the error context.
+    let dead = consume(broker.bootstrap(), &[&dlq], 4, 20).await;
+    assert_eq!(dead.len(), 3, "outboxd log:\n{}", outboxd.log());
+
+    let bad = &dead[0];
+    assert_eq!(bad.key_str().as_deref(), Some("k-bad"));
+    assert_eq!(bad.value_str().as_deref(), Some("{\"n\": 1}"));
+    assert_eq!(header(bad, "id"), BAD_TOPIC_ID);
+    assert_eq!(
+        header(bad, "__connect.errors.topic"),
+        "outbox.event.Bad Topic"
+    );
+    assert_eq!(header(bad, "__connect.errors.stage"), "TRANSFORMATION");
+    assert_eq!(
+        header(bad, "__connect.errors.exception.class.name"),
+        "outboxd.router.UnroutableRowException"
+    );
+    let message = header(bad, "__connect.errors.exception.message");
+    assert!(
+        message.contains("not a valid Kafka topic name") && message.contains(BAD_TOPIC_ID),
+        "{message}"
+    );
+    assert_eq!(header(bad, "__connect.errors.connector.name"), SLOT);
+    assert_eq!(header(bad, "outboxd.source.table"), "public.outbox");
+    let lsn = parse_lsn(header(bad, "outboxd.source.lsn")).unwrap();
+    assert!(
+        (bad_from..=bad_to).contains(&lsn),
+        "commit LSN {lsn:X} is not that of the bad row's transaction ({bad_from:X}..{bad_to:X})"
+    );
+
+    let too_large = &dead[1];
+    assert_eq!(too_large.key_str().as_deref(), Some("k-large"));
+    assert_eq!(header(too_large, "id"), TOO_LARGE_ID);
+    assert_eq!(header(too_large, "__connect.errors.topic"), topic);
+    assert_eq!(header(too_large, "__connect.errors.stage"), "KAFKA_PRODUCE");
+    assert_eq!(
+        header(too_large, "__connect.errors.exception.class.name"),
+        "outboxd.kafka.MessageSizeTooLargeException"
+    );
+    // The value is what makes the record too large, for the dead-letter topic too: it is left
+    // out, and a header gives its size.
+    assert_eq!(too_large.value, None);
+    let size: usize = header(too_large, "outboxd.errors.value.omitted.bytes")
+        .parse()
+        .unwrap();
+    assert!(size > LARGE_PAYLOAD, "{size}");
+    let lsn = parse_lsn(header(too_large, "outboxd.source.lsn")).unwrap();
+    assert!((large_from..=large_to).contains(&lsn), "{lsn:X}");
+
+    let too_long = &dead[2];
+    assert_eq!(header(too_long, "id"), BAD_TOPIC_ID_2);
+    assert_eq!(too_long.key_str().as_deref(), Some("k-bad-2"));
+    assert_eq!(too_long.value, None, "a NULL payload stays null");
+    assert!(header(too_long, "__connect.errors.exception.message").contains("Kafka allows 249"));
+    assert_eq!(
+        header(too_long, "__connect.errors.topic"),
+        format!("outbox.event.{long_type}")
+    );
+
+    // Nothing is silent: one warning per poison event, and the counter.
+    let log = outboxd.log();
+    for line in log.lines().filter(|l| l.contains("dead-letter")) {
+        eprintln!("{line}");
+    }
+    for id in [BAD_TOPIC_ID, TOO_LARGE_ID, BAD_TOPIC_ID_2] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("WARN") && l.contains("dead-letter topic") && l.contains(id)),
+            "no warning for {id}:\n{log}"
+        );
+    }
+    let text = metrics(http_port).await;
+    assert!(
+        text.contains(
+            "outboxd_events_dead_lettered_total{reason=\"unroutable\",table=\"public.outbox\"} 2"
+        ) && text.contains(
+            "outboxd_events_dead_lettered_total{reason=\"message_size_too_large\",table=\"public.outbox\"} 1"
+        ),
+        "{text}"
+    );
+
+    // The slot moves past the poison events.
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            slot_confirmed_lsn(&client, SLOT).await.unwrap() >= end
+        })
+        .await,
+        "the slot stayed at {:X}, before {end:X}:\n{}",
+        slot_confirmed_lsn(&client, SLOT).await.unwrap(),
+        outboxd.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tolerance_a_record_kafka_rejects_stops_the_relay_before_it() {
+    let broker = Broker::shared();
+    let (pg, client) = database().await;
+    let aggregatetype = format!("Stop{}", unique("s"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 1).await;
+    let mut outboxd = start_outboxd(&config(&pg, broker.bootstrap(), "")).await;
+
+    let (_, after_good) = transaction(&client, &good(&aggregatetype, 0)).await;
+    assert_eq!(consume(broker.bootstrap(), &[&topic], 1, 20).await.len(), 1);
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            slot_confirmed_lsn(&client, SLOT).await.unwrap() >= after_good
+        })
+        .await
+    );
+    let large = "x".repeat(LARGE_PAYLOAD);
+    let (before_large, _) = transaction(
+        &client,
+        &format!("INSERT INTO public.outbox VALUES ('{TOO_LARGE_ID}', '{aggregatetype}', 'k', 'E', '{{\"blob\": \"{large}\"}}');"),
+    )
+    .await;
+    transaction(&client, &good(&aggregatetype, 1)).await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = outboxd.try_status() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "outboxd should stop by itself:\n{}",
+            outboxd.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = outboxd.log();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains(TOO_LARGE_ID)
+            && log.contains("Kafka rejected event")
+            && log.contains("errors.tolerance = all"),
+        "the error should name the event and the way out:\n{log}"
+    );
+    let confirmed = slot_confirmed_lsn(&client, SLOT).await.unwrap();
+    assert!(
+        confirmed <= before_large,
+        "the slot moved past the rejected event: {confirmed:X} > {before_large:X}"
+    );
+    // Nothing after it was published either.
+    assert_eq!(consume(broker.bootstrap(), &[&topic], 2, 3).await.len(), 1);
+}
