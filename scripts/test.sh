@@ -5,7 +5,9 @@
 #   4. cargo test (all targets: unit, integration — incl. tests/harness.rs — and examples),
 #   5. doc tests,
 #   6. a smoke run of the benchmark harness (examples/bench.rs) with a tiny load on the debug
-#      build: it prints the figures and fails only if the harness itself fails (never on a figure).
+#      build: it prints the figures and fails only if the harness itself fails (never on a figure),
+#   7. with CI=true or OUTBOXD_FUZZ=1 only: scripts/fuzz.sh, each fuzz target for
+#      OUTBOXD_FUZZ_SECONDS (default 30) s (docs/fuzzing.md).
 # Integration tests start their own throwaway PostgreSQL clusters and a tansu broker; set
 # KAFKA_BOOTSTRAP_SERVERS to run them against an existing Kafka instead (no tansu is started;
 # broker-outage tests then print SKIP). Extra arguments are passed to `cargo test`
@@ -27,6 +29,7 @@ start=$SECONDS
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path tests/fuzz/Cargo.toml -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
@@ -40,5 +43,10 @@ cargo test --doc
 step "benchmark harness smoke run (debug build; figures are informative only)"
 cargo run --example bench -- --rows 2000 --backlog 1000x100,200x1 --rates 1000 --step-secs 3 \
     --no-ramp --json target/bench-smoke.json
+
+if [ "${CI:-}" = "true" ] || [ "${OUTBOXD_FUZZ:-}" = "1" ]; then
+    step "fuzzing, ${OUTBOXD_FUZZ_SECONDS:-30} s per target (scripts/fuzz.sh)"
+    scripts/fuzz.sh "${OUTBOXD_FUZZ_SECONDS:-30}"
+fi
 
 step "all checks passed in $((SECONDS - start)) s"

@@ -1,0 +1,4 @@
+//! `crate::source`: only the pgoutput decoder.
+
+#[path = "../../../src/source/pgoutput.rs"]
+pub mod pgoutput;
