@@ -4,6 +4,11 @@
 //! `errors.tolerance = none` (the relay stops naming the event, the slot stays before it).
 //! The unroutable row with tolerance none is tests/relay.rs's
 //! `a_row_that_cannot_be_routed_stops_the_relay_without_confirming_it`.
+//!
+//! Records librdkafka refuses when they are enqueued (larger than the producer's
+//! `message.max.bytes`) are tested on any broker; a record the broker refuses in its delivery
+//! report needs a broker that enforces a topic's `max.message.bytes` (Apache Kafka, through
+//! KAFKA_BOOTSTRAP_SERVERS; the test prints SKIP with tansu).
 
 mod support;
 
@@ -286,4 +291,116 @@ async fn without_tolerance_a_record_kafka_rejects_stops_the_relay_before_it() {
     );
     // Nothing after it was published either.
     assert_eq!(consume(broker.bootstrap(), &[&topic], 2, 3).await.len(), 1);
+}
+
+/// Creates `name` (one partition) with the topic-level `max.message.bytes` limit.
+async fn create_small_topic(bootstrap: &str, name: &str, max_message_bytes: usize) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("log_level", "3")
+        .create()
+        .unwrap();
+    let limit = max_message_bytes.to_string();
+    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1)).set("max.message.bytes", &limit);
+    for result in admin
+        .create_topics([&topic], &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        result.unwrap_or_else(|(t, e)| panic!("create {t}: {e:?}"));
+    }
+}
+
+/// Whether the broker refuses, in the delivery report, a record larger than `topic`'s
+/// `max.message.bytes` (Apache Kafka does; a broker that ignores topic configurations does not).
+async fn broker_enforces_topic_limit(bootstrap: &str, topic: &str, size: usize) -> bool {
+    use rdkafka::producer::FutureRecord;
+    let producer = support::kafka::producer_with(bootstrap, &[("message.timeout.ms", "10000")]);
+    let value = vec![b'x'; size];
+    let sent = producer
+        .send(
+            FutureRecord::<(), [u8]>::to(topic).payload(&value[..]),
+            Duration::from_secs(10),
+        )
+        .await;
+    match sent {
+        Ok(_) => false,
+        Err((e, _)) => {
+            eprintln!("[poison] the broker refused a {size}-byte record: {e}");
+            true
+        }
+    }
+}
+
+/// The other path of a rejected record: librdkafka accepts it, the broker refuses it in the
+/// delivery report. The dead-letter record then keeps the value (the dead-letter topic's limit is
+/// larger), and the event is acknowledged through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_broker_rejects_goes_to_the_dead_letter_topic_with_its_value() {
+    const TEST: &str = "a_record_the_broker_rejects_goes_to_the_dead_letter_topic_with_its_value";
+    let broker = Broker::shared();
+    let aggregatetype = format!("Small{}", unique("b"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    create_small_topic(broker.bootstrap(), &topic, 4_000).await;
+    if !broker_enforces_topic_limit(broker.bootstrap(), &topic, 8_000).await {
+        support::skip(
+            TEST,
+            "the broker does not enforce a topic's max.message.bytes (run with KAFKA_BOOTSTRAP_SERVERS for Apache Kafka)",
+        );
+        return;
+    }
+    let dlq = format!("dlq.{}", unique("d"));
+    broker.create_topic(&dlq, 1).await;
+    let (pg, client) = database().await;
+    let extra = format!(
+        "\n[errors]\n\"errors.tolerance\" = \"all\"\n\"errors.deadletterqueue.topic.name\" = \"{dlq}\"\n"
+    );
+    let cfg = format!(
+        "{}{extra}",
+        support::basic_config(&pg.url("postgres"), SLOT, PUBLICATION, broker.bootstrap())
+    );
+    let outboxd = start_outboxd(&cfg).await;
+
+    // Separate transactions, far enough apart not to share a produce batch with the large one
+    // (the broker would refuse the whole batch).
+    let blob = "y".repeat(6_000);
+    transaction(&client, &good(&aggregatetype, 0)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (from, to) = transaction(
+        &client,
+        &format!("INSERT INTO public.outbox VALUES ('{TOO_LARGE_ID}', '{aggregatetype}', 'k-large', 'E', '{{\"blob\": \"{blob}\"}}');"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    transaction(&client, &good(&aggregatetype, 1)).await;
+    let end = current_wal_lsn(&client).await;
+
+    let records = consume(broker.bootstrap(), &[&topic], 3, 20).await;
+    let seqs: Vec<i64> = records
+        .iter()
+        .map(|r| r.value_json().unwrap()["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![0, 1], "outboxd log:\n{}", outboxd.log());
+    let dead = consume(broker.bootstrap(), &[&dlq], 2, 20).await;
+    assert_eq!(dead.len(), 1, "outboxd log:\n{}", outboxd.log());
+    let r = &dead[0];
+    assert_eq!(header(r, "id"), TOO_LARGE_ID);
+    assert_eq!(header(r, "__connect.errors.stage"), "KAFKA_PRODUCE");
+    assert_eq!(header(r, "__connect.errors.topic"), topic);
+    assert!(
+        r.value_str().unwrap().contains(&blob),
+        "the dead-letter record keeps the value"
+    );
+    assert!(r.header("outboxd.errors.value.omitted.bytes").is_none());
+    let lsn = parse_lsn(header(r, "outboxd.source.lsn")).unwrap();
+    assert!((from..=to).contains(&lsn), "{lsn:X}");
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            slot_confirmed_lsn(&client, SLOT).await.unwrap() >= end
+        })
+        .await,
+        "the slot did not move past the rejected event:\n{}",
+        outboxd.log()
+    );
 }
