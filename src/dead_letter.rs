@@ -218,9 +218,6 @@ pub struct Failure {
     pub message: String,
     /// The topic the record was meant for, when one could be built (`__connect.errors.topic`).
     pub topic: Option<String>,
-    /// The error is about the record's size (the value is left out of the dead-letter record if
-    /// it does not fit either).
-    pub too_large: bool,
 }
 
 impl Failure {
@@ -232,7 +229,6 @@ impl Failure {
             exception_class: "outboxd.router.UnroutableRowException".into(),
             message,
             topic,
-            too_large: false,
         }
     }
 
@@ -243,7 +239,6 @@ impl Failure {
         code: Option<&str>,
         reason: &'static str,
         message: String,
-        too_large: bool,
     ) -> Failure {
         Failure {
             stage: Stage::KafkaProduce,
@@ -251,7 +246,6 @@ impl Failure {
             exception_class: format!("outboxd.kafka.{}Exception", code.unwrap_or("Kafka")),
             message,
             topic: Some(topic.to_string()),
-            too_large,
         }
     }
 }
@@ -445,7 +439,6 @@ mod tests {
             Some("TopicAuthorizationFailed"),
             "topic_authorization_failed",
             "Broker: Topic authorization failed".into(),
-            false,
         );
         let source = Source {
             table: "public.outbox",
@@ -506,7 +499,6 @@ mod tests {
         let f = Failure::unroutable("NULL routing value".into(), None);
         assert_eq!(f.reason, "unroutable");
         assert_eq!(f.stage.name(), "TRANSFORMATION");
-        assert!(!f.too_large);
         assert_eq!(preview(None, 4), "null");
         assert_eq!(preview(Some(&Bytes::from_static(b"ab")), 4), "ab");
         assert_eq!(

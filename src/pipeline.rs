@@ -179,7 +179,6 @@ fn kafka_failure(topic: &str, error: &KafkaError) -> Failure {
         code.map(|c| format!("{c:?}")).as_deref(),
         reason,
         error.to_string(),
-        is_size_error(error),
     )
 }
 
@@ -1114,14 +1113,12 @@ mod tests {
             "outboxd.kafka.MessageSizeTooLargeException"
         );
         assert_eq!(f.topic.as_deref(), Some("outbox.event.Order"));
-        assert!(f.too_large);
         assert!(f.message.contains("too large"), "{}", f.message);
         let auth = kafka_failure(
             "t",
             &KafkaError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed),
         );
         assert_eq!(auth.reason, "topic_authorization_failed");
-        assert!(!auth.too_large);
         let other = kafka_failure("t", &KafkaError::Canceled);
         assert_eq!(other.reason, "kafka_error");
         assert_eq!(other.exception_class, "outboxd.kafka.KafkaException");
