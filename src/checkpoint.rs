@@ -24,9 +24,13 @@
 //! slot: duplicates are possible, loss is not.
 //!
 //! # Idle slots
-//! When no transaction is open and nothing is in flight, a keepalive's WAL end may be confirmed: every
-//! change before it was either published and acknowledged or not ours. Without this the slot would
-//! hold WAL for ever while the outbox is idle and other tables write.
+//! A keepalive received between transactions reports the server's WAL end: every transaction
+//! committed before it has already been sent to us. It is queued like a transaction without events
+//! (after the commits received before it), so it becomes confirmable once they are all acknowledged:
+//! every change before it was then either published and acknowledged or not ours. Without this the
+//! slot would hold WAL for ever while the outbox is idle and other tables write, and WAL written after
+//! a backlog would stay unconfirmed until the next keepalive. A keepalive inside an open transaction
+//! is ignored.
 //!
 //! This module is pure state: no I/O, no clock.
 
@@ -51,13 +55,15 @@ pub enum CheckpointError {
     NestedBegin,
 }
 
-/// A commit waiting for its events (and every earlier event) to be acknowledged.
+/// A commit (or keepalive) waiting for its events (and every earlier event) to be acknowledged.
 #[derive(Debug)]
 struct PendingCommit {
     /// The sequence number following the transaction's last event.
     seq_upper: u64,
-    /// The transaction's `Commit.end_lsn`: what gets confirmed.
+    /// The transaction's `Commit.end_lsn` or the keepalive's WAL end: what gets confirmed.
     end_lsn: Lsn,
+    /// Whether this entry is a keepalive (consecutive ones merge, so they never pile up).
+    keepalive: bool,
 }
 
 /// Tracks sent events and commits, and derives the confirmable LSN. See the module documentation.
@@ -118,6 +124,7 @@ impl Checkpoint {
         self.pending.push_back(PendingCommit {
             seq_upper: self.next_seq,
             end_lsn,
+            keepalive: false,
         });
         self.advance();
         Ok(())
@@ -136,11 +143,21 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// A keepalive reported the server's WAL end. Confirmable only when nothing is open or in flight.
+    /// A keepalive reported the server's WAL end: confirmable once every commit received before it
+    /// is (at once when nothing is pending). Ignored inside an open transaction.
     pub fn keepalive(&mut self, wal_end: Lsn) {
-        if !self.in_transaction && self.pending.is_empty() && self.in_flight() == 0 {
-            self.raise(wal_end);
+        if self.in_transaction {
+            return;
         }
+        match self.pending.back_mut() {
+            Some(last) if last.keepalive => last.end_lsn = last.end_lsn.max(wal_end),
+            _ => self.pending.push_back(PendingCommit {
+                seq_upper: self.next_seq,
+                end_lsn: wal_end,
+                keepalive: true,
+            }),
+        }
+        self.advance();
     }
 
     /// The position that may be sent as the `flush` LSN of a standby status update.
@@ -274,10 +291,34 @@ mod tests {
         cp.commit(Lsn(80)).unwrap();
         cp.keepalive(Lsn(90));
         assert_eq!(cp.confirmed(), Lsn(60), "an event is in flight");
+        cp.keepalive(Lsn(95));
         cp.ack(s).unwrap();
-        assert_eq!(cp.confirmed(), Lsn(80));
-        cp.keepalive(Lsn(90));
-        assert_eq!(cp.confirmed(), Lsn(90));
+        assert_eq!(
+            cp.confirmed(),
+            Lsn(95),
+            "the keepalives received while the event was in flight apply once it is acknowledged"
+        );
+        cp.keepalive(Lsn(100));
+        assert_eq!(cp.confirmed(), Lsn(100));
+    }
+
+    #[test]
+    fn a_queued_keepalive_never_overtakes_a_later_transaction() {
+        let mut cp = Checkpoint::new(Lsn(0));
+        let a = txn(&mut cp, 1, 10);
+        cp.keepalive(Lsn(15));
+        let b = txn(&mut cp, 1, 20);
+        cp.keepalive(Lsn(25));
+        cp.keepalive(Lsn(27));
+        assert_eq!(
+            cp.pending.len(),
+            4,
+            "consecutive keepalives merge into one entry"
+        );
+        cp.ack(b[0]).unwrap();
+        assert_eq!(cp.confirmed(), Lsn(0), "a is not acknowledged yet");
+        cp.ack(a[0]).unwrap();
+        assert_eq!(cp.confirmed(), Lsn(27));
     }
 
     #[test]
