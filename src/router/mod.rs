@@ -25,6 +25,7 @@
 
 mod columns;
 pub mod expand;
+pub mod message;
 mod span_context;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -34,7 +35,7 @@ use regex::Regex;
 
 use crate::config::TableName;
 use crate::convert::{header_bytes, Converter, Converters, Data, Field, Schema, Type, Value};
-use crate::source::pgoutput::{Relation, TupleData, TupleValue};
+use crate::source::pgoutput::{LogicalMessage, Relation, TupleData, TupleValue};
 
 pub use columns::{oid, Kind};
 pub use expand::NullBehavior;
@@ -472,11 +473,23 @@ pub struct Router {
     not_null: HashMap<TableName, HashSet<String>>,
     /// Layouts of the outbox tables by pgoutput relation id, from Relation messages.
     layouts: HashMap<u32, TableLayout>,
-    /// Debezium caches the envelope value schema per schema version, or per payload schema when no
-    /// version column is set, and reuses the first one's name (built from the first routing value)
-    /// for the life of the task. Emulated for the name, which is what reaches the bytes.
-    envelope_names_by_version: HashMap<Option<i32>, String>,
-    envelope_names_by_payload: HashMap<Schema, String>,
+    envelope_names: EnvelopeNames,
+    /// `source.message_prefixes`: the logical decoding message prefixes whose transactional
+    /// messages are outbox events; the index is the message's pseudo relation id
+    /// ([`message::relation_id`]).
+    message_prefixes: Vec<String>,
+    /// `message:<prefix>` for each of `message_prefixes`: the name messages go by in metrics,
+    /// logs and dead-letter records, where rows give `schema.table`.
+    message_labels: Vec<String>,
+}
+
+/// Debezium caches the envelope value schema per schema version, or per payload schema when no
+/// version column is set, and reuses the first one's name (built from the first routing value)
+/// for the life of the task. Emulated for the name, which is what reaches the bytes.
+#[derive(Debug, Default)]
+struct EnvelopeNames {
+    by_version: HashMap<Option<i32>, String>,
+    by_payload: HashMap<Schema, String>,
 }
 
 /// Debezium's bound on its payload-schema cache.
@@ -490,9 +503,26 @@ impl Router {
             tables,
             not_null: HashMap::new(),
             layouts: HashMap::new(),
-            envelope_names_by_version: HashMap::new(),
-            envelope_names_by_payload: HashMap::new(),
+            envelope_names: EnvelopeNames::default(),
+            message_prefixes: Vec::new(),
+            message_labels: Vec::new(),
         }
+    }
+
+    /// Routes transactional logical decoding messages with these prefixes (exact names) as outbox
+    /// events (see [`message`]).
+    pub fn with_message_prefixes(mut self, prefixes: Vec<String>) -> Self {
+        self.message_labels = prefixes.iter().map(|p| message::label(p)).collect();
+        self.message_prefixes = prefixes;
+        self
+    }
+
+    /// The pseudo relation id of a configured message prefix; `None` for any other prefix.
+    pub fn message_relation_id(&self, prefix: &str) -> Option<u32> {
+        self.message_prefixes
+            .iter()
+            .position(|p| p == prefix)
+            .map(message::relation_id)
     }
 
     /// Uses these key and value converters (default: outboxd's raw text and bytes).
@@ -524,7 +554,32 @@ impl Router {
             return Ok(());
         };
         let table = format!("{}.{}", relation.namespace, relation.name);
-        let not_null = self.not_null.get(table_name);
+        let schema_prefix = format!(
+            "{}.{}.{}",
+            self.options.topic_prefix.as_deref().unwrap_or("outboxd"),
+            relation.namespace,
+            relation.name
+        );
+        let layout = self.layout(
+            relation,
+            table,
+            schema_prefix,
+            self.not_null.get(table_name),
+        )?;
+        self.layouts.insert(relation.id, layout);
+        Ok(())
+    }
+
+    /// Where the router's columns sit in `relation`'s rows, checked against the options and the
+    /// converters. `table` names the relation in errors and metrics; `schema_prefix` starts the
+    /// envelope value schema's name; `not_null`: the NOT NULL columns, when known.
+    fn layout(
+        &self,
+        relation: &Relation,
+        table: String,
+        schema_prefix: String,
+        not_null: Option<&HashSet<String>>,
+    ) -> Result<TableLayout, RouteError> {
         let find = |name: &str| -> Option<Column> {
             let index = relation.columns.iter().position(|c| c.name == name)?;
             let c = &relation.columns[index];
@@ -601,12 +656,7 @@ impl Router {
             None => None,
         };
         let layout = TableLayout {
-            debezium_schema_prefix: format!(
-                "{}.{}.{}",
-                o.topic_prefix.as_deref().unwrap_or("outboxd"),
-                relation.namespace,
-                relation.name
-            ),
+            debezium_schema_prefix: schema_prefix,
             id: column(&o.id_field, "table.field.event.id")?,
             key: column(&o.key_field, "table.field.event.key")?,
             payload: column(&o.payload_field, "table.field.event.payload")?,
@@ -649,13 +699,19 @@ impl Router {
                 self.converters.value.class_name()
             ))
         })?;
-        self.layouts.insert(relation.id, layout);
-        Ok(())
+        Ok(layout)
     }
 
-    /// The `schema.table` name of an outbox relation, or `None` for any other relation.
+    /// The `schema.table` name of an outbox relation, `message:<prefix>` for the pseudo relation
+    /// id of a message prefix, or `None` for any other relation.
     pub fn outbox_table(&self, relation_id: u32) -> Option<&str> {
-        self.layouts.get(&relation_id).map(|l| l.table.as_str())
+        match self.layouts.get(&relation_id) {
+            Some(l) => Some(l.table.as_str()),
+            None => self
+                .message_labels
+                .get(usize::try_from(relation_id).ok()?)
+                .map(String::as_str),
+        }
     }
 
     /// The row's raw cells, for a row [`route_insert`](Self::route_insert) refused (a poison
@@ -685,7 +741,75 @@ impl Router {
         let Some(layout) = self.layouts.get(&relation_id) else {
             return Ok(None);
         };
-        let o = &self.options;
+        Self::route_row(
+            &self.options,
+            &self.converters,
+            &mut self.envelope_names,
+            layout,
+            row,
+            commit_time_us,
+        )
+        .map(Some)
+    }
+
+    /// Routes a transactional logical decoding message of a configured prefix (the caller checks
+    /// [`Router::message_relation_id`] and `transactional`) exactly as the row its content
+    /// stands for (see [`message`]). Content that is no such row is a
+    /// [`RouteError::BadRow`], as a bad row is.
+    pub fn route_message(
+        &mut self,
+        msg: &LogicalMessage,
+        commit_time_us: i64,
+    ) -> Result<Routed, RouteError> {
+        let table = message::label(&msg.prefix);
+        let bad = |id: &str, problem: String| RouteError::BadRow {
+            table: table.clone(),
+            id: id.to_string(),
+            problem,
+        };
+        let row =
+            message::message_row(&self.options, &msg.content).map_err(|e| bad(&e.id, e.problem))?;
+        let schema_prefix = format!(
+            "{}.message.{}",
+            self.options.topic_prefix.as_deref().unwrap_or("outboxd"),
+            msg.prefix
+        );
+        // A field the options need but the content lacks, or of a type they cannot use, is a
+        // problem of this message, not of the configuration.
+        let layout = self
+            .layout(
+                &row.relation,
+                table.clone(),
+                schema_prefix,
+                Some(&row.not_null),
+            )
+            .map_err(|e| bad(&row.id, e.to_string()))?;
+        Self::route_row(
+            &self.options,
+            &self.converters,
+            &mut self.envelope_names,
+            &layout,
+            &row.values,
+            commit_time_us,
+        )
+    }
+
+    /// The raw fields of a message [`route_message`](Self::route_message) refused (a poison
+    /// event), as [`raw_row`](Self::raw_row) gives them for a row; the whole content as the
+    /// payload when it is not a JSON object.
+    pub fn raw_message(&self, msg: &LogicalMessage) -> RawRow {
+        message::raw_message(&self.options, msg)
+    }
+
+    /// Routes one row of `layout` with the options and converters.
+    fn route_row(
+        o: &RouterOptions,
+        converters: &Converters,
+        names: &mut EnvelopeNames,
+        layout: &TableLayout,
+        row: &TupleData,
+        commit_time_us: i64,
+    ) -> Result<Routed, RouteError> {
         let values = &row.0;
         let cell = |c: &Column| values.get(c.index).unwrap_or(&TupleValue::Null);
         let bad = |id: &str, problem: String| RouteError::BadRow {
@@ -881,13 +1005,9 @@ impl Router {
                 .unwrap_or_else(|| layout.payload.schema.clone());
             let fresh_name = format!("{}.{route_value}.Value", layout.debezium_schema_prefix);
             let name = if o.schema_version_field.is_some() {
-                cached_name(&mut self.envelope_names_by_version, version, fresh_name)
+                cached_name(&mut names.by_version, version, fresh_name)
             } else {
-                cached_name(
-                    &mut self.envelope_names_by_payload,
-                    payload_schema.clone(),
-                    fresh_name,
-                )
+                cached_name(&mut names.by_payload, payload_schema.clone(), fresh_name)
             };
             let mut fields = vec![Field {
                 name: "payload".into(),
@@ -927,14 +1047,14 @@ impl Router {
             })
         };
         let record = OutboxRecord {
-            key: convert(&self.converters.key, &key, "key")?,
-            value: convert(&self.converters.value, &value, "value")?,
+            key: convert(&converters.key, &key, "key")?,
+            value: convert(&converters.value, &value, "value")?,
             topic,
             partition,
             headers,
             timestamp_ms,
         };
-        Ok(Some(Routed { record, warnings }))
+        Ok(Routed { record, warnings })
     }
 }
 
