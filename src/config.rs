@@ -79,6 +79,12 @@ pub struct SourceConfig {
     /// Create the publication for `tables` when it does not exist. Default true.
     #[serde(default = "default_true")]
     pub create_publication: bool,
+    /// Logical decoding message prefixes (exact names) whose transactional messages
+    /// (`pg_logical_emit_message(true, prefix, content)`) are outbox events: the content is a JSON
+    /// object of the outbox fields, routed like a row. Default `[]`: messages are not read.
+    /// Postgres 14 or newer. Debezium's `message.prefix.include.list`.
+    #[serde(default)]
+    pub message_prefixes: Vec<String>,
     /// How often a standby status update (the confirmed LSN) is sent, in milliseconds. Must stay well
     /// under half of the server's `wal_sender_timeout` (default 60 s). Default 1000.
     #[serde(default = "default_status_interval_ms")]
@@ -337,6 +343,27 @@ impl Config {
             }
             (_, Some(_)) => {}
         }
+        let prefixes = &self.source.message_prefixes;
+        for (i, prefix) in prefixes.iter().enumerate() {
+            if prefix.is_empty() || prefix.contains('\0') {
+                return Err(invalid(
+                    "source.message_prefixes",
+                    &format!("{prefix:?}: a prefix must be non-empty text (the prefix given to pg_logical_emit_message)"),
+                ));
+            }
+            if prefixes[..i].contains(prefix) {
+                return Err(invalid(
+                    "source.message_prefixes",
+                    &format!("{prefix:?} is listed twice"),
+                ));
+            }
+        }
+        if prefixes.len() > crate::router::message::MAX_PREFIXES {
+            return Err(invalid(
+                "source.message_prefixes",
+                &format!("at most {} prefixes", crate::router::message::MAX_PREFIXES),
+            ));
+        }
         if self.pipeline.max_in_flight_events == 0 {
             return Err(invalid(
                 "pipeline.max_in_flight_events",
@@ -487,6 +514,30 @@ addr = "127.0.0.1:8080"
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(key), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn message_prefixes_default_to_none_and_are_checked() {
+        assert!(Config::from_toml(MINIMAL)
+            .unwrap()
+            .source
+            .message_prefixes
+            .is_empty());
+        let c = Config::from_toml(&format!(
+            "{MINIMAL}message_prefixes = [\"outbox\", \"billing.v1\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.source.message_prefixes, ["outbox", "billing.v1"]);
+        for (value, needle) in [
+            ("[\"\"]", "non-empty"),
+            ("[\"a\", \"a\"]", "listed twice"),
+            ("\"outbox\"", "invalid type"),
+        ] {
+            let err = Config::from_toml(&format!("{MINIMAL}message_prefixes = {value}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{value}: {err}");
         }
     }
 

@@ -10,8 +10,8 @@
 //! The mapping follows what Kafka Connect and Debezium (1.x to 3.x) do with each key:
 //! - `database.*` become `source.url`; `slot.name`, `publication.name` (Debezium's defaults
 //!   `debezium`, `dbz_publication`), `table.include.list` (exact names only),
-//!   `publication.autocreate.mode`, `status.update.interval.ms` and `heartbeat.*` the other
-//!   `[source]` keys;
+//!   `publication.autocreate.mode`, `status.update.interval.ms`, `heartbeat.*` and
+//!   `message.prefix.include.list` (exact names only) the other `[source]` keys;
 //! - the options of the one `io.debezium.transforms.outbox.EventRouter` transform become `[router]`,
 //!   with the connector's `topic.prefix` (`database.server.name` before Debezium 2);
 //! - converters are taken as Kafka Connect takes them: per side (key, value, header), from the
@@ -453,6 +453,18 @@ impl Imported {
             );
             let _ = writeln!(t, "heartbeat_action_query = {}", toml_string(query));
         }
+        if !c.source.message_prefixes.is_empty() {
+            let _ = writeln!(
+                t,
+                "message_prefixes = [{}]",
+                c.source
+                    .message_prefixes
+                    .iter()
+                    .map(|s| toml_string(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         for (section, map) in [("router", &c.router), ("converters", &c.converters)] {
             let _ = write!(t, "\n[{section}]\n");
             for (k, v) in map {
@@ -609,7 +621,6 @@ fn unsupported(key: &str, value: &str) -> Option<String> {
     let set = !v.is_empty();
     let msg = match key {
         "database.sslpassword" if set => "encrypted client keys are not supported: decrypt the key (openssl pkey -in client.key -out client-plain.key), point database.sslkey at the decrypted file and remove database.sslpassword",
-        "message.prefix.include.list" if set => "logical decoding messages (pg_logical_emit_message) are not supported yet: outboxd publishes only the outbox tables' inserts and never Debezium's <topic.prefix>.message records; remove the key",
         "table.exclude.list" | "table.blacklist" if set => "outboxd needs its outbox tables named, which an exclude list does not do: replace it with table.include.list=<schema>.<table>,… listing the outbox tables",
         "column.include.list" | "column.exclude.list" | "column.whitelist" | "column.blacklist" if set => "column filters change what the EventRouter sees and are not supported: remove the key (outboxd reads only the columns the EventRouter options name)",
         "column.propagate.source.type" | "datatype.propagate.source.type" if set => "source type parameters in the schemas are not supported: remove the key",
@@ -725,6 +736,7 @@ impl<'a> Mapper<'a> {
             self.warnings.push("slot.drop.on.stop=true: outboxd never drops its slot when it stops (the slot keeps the events not yet relayed); drop it with `outboxd slot drop` when you retire it".into());
         }
         self.ignore("slot.drop.on.stop");
+        let message_prefixes = self.message_prefixes()?;
         let router = self.router()?;
         let converters = self.converters()?;
         // Both validated already; together: envelope placements with schemas need topic.prefix.
@@ -772,6 +784,7 @@ impl<'a> Mapper<'a> {
         config.source.status_interval_ms = status_interval_ms;
         config.source.heartbeat_interval_ms = heartbeat_interval_ms;
         config.source.heartbeat_action_query = heartbeat_action_query;
+        config.source.message_prefixes = message_prefixes;
         config.router = to_toml_map(router);
         config.converters = to_toml_map(converters);
         config.kafka = to_toml_map(kafka);
@@ -784,6 +797,7 @@ impl<'a> Mapper<'a> {
                     "source.status_interval_ms" => "status.update.interval.ms",
                     "source.heartbeat_interval_ms" => "heartbeat.interval.ms",
                     "source.heartbeat_action_query" => "heartbeat.action.query",
+                    "source.message_prefixes" => "message.prefix.include.list",
                     _ => key.as_str(),
                 };
                 key_error(debezium_key, message)
@@ -942,6 +956,49 @@ impl<'a> Mapper<'a> {
             return Err(key_error(key, "names no table"));
         }
         Ok(tables)
+    }
+
+    /// `message.prefix.include.list` → `source.message_prefixes`: exact prefixes, as
+    /// `table.include.list` takes exact table names (Debezium matches its entries as anchored
+    /// regular expressions; one without metacharacters matches exactly its text).
+    fn message_prefixes(&mut self) -> Result<Vec<String>, DebeziumError> {
+        const KEY: &str = "message.prefix.include.list";
+        let Some(list) = self.get(KEY) else {
+            // `message.prefix.exclude.list` alone: no message is an outbox event (ignored key).
+            return Ok(Vec::new());
+        };
+        if self.get("message.prefix.exclude.list").is_some() {
+            return Err(key_error(
+                "message.prefix.exclude.list",
+                "cannot be combined with message.prefix.include.list (Debezium refuses both too); keep the include list",
+            ));
+        }
+        let mut prefixes: Vec<String> = Vec::new();
+        for raw in list.split(',') {
+            let entry = raw.trim();
+            if entry.is_empty() {
+                continue;
+            }
+            // `\.` is how a careful regular expression writes a literal dot.
+            let name = entry.replace("\\.", ".");
+            if let Some(c) = name.chars().find(|c| "\\^$*+?()[]{}|".contains(*c)) {
+                return Err(key_error(
+                    KEY,
+                    format!("{entry:?} is a regular expression (it contains {c:?}): Debezium matches these entries as regular expressions, outboxd needs the prefixes named exactly; list them comma-separated (e.g. outbox,billing)"),
+                ));
+            }
+            if !prefixes.contains(&name) {
+                prefixes.push(name);
+            }
+        }
+        if prefixes.is_empty() {
+            return Err(key_error(KEY, "names no prefix"));
+        }
+        self.warnings.push(format!(
+            "message.prefix.include.list: outboxd publishes the transactional logical decoding messages with the prefixes {} as outbox events, routed by the EventRouter options like rows (the content must be a JSON object of the outbox fields; see docs/configuration.md), where Debezium publishes every message as a <topic.prefix>.message change record; non-transactional messages are skipped with a warning",
+            prefixes.join(", ")
+        ));
+        Ok(prefixes)
     }
 
     /// `plugin.name`: only `pgoutput` slots can be read.
@@ -1798,10 +1855,59 @@ mod tests {
             &[("message.prefix.include.list", "audit.*")],
             "message.prefix.include.list",
         );
-        assert!(e.contains("not supported yet"), "{e}");
-        assert!(ok(&[("message.prefix.exclude.list", ".*")])
+        assert!(e.contains("regular expression"), "{e}");
+        let excluded = ok(&[("message.prefix.exclude.list", ".*")]);
+        assert!(excluded
             .ignored_keys
             .contains(&"message.prefix.exclude.list".into()));
+        assert!(excluded.config().source.message_prefixes.is_empty());
+    }
+
+    #[test]
+    fn message_prefix_include_list_becomes_message_prefixes() {
+        let i = ok(&[(
+            "message.prefix.include.list",
+            " outbox , billing\\.v1,outbox,",
+        )]);
+        assert_eq!(i.config().source.message_prefixes, ["outbox", "billing.v1"]);
+        assert!(
+            i.warnings
+                .iter()
+                .any(|w| w.contains("message.prefix.include.list")
+                    && w.contains("outbox, billing.v1")),
+            "{:?}",
+            i.warnings
+        );
+        assert!(!i
+            .ignored_keys
+            .contains(&"message.prefix.include.list".into()));
+        // The TOML translation carries it and loads.
+        let toml = i.to_toml();
+        assert!(
+            toml.contains("message_prefixes = [\"outbox\", \"billing.v1\"]"),
+            "{toml}"
+        );
+        assert_eq!(
+            Config::from_toml(&toml).unwrap().source.message_prefixes,
+            ["outbox", "billing.v1"]
+        );
+        // Absent: no messages.
+        assert!(ok(&[]).config().source.message_prefixes.is_empty());
+        err(
+            &[
+                ("message.prefix.include.list", "outbox"),
+                ("message.prefix.exclude.list", "x"),
+            ],
+            "message.prefix.exclude.list",
+        );
+        err(
+            &[("message.prefix.include.list", " , ")],
+            "message.prefix.include.list",
+        );
+        err(
+            &[("message.prefix.include.list", "a|b")],
+            "message.prefix.include.list",
+        );
     }
 
     #[test]
