@@ -6,14 +6,16 @@
 //! - [`source`]: the Postgres side. `connection` speaks the walsender protocol (startup, auth, TLS,
 //!   CopyBoth), `pgoutput` decodes the plugin's messages (pure, no I/O), `setup` manages the slot and
 //!   publication and runs the preflight checks over an ordinary SQL connection.
-//! - [`router`]: turns an outbox row into a Kafka record with Debezium's EventRouter rules (pure).
+//! - [`router`]: turns an outbox row (or a logical decoding message standing for one) into a Kafka
+//!   record with Debezium's EventRouter rules (pure).
 //! - [`convert`]: Kafka Connect's data model and converters (StringConverter, JsonConverter, ...), so
 //!   the record bytes equal what a Kafka Connect worker would write (pure).
 //! - [`sink`]: the Kafka producer; enqueues records in WAL order and reports deliveries asynchronously.
 //! - [`checkpoint`]: the LSN confirmation invariant: which WAL position may be confirmed to Postgres.
 //! - [`dead_letter`]: poison events (rows the router refuses, records Kafka rejects for good) and
 //!   the dead-letter queue, with Kafka Connect's `errors.*` settings (pure).
-//! - [`pipeline`]: wires the four together in one event loop, with backpressure and shutdown.
+//! - [`pipeline`]: wires the four together in one event loop, with backpressure and shutdown
+//!   (`pipeline/messages.rs`: which logical decoding messages are events).
 //! - [`config`], [`cli`]: the TOML configuration and the command line; [`debezium`]: a Debezium
 //!   connector's JSON (and Kafka Connect worker properties) mapped to that configuration (pure);
 //!   [`check`] and [`admin`]: the preflight checks and the `status` / `slot drop` commands;

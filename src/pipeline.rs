@@ -30,7 +30,8 @@ use crate::dead_letter::{self, DeadLetterTag, ErrorPolicy, ErrorsConfigError, Fa
 use crate::lsn::Lsn;
 use crate::metrics::{Health, Metrics};
 use crate::router::{
-    InvalidOpBehavior, OutboxRecord, RouteError, Router, RouterConfigError, RouterOptions,
+    InvalidOpBehavior, OutboxRecord, RawRow, RouteError, Routed, Router, RouterConfigError,
+    RouterOptions,
 };
 use crate::sink::{
     producer_config, Delivery, DeliveryFailure, KafkaSink, SendError, SendTag, SinkConfigError,
@@ -41,6 +42,8 @@ use crate::source::params::ConnectParams;
 use crate::source::pgoutput::{self, Message};
 use crate::source::setup::{self, SetupError, SetupPlan};
 use crate::source::SourceError;
+
+mod messages;
 
 /// How often the loop checks whether the confirmed position moved and should be sent.
 const CONFIRM_CHECK: Duration = Duration::from_millis(100);
@@ -75,6 +78,8 @@ pub enum PipelineError {
     Unroutable { lsn: Lsn, error: RouteError },
     #[error(transparent)]
     Rejected(Box<RejectedEvent>),
+    #[error(transparent)]
+    Message(#[from] messages::MessageError),
     #[error("UPDATE of an outbox row in {table} at {lsn}, and table.op.invalid.behavior = fatal; outbox rows must only be inserted (set table.op.invalid.behavior to warn to ignore updates)")]
     InvalidOperation { table: String, lsn: Lsn },
     #[error("checkpoint: {0} (this is a bug in outboxd; please report it)")]
@@ -205,6 +210,8 @@ pub struct Plan {
     pub shutdown_timeout: Duration,
     /// `[errors]`: what happens to poison events.
     pub errors: ErrorPolicy,
+    /// `source.message_prefixes`: logical decoding messages routed as outbox events.
+    pub message_prefixes: Vec<String>,
 }
 
 impl Plan {
@@ -255,6 +262,7 @@ impl Plan {
             max_in_flight_bytes: config.pipeline.max_in_flight_bytes,
             shutdown_timeout: Duration::from_millis(config.pipeline.shutdown_timeout_ms),
             errors,
+            message_prefixes: config.source.message_prefixes.clone(),
         })
     }
 }
@@ -433,7 +441,8 @@ async fn run_once(
     let client = plan.params.connect_sql().await?;
     let slot = setup::ensure(&client, &plan.setup).await?;
     let mut router = Router::new(plan.router.clone(), plan.tables.clone())
-        .with_converters(plan.converters.clone());
+        .with_converters(plan.converters.clone())
+        .with_message_prefixes(plan.message_prefixes.clone());
     for table in &plan.tables {
         router.set_not_null_columns(table.clone(), not_null_columns(&client, table).await?);
     }
@@ -451,14 +460,19 @@ async fn run_once(
     let mut conn = ReplicationConnection::connect(&plan.params).await?;
     let system = conn.identify_system().await?;
     let publication_names = format!("\"{}\"", plan.setup.publication);
+    let mut options = vec![
+        ("proto_version", "1"),
+        ("publication_names", publication_names.as_str()),
+    ];
+    if !plan.message_prefixes.is_empty() {
+        messages::check_server_version(conn.parameter("server_version"))?;
+        options.push(("messages", "true"));
+    }
     let stream = conn
         .start_replication(
             &plan.setup.slot,
             Lsn::ZERO, // the server resumes from the slot's confirmed_flush_lsn
-            &[
-                ("proto_version", "1"),
-                ("publication_names", &publication_names),
-            ],
+            &options,
         )
         .await?;
     let (sink, deliveries) = KafkaSink::new(&plan.producer, metrics.clone())?;
@@ -637,38 +651,7 @@ impl Relay<'_> {
                     }
                 };
                 if let Some(routed) = routed {
-                    // Published, but not as Debezium would have (or not as the row asked): say so.
-                    for warning in &routed.warnings {
-                        tracing::warn!(kind = warning.kind, lsn = %self.final_lsn, "{warning}");
-                    }
-                    let record = routed.record;
-                    let tag = SendTag {
-                        seq: self.checkpoint.next_seq()?,
-                        relation_id: insert.relation_id,
-                        commit_lsn: self.final_lsn,
-                        dead_letter: None,
-                    };
-                    if let Some(table) = self.router.outbox_table(insert.relation_id) {
-                        self.metrics.events_read.with_label_values(&[table]).inc();
-                    }
-                    match self.sink.send(&record, tag) {
-                        Ok(()) => self.in_flight_bytes += record.size(),
-                        // librdkafka refuses some records already when they are enqueued (larger
-                        // than message.max.bytes): a poison event too.
-                        Err(SendError::Enqueue { topic, error })
-                            if is_permanent_kafka_error(&error)
-                                && self.plan.errors.dead_letter_topic().is_some() =>
-                        {
-                            self.dead_letter(tag, &record, kafka_failure(&topic, &error))?;
-                        }
-                        Err(SendError::Enqueue { topic, error })
-                            if is_permanent_kafka_error(&error) =>
-                        {
-                            return Err(self.rejected(tag, &record, topic, error))
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                    self.update_in_flight_gauges();
+                    self.send_routed(insert.relation_id, routed)?;
                 }
             }
             Message::Update(update) => {
@@ -711,8 +694,45 @@ impl Relay<'_> {
                     }
                 }
             }
-            Message::Origin(_) | Message::Type(_) | Message::LogicalMessage(_) => {}
+            Message::LogicalMessage(message) => self.on_logical_message(message)?,
+            Message::Origin(_) | Message::Type(_) => {}
         }
+        Ok(())
+    }
+
+    /// Sends a routed event (a row's or a message's, `relation_id` names its table or prefix)
+    /// under the next sequence number.
+    fn send_routed(&mut self, relation_id: u32, routed: Routed) -> Result<(), PipelineError> {
+        // Published, but not as Debezium would have (or not as the row asked): say so.
+        for warning in &routed.warnings {
+            tracing::warn!(kind = warning.kind, lsn = %self.final_lsn, "{warning}");
+        }
+        let record = routed.record;
+        let tag = SendTag {
+            seq: self.checkpoint.next_seq()?,
+            relation_id,
+            commit_lsn: self.final_lsn,
+            dead_letter: None,
+        };
+        if let Some(table) = self.router.outbox_table(relation_id) {
+            self.metrics.events_read.with_label_values(&[table]).inc();
+        }
+        match self.sink.send(&record, tag) {
+            Ok(()) => self.in_flight_bytes += record.size(),
+            // librdkafka refuses some records already when they are enqueued (larger
+            // than message.max.bytes): a poison event too.
+            Err(SendError::Enqueue { topic, error })
+                if is_permanent_kafka_error(&error)
+                    && self.plan.errors.dead_letter_topic().is_some() =>
+            {
+                self.dead_letter(tag, &record, kafka_failure(&topic, &error))?;
+            }
+            Err(SendError::Enqueue { topic, error }) if is_permanent_kafka_error(&error) => {
+                return Err(self.rejected(tag, &record, topic, error))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.update_in_flight_gauges();
         Ok(())
     }
 
@@ -829,6 +849,16 @@ impl Relay<'_> {
                 error,
             });
         };
+        self.dead_letter_raw(relation_id, raw, error)
+    }
+
+    /// Dead-letters the raw fields of an event the router refused (a row's or a message's).
+    fn dead_letter_raw(
+        &mut self,
+        relation_id: u32,
+        raw: RawRow,
+        error: RouteError,
+    ) -> Result<(), PipelineError> {
         let tag = SendTag {
             seq: self.checkpoint.next_seq()?,
             relation_id,
