@@ -53,6 +53,10 @@ pub struct Config {
     /// The HTTP listener (metrics and health endpoints).
     #[serde(default)]
     pub http: HttpConfig,
+    /// The opt-in exactly-once mode (Kafka transactions with the position in an offsets topic).
+    /// Validated by `exactly_once`.
+    #[serde(default)]
+    pub exactly_once: crate::exactly_once::ExactlyOnceConfig,
 }
 
 /// `[source]`: where the outbox lives and how it is replicated.

@@ -12,6 +12,9 @@
 //!   the record bytes equal what a Kafka Connect worker would write (pure).
 //! - [`sink`]: the Kafka producer; enqueues records in WAL order and reports deliveries asynchronously.
 //! - [`checkpoint`]: the LSN confirmation invariant: which WAL position may be confirmed to Postgres.
+//! - [`exactly_once`]: the opt-in exactly-once mode's rules (Kafka transactions with the position in
+//!   an offsets topic: what to skip after a replay, when to commit, how far to confirm); its Kafka
+//!   I/O is `sink::transactional`.
 //! - [`dead_letter`]: poison events (rows the router refuses, records Kafka rejects for good) and
 //!   the dead-letter queue, with Kafka Connect's `errors.*` settings (pure).
 //! - [`pipeline`]: wires the four together in one event loop, with backpressure and shutdown
@@ -34,6 +37,7 @@ pub mod config;
 pub mod convert;
 pub mod dead_letter;
 pub mod debezium;
+pub mod exactly_once;
 pub mod http;
 pub mod lsn;
 pub mod metrics;

@@ -27,12 +27,14 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::config::{Config, ConfigError, TableName};
 use crate::convert::{ConverterConfigError, Converters};
 use crate::dead_letter::{self, DeadLetterTag, ErrorPolicy, ErrorsConfigError, Failure};
+use crate::exactly_once::{ExactlyOnce, ExactlyOnceError};
 use crate::lsn::Lsn;
 use crate::metrics::{Health, Metrics};
 use crate::router::{
     InvalidOpBehavior, OutboxRecord, RawRow, RouteError, Routed, Router, RouterConfigError,
     RouterOptions,
 };
+use crate::sink::transactional::{self, Transactions};
 use crate::sink::{
     producer_config, Delivery, DeliveryFailure, KafkaSink, SendError, SendTag, SinkConfigError,
 };
@@ -92,6 +94,8 @@ pub enum PipelineError {
     Delivery(DeliveryFailure),
     #[error(transparent)]
     DeadLetter(Box<DeadLetterFailure>),
+    #[error("exactly-once: {0}")]
+    ExactlyOnce(#[from] ExactlyOnceError),
 }
 
 /// Kafka rejected an event for good and `errors.tolerance` is `none`.
@@ -125,6 +129,8 @@ impl PipelineError {
             PipelineError::StreamEnded => true,
             PipelineError::Delivery(f) => !is_permanent_kafka_error(&f.error),
             PipelineError::DeadLetter(f) => !is_permanent_kafka_error(&f.error),
+            PipelineError::ExactlyOnce(e) => e.is_transient(),
+            PipelineError::Send(SendError::Transaction(e)) => e.is_transient(),
             _ => false,
         }
     }
@@ -210,6 +216,8 @@ pub struct Plan {
     pub shutdown_timeout: Duration,
     /// `[errors]`: what happens to poison events.
     pub errors: ErrorPolicy,
+    /// `[exactly_once]`, when enabled (`producer` is then transactional).
+    pub exactly_once: Option<ExactlyOnce>,
     /// `source.message_prefixes`: logical decoding messages routed as outbox events.
     pub message_prefixes: Vec<String>,
 }
@@ -232,6 +240,11 @@ impl Plan {
             &Config::string_map("kafka", &config.kafka)?,
             config.pipeline.max_in_flight_events,
         )?;
+        let exactly_once = config.exactly_once.resolve(&config.source.slot)?;
+        let producer = match &exactly_once {
+            Some(eos) => transactional::transactional_config(producer, eos),
+            None => producer,
+        };
         let setup = SetupPlan {
             slot: config.source.slot.clone(),
             publication: config.source.publication.clone(),
@@ -262,6 +275,7 @@ impl Plan {
             max_in_flight_bytes: config.pipeline.max_in_flight_bytes,
             shutdown_timeout: Duration::from_millis(config.pipeline.shutdown_timeout_ms),
             errors,
+            exactly_once,
             message_prefixes: config.source.message_prefixes.clone(),
         })
     }
@@ -476,6 +490,22 @@ async fn run_once(
         )
         .await?;
     let (sink, deliveries) = KafkaSink::new(&plan.producer, metrics.clone())?;
+    let sink = Arc::new(sink);
+    let transactions = match &plan.exactly_once {
+        Some(settings) => Some(
+            Transactions::start(
+                &sink,
+                &plan.producer,
+                settings,
+                (system.system_id, system.timeline, &plan.params.dbname),
+                &plan.setup.slot,
+                slot.confirmed_flush_lsn,
+                plan.status_interval,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     tracing::info!(
         slot = %plan.setup.slot,
         slot_created = slot.created,
@@ -495,7 +525,9 @@ async fn run_once(
         metrics,
         router,
         checkpoint: Checkpoint::new(slot.confirmed_flush_lsn),
-        sink: Arc::new(sink),
+        sink,
+        transactions,
+        skipping: false,
         stream,
         in_flight_bytes: 0,
         received: slot.confirmed_flush_lsn,
@@ -518,6 +550,10 @@ struct Relay<'a> {
     checkpoint: Checkpoint,
     /// Shared with the blocking flush at shutdown.
     sink: Arc<KafkaSink>,
+    /// Exactly-once mode (`None`: at-least-once).
+    transactions: Option<Transactions>,
+    /// Exactly-once mode: the open transaction was published before this run (it is skipped).
+    skipping: bool,
     stream: ReplicationStream,
     /// Bytes of records sent and not yet reported.
     in_flight_bytes: u64,
@@ -545,14 +581,18 @@ impl Relay<'_> {
         // from us however idle the outbox is).
         let mut status_timer = tokio::time::interval(CONFIRM_CHECK.min(self.plan.status_interval));
         status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut commits = self.transactions.as_mut().and_then(|t| t.take_commits());
         let result = loop {
             health.beat();
+            // Exactly-once: nothing is produced while a Kafka transaction commits.
             let has_room = self.checkpoint.in_flight() < self.plan.max_in_flight_events
-                && self.in_flight_bytes < self.plan.max_in_flight_bytes;
+                && self.in_flight_bytes < self.plan.max_in_flight_bytes
+                && !self.transactions.as_ref().is_some_and(|t| t.committing());
             let step = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break Ok(()),
                 Some(delivery) = deliveries.recv() => self.on_delivery(delivery),
+                Some(result) = transactional::next_commit(&mut commits) => self.on_kafka_commit(result),
                 _ = status_timer.tick() => self.send_status_if_due().await,
                 message = self.stream.next(), if has_room => match message {
                     Ok(Some(message)) => self.on_message(message).await,
@@ -563,9 +603,28 @@ impl Relay<'_> {
             if let Err(e) = step {
                 break Err(e);
             }
+            if let Some(t) = &mut self.transactions {
+                t.tick(
+                    &self.sink,
+                    self.checkpoint.in_transaction(),
+                    self.checkpoint.confirmed(),
+                );
+            }
         };
         match result {
-            Ok(()) => self.shut_down(deliveries).await,
+            Ok(()) => {
+                if let Some(t) = &mut self.transactions {
+                    let in_pg_transaction = self.checkpoint.in_transaction();
+                    let confirmed = self.checkpoint.confirmed();
+                    if let Err(e) = t
+                        .finish(&self.sink, &mut commits, in_pg_transaction, confirmed)
+                        .await
+                    {
+                        tracing::warn!("exactly-once: the last Kafka transaction did not commit ({e}); its events are sent again on the next start");
+                    }
+                }
+                self.shut_down(deliveries).await
+            }
             Err(e) => {
                 // Best effort: confirm what is safe before giving up the connection.
                 if !matches!(e, PipelineError::Source(_) | PipelineError::StreamEnded) {
@@ -608,6 +667,9 @@ impl Relay<'_> {
     }
 
     fn on_pgoutput(&mut self, message: Message, wal_start: Lsn) -> Result<(), PipelineError> {
+        if self.skip_published(&message) {
+            return Ok(());
+        }
         match message {
             Message::Begin(begin) => {
                 self.checkpoint.begin()?;
@@ -997,9 +1059,55 @@ impl Relay<'_> {
             .set(self.in_flight_bytes as i64);
     }
 
+    /// Exactly-once mode: whether `message` belongs to a transaction published before this run
+    /// (Postgres replays from the slot, which may be behind the offsets topic; see
+    /// `exactly_once`). Begin, Commit and the schema messages still go through.
+    fn skip_published(&mut self, message: &Message) -> bool {
+        let Some(t) = &mut self.transactions else {
+            return false;
+        };
+        match message {
+            Message::Begin(begin) => {
+                self.skipping = t.batcher().skip(begin.final_lsn);
+                if self.skipping {
+                    tracing::debug!(final_lsn = %begin.final_lsn, "exactly-once: skipping a transaction published before");
+                }
+                false
+            }
+            Message::Commit(commit) => {
+                t.batcher().pg_commit(commit.end_lsn);
+                self.skipping = false;
+                false
+            }
+            Message::Relation(_) | Message::Type(_) | Message::Origin(_) => false,
+            _ => self.skipping,
+        }
+    }
+
+    /// Exactly-once mode: a Kafka transaction committed (or failed: the run stops).
+    fn on_kafka_commit(
+        &mut self,
+        result: transactional::CommitResult,
+    ) -> Result<(), PipelineError> {
+        match &mut self.transactions {
+            Some(t) => Ok(t.on_commit(result)?),
+            None => Ok(()),
+        }
+    }
+
+    /// What may be confirmed to Postgres: the checkpoint's position, capped in exactly-once mode
+    /// at the last committed offsets record.
+    fn confirmable(&mut self) -> Lsn {
+        let confirmed = self.checkpoint.confirmed();
+        match &mut self.transactions {
+            Some(t) => t.batcher().confirmable(confirmed),
+            None => confirmed,
+        }
+    }
+
     /// Sends a status update when the confirmed position moved or `status_interval` has passed.
     async fn send_status_if_due(&mut self) -> Result<(), PipelineError> {
-        if self.checkpoint.confirmed() != self.sent_flush
+        if self.confirmable() != self.sent_flush
             || self.last_status_at.elapsed() >= self.plan.status_interval
         {
             self.send_status(false).await?;
@@ -1009,7 +1117,7 @@ impl Relay<'_> {
 
     /// Sends a standby status update: `flush` = the checkpoint's confirmed position.
     async fn send_status(&mut self, reply_requested_by_server: bool) -> Result<(), PipelineError> {
-        let flush = self.checkpoint.confirmed();
+        let flush = self.confirmable();
         debug_assert!(
             flush >= self.sent_flush,
             "confirmed position went backwards"

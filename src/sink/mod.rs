@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod producer;
+pub mod transactional;
 
 pub use config::{producer_config, SinkConfigError};
 pub use producer::{Delivery, DeliveryFailure, KafkaSink, SendError, SendTag};

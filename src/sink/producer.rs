@@ -62,11 +62,15 @@ pub enum SendError {
     Create(KafkaError),
     #[error("cannot enqueue a record for topic {topic}: {error}")]
     Enqueue { topic: String, error: KafkaError },
+    #[error(transparent)]
+    Transaction(#[from] crate::exactly_once::ExactlyOnceError),
 }
 
 /// The opaque carried through librdkafka with each record.
 pub struct Tag {
-    tag: SendTag,
+    /// `None` for outboxd's own records (the exactly-once offsets record): their delivery is not
+    /// an event's, and a failure surfaces as the failed commit.
+    tag: Option<SendTag>,
     bytes: u64,
 }
 
@@ -99,6 +103,7 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = Box<Tag>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
+        let Some(send_tag) = tag.tag else { return };
         let outcome = match result {
             Ok(msg) => {
                 let topic = msg.topic();
@@ -155,7 +160,7 @@ impl ProducerContext for SinkContext {
         };
         // The receiver is gone only when the pipeline has stopped; nothing left to confirm then.
         let _ = self.deliveries.send(Delivery {
-            tag: tag.tag,
+            tag: send_tag,
             bytes: tag.bytes,
             outcome,
         });
@@ -164,7 +169,9 @@ impl ProducerContext for SinkContext {
 
 /// The producer. Dropping it purges whatever was not delivered (nothing is confirmed for those).
 pub struct KafkaSink {
-    producer: ThreadedProducer<SinkContext>,
+    pub(super) producer: ThreadedProducer<SinkContext>,
+    /// Exactly-once mode: the producer is transactional (see `sink::transactional`).
+    pub(super) txn: Option<super::transactional::TxnState>,
 }
 
 impl KafkaSink {
@@ -180,12 +187,29 @@ impl KafkaSink {
                 metrics,
             })
             .map_err(SendError::Create)?;
-        Ok((KafkaSink { producer }, rx))
+        let txn = config
+            .get("transactional.id")
+            .map(super::transactional::TxnState::new);
+        Ok((KafkaSink { producer, txn }, rx))
     }
 
     /// Enqueues one record (to its explicit partition when it has one, else to the one the
     /// partitioner picks from the key); its delivery is reported later with `tag`. Never blocks.
     pub fn send(&self, record: &OutboxRecord, tag: SendTag) -> Result<(), SendError> {
+        self.begin_if_needed()?;
+        self.enqueue(record, Some(tag))?;
+        if let Some(txn) = &self.txn {
+            txn.event_sent();
+        }
+        Ok(())
+    }
+
+    /// Enqueues one record with `tag` (`None`: outboxd's own record, no delivery reported).
+    pub(super) fn enqueue(
+        &self,
+        record: &OutboxRecord,
+        tag: Option<SendTag>,
+    ) -> Result<(), SendError> {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
         for (key, value) in &record.headers {
             headers = headers.insert(Header {

@@ -1,0 +1,601 @@
+//! Exactly-once mode (opt-in, `[exactly_once] enabled = true`): the rules, as pure state.
+//!
+//! # The invariant
+//! Events are produced inside Kafka transactions, and each Kafka transaction also writes an
+//! *offsets record* (key: this slot, value: an end LSN `R`) to the offsets topic. Whole Postgres
+//! transactions are grouped into one Kafka transaction (committed every `commit_interval_ms` or
+//! `commit_max_events`, never in the middle of a Postgres transaction), and `R` is the `end_lsn`
+//! of the last Postgres transaction it contains (or a later position confirmable without events).
+//! Therefore: **a Postgres transaction whose commit record starts before `R` is published, in a
+//! committed Kafka transaction; nothing at or after `R` is.** On start, outboxd reads `R` and
+//! skips every replayed transaction whose `final_lsn < R` ([`Batcher::skip`]): Postgres may
+//! replay from an older position after its own crash, or when outboxd died between the Kafka
+//! commit and the confirmation.
+//!
+//! outboxd never confirms to Postgres a position beyond `R` ([`Batcher::confirmable`]). So a slot
+//! whose `confirmed_flush_lsn` is *ahead* of `R` was moved by someone else (recreated, advanced by
+//! hand, another tool on the same slot): the events between may never have been published, and
+//! outboxd stops with [`ExactlyOnceError::SlotAhead`] instead of silently skipping them
+//! ([`resume_position`]). When the outbox is idle but WAL moves (keepalives, transactions of other
+//! tables), a Kafka transaction holding only the offsets record moves `R` on, at most once per
+//! status interval, so the slot still advances.
+//!
+//! Zombie instances: the transactional id is the same for every instance of one slot, so the
+//! `init_transactions` of a new instance fences the old one (its next produce or commit fails with
+//! a fatal error, and it stops). `init_transactions` runs only after the replication slot was
+//! acquired, so a standby waiting for the slot never fences the active instance.
+//!
+//! The Kafka I/O lives in [`crate::sink::transactional`]; this module has no I/O and no clock
+//! (callers pass `now`).
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::lsn::Lsn;
+
+/// `[exactly_once]`: the opt-in exactly-once mode. See the module documentation.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExactlyOnceConfig {
+    /// Produce in Kafka transactions with the position in an offsets topic, so `read_committed`
+    /// consumers see every event exactly once. Default false (at-least-once).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The producer's `transactional.id`. Default `outboxd-<slot>`. Every instance relaying the
+    /// same slot must use the same one (that is what fences a zombie instance), and no two slots
+    /// may share one.
+    pub transactional_id: Option<String>,
+    /// The compacted topic holding each slot's committed position. Default `outboxd-offsets`.
+    /// Created (1 partition, `cleanup.policy=compact`) when missing.
+    #[serde(default = "default_offsets_topic")]
+    pub offsets_topic: String,
+    /// Commit the Kafka transaction after this many milliseconds. Default 100.
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// ... or once it holds this many events, whichever comes first. Default 5000.
+    #[serde(default = "default_commit_max_events")]
+    pub commit_max_events: u64,
+    /// After the slot was moved by someone else (outboxd stops with an error naming both
+    /// positions), set this to the slot's position *as printed in that error* to accept it and
+    /// resume from there. Has no effect at any other position.
+    pub accept_slot_position: Option<String>,
+}
+
+impl Default for ExactlyOnceConfig {
+    fn default() -> Self {
+        ExactlyOnceConfig {
+            enabled: false,
+            transactional_id: None,
+            offsets_topic: default_offsets_topic(),
+            commit_interval_ms: default_commit_interval_ms(),
+            commit_max_events: default_commit_max_events(),
+            accept_slot_position: None,
+        }
+    }
+}
+
+fn default_offsets_topic() -> String {
+    "outboxd-offsets".into()
+}
+const fn default_commit_interval_ms() -> u64 {
+    100
+}
+const fn default_commit_max_events() -> u64 {
+    5000
+}
+
+/// The exactly-once settings, resolved and validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactlyOnce {
+    pub transactional_id: String,
+    pub offsets_topic: String,
+    pub commit_interval: Duration,
+    pub commit_max_events: u64,
+    pub accept_slot_position: Option<Lsn>,
+}
+
+impl ExactlyOnceConfig {
+    /// `None` when the mode is off; the resolved settings for `slot` otherwise.
+    pub fn resolve(&self, slot: &str) -> Result<Option<ExactlyOnce>, ExactlyOnceError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let invalid = |key: &str, message: String| ExactlyOnceError::Config {
+            key: format!("exactly_once.{key}"),
+            message,
+        };
+        let transactional_id = self
+            .transactional_id
+            .clone()
+            .unwrap_or_else(|| format!("outboxd-{slot}"));
+        if transactional_id.trim().is_empty() {
+            return Err(invalid(
+                "transactional_id",
+                "must not be empty; remove the key to use outboxd-<slot>".into(),
+            ));
+        }
+        if self.offsets_topic.trim().is_empty() {
+            return Err(invalid(
+                "offsets_topic",
+                "must not be empty; remove the key to use outboxd-offsets".into(),
+            ));
+        }
+        if self.commit_interval_ms == 0 || self.commit_interval_ms > 60_000 {
+            return Err(invalid(
+                "commit_interval_ms",
+                format!(
+                    "{} is out of range: use 1 to 60000 (it must stay under the producer's transaction.timeout.ms)",
+                    self.commit_interval_ms
+                ),
+            ));
+        }
+        if self.commit_max_events == 0 {
+            return Err(invalid("commit_max_events", "must be at least 1".into()));
+        }
+        let accept_slot_position = match &self.accept_slot_position {
+            None => None,
+            Some(s) => Some(s.parse::<Lsn>().map_err(|e| {
+                invalid(
+                    "accept_slot_position",
+                    format!("{e}; copy the position from outboxd's error message"),
+                )
+            })?),
+        };
+        Ok(Some(ExactlyOnce {
+            transactional_id,
+            offsets_topic: self.offsets_topic.clone(),
+            commit_interval: Duration::from_millis(self.commit_interval_ms),
+            commit_max_events: self.commit_max_events,
+            accept_slot_position,
+        }))
+    }
+}
+
+/// Why exactly-once mode cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ExactlyOnceError {
+    #[error("config key {key}: {message}")]
+    Config { key: String, message: String },
+    #[error("slot {slot}: its confirmed_flush_lsn {slot_lsn} is ahead of the position outboxd last published ({recorded}, offsets topic {topic}, key {key}); outboxd never confirms beyond what it published, so someone else moved or recreated the slot, and the events between may never have reached Kafka. outboxd does not skip them silently: re-publish what is missing from the outbox table (or accept the gap), then set exactly_once.accept_slot_position = \"{slot_lsn}\" to resume from the slot's position; or, to start over, drop the slot (outboxd slot drop) and let outboxd create it again, with accept_slot_position set to the new slot's position")]
+    SlotAhead {
+        slot: String,
+        slot_lsn: Lsn,
+        recorded: Lsn,
+        topic: String,
+        key: String,
+    },
+    #[error("this instance was fenced: another outboxd started with transactional.id {transactional_id} ({error}); two instances must not relay one slot, and the newer one wins, so this one stops")]
+    Fenced {
+        transactional_id: String,
+        error: String,
+    },
+    #[error("Kafka transaction ({doing}): {error}")]
+    Kafka {
+        doing: &'static str,
+        error: String,
+        /// librdkafka said the producer cannot go on (a new one is needed, after a restart).
+        fatal: bool,
+    },
+    #[error("offsets topic {topic}: record at partition {partition} offset {offset} for this slot is not an outboxd position ({message}); another program writes to the topic: give outboxd a topic of its own (exactly_once.offsets_topic)")]
+    BadRecord {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        message: String,
+    },
+}
+
+impl ExactlyOnceError {
+    /// Whether a restart (new producer, positions read again, replay from the slot) may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ExactlyOnceError::Kafka { .. })
+    }
+}
+
+/// The value of an offsets record (JSON). `lsn` is the position `R` of the module documentation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetRecord {
+    /// `R` in Postgres' `X/Y` form.
+    pub lsn: String,
+    /// The slot, for people reading the topic.
+    pub slot: String,
+    /// The Postgres timeline when it was written (diagnostics).
+    pub timeline: u32,
+    /// The producer's transactional id (diagnostics).
+    pub transactional_id: String,
+}
+
+impl OffsetRecord {
+    pub fn position(&self) -> Result<Lsn, String> {
+        self.lsn.parse::<Lsn>().map_err(|e| e.to_string())
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an OffsetRecord always serializes")
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<OffsetRecord, String> {
+        let record: OffsetRecord = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        record.position()?;
+        Ok(record)
+    }
+}
+
+/// The offsets-record key of one slot: `<system identifier>/<database>/<slot>`, so that slots of
+/// the same name in other databases or clusters never share a position.
+pub fn offsets_key(system_id: u64, database: &str, slot: &str) -> String {
+    format!("{system_id}/{database}/{slot}")
+}
+
+/// Where to resume, given the slot's `confirmed_flush_lsn` and the position read from the offsets
+/// topic (`None`: no record for this slot yet, a first start). Returns the position `R` to skip
+/// below and to cap confirmations at; a slot ahead of `R` is an error unless accepted by
+/// `accept` (exactly that position).
+pub fn resume_position(
+    slot_name: &str,
+    slot_lsn: Lsn,
+    recorded: Option<Lsn>,
+    accept: Option<Lsn>,
+    topic: &str,
+    key: &str,
+) -> Result<Lsn, ExactlyOnceError> {
+    match recorded {
+        None => Ok(slot_lsn),
+        Some(recorded) if slot_lsn <= recorded => Ok(recorded),
+        Some(_) if accept == Some(slot_lsn) => Ok(slot_lsn),
+        Some(recorded) => Err(ExactlyOnceError::SlotAhead {
+            slot: slot_name.to_string(),
+            slot_lsn,
+            recorded,
+            topic: topic.to_string(),
+            key: key.to_string(),
+        }),
+    }
+}
+
+/// What the pipeline should commit now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commit {
+    /// The position the offsets record carries.
+    pub lsn: Lsn,
+    /// Whether the transaction holds events (else it carries only the offsets record).
+    pub with_events: bool,
+}
+
+/// When to commit, what to skip, how far to confirm. See the module documentation.
+#[derive(Debug)]
+pub struct Batcher {
+    /// `R`: the position of the last committed offsets record.
+    recorded: Lsn,
+    /// Transactions with `final_lsn` below this were published before this run started.
+    skip_below: Lsn,
+    /// The `end_lsn` of the newest Postgres transaction processed.
+    last_commit_end: Lsn,
+    /// When the first event of the open Kafka transaction was seen.
+    open_since: Option<Instant>,
+    /// A commit is under way (its position).
+    committing: Option<Lsn>,
+    /// When the last offsets-only transaction was started.
+    last_position_write: Option<Instant>,
+    commit_interval: Duration,
+    commit_max_events: u64,
+    position_interval: Duration,
+}
+
+impl Batcher {
+    /// `resume` comes from [`resume_position`]; `position_interval` bounds how often an
+    /// offsets-only transaction is written (the status interval).
+    pub fn new(resume: Lsn, settings: &ExactlyOnce, position_interval: Duration) -> Batcher {
+        Batcher {
+            recorded: resume,
+            skip_below: resume,
+            last_commit_end: resume,
+            open_since: None,
+            committing: None,
+            last_position_write: None,
+            commit_interval: settings.commit_interval,
+            commit_max_events: settings.commit_max_events,
+            position_interval,
+        }
+    }
+
+    /// Whether the transaction starting with pgoutput `Begin { final_lsn }` was already published
+    /// (its commit record starts before `R` read at start).
+    pub fn skip(&self, final_lsn: Lsn) -> bool {
+        final_lsn < self.skip_below
+    }
+
+    /// A Postgres transaction committed (pgoutput `Commit.end_lsn`), skipped or not.
+    pub fn pg_commit(&mut self, end_lsn: Lsn) {
+        self.last_commit_end = self.last_commit_end.max(end_lsn);
+    }
+
+    /// The position that may be confirmed to Postgres: never beyond `R`.
+    pub fn confirmable(&self, checkpoint_confirmed: Lsn) -> Lsn {
+        checkpoint_confirmed.min(self.recorded)
+    }
+
+    /// `R`.
+    pub fn recorded(&self) -> Lsn {
+        self.recorded
+    }
+
+    /// Whether a commit is under way (the pipeline must not produce meanwhile).
+    pub fn committing(&self) -> bool {
+        self.committing.is_some()
+    }
+
+    /// Decides whether to commit now. `events` = events produced in the open Kafka transaction,
+    /// `in_pg_transaction` = a Postgres transaction is open (never split it),
+    /// `checkpoint_confirmed` = the checkpoint's confirmable position (every event before it is
+    /// acknowledged). On `Some`, the caller commits and reports with [`Batcher::committed`] or
+    /// [`Batcher::failed`].
+    pub fn due(
+        &mut self,
+        now: Instant,
+        events: u64,
+        in_pg_transaction: bool,
+        checkpoint_confirmed: Lsn,
+    ) -> Option<Commit> {
+        if self.committing.is_some() {
+            return None;
+        }
+        if events > 0 && self.open_since.is_none() {
+            self.open_since = Some(now);
+        }
+        if in_pg_transaction {
+            return None;
+        }
+        let commit = if events > 0 {
+            let opened = self.open_since.unwrap_or(now);
+            if events < self.commit_max_events && now.duration_since(opened) < self.commit_interval
+            {
+                return None;
+            }
+            Commit {
+                lsn: self.last_commit_end.max(checkpoint_confirmed),
+                with_events: true,
+            }
+        } else {
+            // Idle: move R on to what the checkpoint could confirm (keepalives, transactions
+            // without outbox rows), at most once per position interval.
+            let target = checkpoint_confirmed;
+            let recent = self
+                .last_position_write
+                .is_some_and(|at| now.duration_since(at) < self.position_interval);
+            if target <= self.recorded || recent {
+                return None;
+            }
+            self.last_position_write = Some(now);
+            Commit {
+                lsn: target,
+                with_events: false,
+            }
+        };
+        self.committing = Some(commit.lsn);
+        Some(commit)
+    }
+
+    /// Makes the next [`Batcher::due`] commit the open transaction whatever its age and size
+    /// (shutdown).
+    pub fn force_due(&mut self) {
+        self.open_since = Some(Instant::now() - self.commit_interval);
+    }
+
+    /// The commit started by [`Batcher::due`] succeeded: `R` moves to its position.
+    pub fn committed(&mut self) {
+        if let Some(lsn) = self.committing.take() {
+            self.recorded = self.recorded.max(lsn);
+        }
+        self.open_since = None;
+    }
+
+    /// The commit failed (the run stops; nothing moves).
+    pub fn failed(&mut self) {
+        self.committing = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ExactlyOnce {
+        ExactlyOnceConfig {
+            enabled: true,
+            ..Default::default()
+        }
+        .resolve("s1")
+        .unwrap()
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_and_validation() {
+        assert_eq!(ExactlyOnceConfig::default().resolve("s").unwrap(), None);
+        let s = settings();
+        assert_eq!(s.transactional_id, "outboxd-s1");
+        assert_eq!(s.offsets_topic, "outboxd-offsets");
+        assert_eq!(s.commit_interval, Duration::from_millis(100));
+        let bad = |c: ExactlyOnceConfig| c.resolve("s").unwrap_err().to_string();
+        let on = ExactlyOnceConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        let e = bad(ExactlyOnceConfig {
+            commit_interval_ms: 0,
+            ..on.clone()
+        });
+        assert!(e.contains("exactly_once.commit_interval_ms"), "{e}");
+        let e = bad(ExactlyOnceConfig {
+            accept_slot_position: Some("16B3748".into()),
+            ..on.clone()
+        });
+        assert!(
+            e.contains("exactly_once.accept_slot_position") && e.contains("X/Y"),
+            "{e}"
+        );
+        let e = bad(ExactlyOnceConfig {
+            transactional_id: Some(" ".into()),
+            ..on
+        });
+        assert!(e.contains("exactly_once.transactional_id"), "{e}");
+    }
+
+    #[test]
+    fn the_section_reaches_the_plan_and_makes_the_producer_transactional() {
+        use crate::config::Config;
+        use crate::pipeline::Plan;
+        let base = "[source]\nurl = \"postgres://u@h/d\"\nslot = \"s1\"\n[kafka]\n\"bootstrap.servers\" = \"k:9092\"\n";
+        let plan = Plan::from_config(&Config::from_toml(base).unwrap()).unwrap();
+        assert_eq!(plan.exactly_once, None);
+        assert_eq!(plan.producer.get("transactional.id"), None);
+        let text = format!("{base}[exactly_once]\nenabled = true\ncommit_interval_ms = 250\n");
+        let plan = Plan::from_config(&Config::from_toml(&text).unwrap()).unwrap();
+        let eos = plan.exactly_once.unwrap();
+        assert_eq!(eos.commit_interval, Duration::from_millis(250));
+        assert_eq!(plan.producer.get("transactional.id"), Some("outboxd-s1"));
+        assert_eq!(plan.producer.get("enable.idempotence"), Some("true"));
+        let err = Config::from_toml(&format!("{base}[exactly_once]\nenable = true\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("enable"), "{err}");
+        let bad = format!("{base}[exactly_once]\nenabled = true\ncommit_max_events = 0\n");
+        let err = Plan::from_config(&Config::from_toml(&bad).unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("exactly_once.commit_max_events"), "{err}");
+    }
+
+    #[test]
+    fn replayed_transactions_before_the_recorded_position_are_skipped() {
+        // R = 0/200 is the end of the last published transaction, whose commit record started
+        // before it; the next transaction's commit record starts at or after it.
+        let b = Batcher::new(Lsn(200), &settings(), Duration::from_secs(1));
+        assert!(b.skip(Lsn(150)), "published before the crash");
+        assert!(b.skip(Lsn(199)));
+        assert!(!b.skip(Lsn(200)), "starts at R: not published");
+        assert!(!b.skip(Lsn(300)));
+    }
+
+    #[test]
+    fn slot_ahead_of_the_recorded_position_is_an_error_unless_accepted() {
+        let r = |slot, rec, accept| resume_position("s1", Lsn(slot), rec, accept, "t", "k");
+        assert_eq!(r(100, None, None).unwrap(), Lsn(100), "first start");
+        assert_eq!(
+            r(100, Some(Lsn(300)), None).unwrap(),
+            Lsn(300),
+            "slot behind: replay and skip"
+        );
+        assert_eq!(r(300, Some(Lsn(300)), None).unwrap(), Lsn(300));
+        let e = r(400, Some(Lsn(300)), None).unwrap_err();
+        assert!(!e.is_transient());
+        let m = e.to_string();
+        assert!(
+            m.contains("0/190 is ahead of the position outboxd last published (0/12C")
+                && m.contains("accept_slot_position = \"0/190\"")
+                && m.contains("outboxd slot drop"),
+            "{m}"
+        );
+        assert!(
+            r(400, Some(Lsn(300)), Some(Lsn(399))).is_err(),
+            "accepting another position does not count"
+        );
+        assert_eq!(r(400, Some(Lsn(300)), Some(Lsn(400))).unwrap(), Lsn(400));
+    }
+
+    #[test]
+    fn commits_on_interval_or_size_never_inside_a_postgres_transaction() {
+        let s = ExactlyOnce {
+            commit_max_events: 10,
+            ..settings()
+        };
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut b = Batcher::new(Lsn(100), &s, Duration::from_secs(1));
+        assert_eq!(b.due(t0, 3, true, Lsn(100)), None, "first events seen");
+        b.pg_commit(Lsn(200));
+        assert_eq!(b.due(ms(50), 3, false, Lsn(100)), None, "interval not over");
+        assert_eq!(
+            b.due(ms(150), 12, true, Lsn(100)),
+            None,
+            "never inside a Postgres transaction, even when large"
+        );
+        b.pg_commit(Lsn(300));
+        let c = b.due(ms(150), 12, false, Lsn(200)).unwrap();
+        assert_eq!(
+            c,
+            Commit {
+                lsn: Lsn(300),
+                with_events: true
+            }
+        );
+        assert!(b.committing());
+        assert_eq!(b.due(ms(400), 12, false, Lsn(300)), None, "one at a time");
+        assert_eq!(b.confirmable(Lsn(300)), Lsn(100), "not committed yet");
+        b.committed();
+        assert_eq!(b.recorded(), Lsn(300));
+        assert_eq!(b.confirmable(Lsn(300)), Lsn(300));
+        assert_eq!(
+            b.confirmable(Lsn(250)),
+            Lsn(250),
+            "and never beyond the checkpoint"
+        );
+        // By size: the interval restarts with the next transaction's first event.
+        assert_eq!(b.due(ms(500), 2, false, Lsn(300)), None);
+        b.pg_commit(Lsn(400));
+        assert!(b.due(ms(510), 10, false, Lsn(300)).is_some());
+        b.failed();
+        assert_eq!(b.recorded(), Lsn(300), "a failed commit moves nothing");
+    }
+
+    #[test]
+    fn idle_positions_are_recorded_at_most_once_per_interval() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(Lsn(100), &settings(), Duration::from_secs(1));
+        assert_eq!(b.due(t0, 0, false, Lsn(100)), None, "nothing new to record");
+        let c = b.due(t0, 0, false, Lsn(150)).unwrap();
+        assert_eq!(
+            c,
+            Commit {
+                lsn: Lsn(150),
+                with_events: false
+            }
+        );
+        b.committed();
+        assert_eq!(
+            b.confirmable(Lsn(180)),
+            Lsn(150),
+            "a keepalive past R waits"
+        );
+        assert_eq!(
+            b.due(t0 + Duration::from_millis(500), 0, false, Lsn(180)),
+            None
+        );
+        assert!(b
+            .due(t0 + Duration::from_millis(1000), 0, false, Lsn(180))
+            .is_some());
+        b.committed();
+        assert_eq!(b.confirmable(Lsn(180)), Lsn(180));
+    }
+
+    #[test]
+    fn offset_records_round_trip_and_bad_ones_are_refused() {
+        let r = OffsetRecord {
+            lsn: Lsn(0x1_0000_0010).to_string(),
+            slot: "s1".into(),
+            timeline: 1,
+            transactional_id: "outboxd-s1".into(),
+        };
+        let back = OffsetRecord::from_json(&r.to_json()).unwrap();
+        assert_eq!(back.position().unwrap(), Lsn(0x1_0000_0010));
+        assert!(OffsetRecord::from_json(
+            b"{\"lsn\":\"x\",\"slot\":\"s\",\"timeline\":1,\"transactional_id\":\"t\"}"
+        )
+        .is_err());
+        assert!(OffsetRecord::from_json(b"not json").is_err());
+        assert_eq!(offsets_key(7, "app", "s1"), "7/app/s1");
+    }
+}

@@ -1,0 +1,564 @@
+//! Exactly-once mode, the Kafka side: the transactional producer and the offsets topic.
+//!
+//! The rules (what to skip, when to commit, how far to confirm) are in [`crate::exactly_once`];
+//! this module only talks to Kafka. `init_transactions`, `commit_transaction` and reading the
+//! offsets topic block: call them from `spawn_blocking`. A Kafka transaction is begun implicitly
+//! by the first [`KafkaSink::send`] after a commit; [`KafkaSink::commit_position`] adds the offsets
+//! record and commits.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::Producer;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::producer::{KafkaSink, SendError};
+use crate::exactly_once::{
+    offsets_key, resume_position, Batcher, ExactlyOnce, ExactlyOnceError, OffsetRecord,
+};
+use crate::lsn::Lsn;
+use crate::router::OutboxRecord;
+
+/// The open Kafka transaction, as seen by the sink.
+#[derive(Debug)]
+pub struct TxnState {
+    transactional_id: String,
+    open: AtomicBool,
+    events: AtomicU64,
+}
+
+impl TxnState {
+    pub(super) fn new(transactional_id: &str) -> TxnState {
+        TxnState {
+            transactional_id: transactional_id.to_string(),
+            open: AtomicBool::new(false),
+            events: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn event_sent(&self) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Maps a librdkafka transaction error: fencing is its own (permanent) error.
+fn txn_error(doing: &'static str, transactional_id: &str, error: KafkaError) -> ExactlyOnceError {
+    use RDKafkaErrorCode::*;
+    let (code, fatal) = match &error {
+        KafkaError::Transaction(e) => (Some(e.code()), e.is_fatal()),
+        other => (other.rdkafka_error_code(), false),
+    };
+    if matches!(
+        code,
+        Some(ProducerFenced | InvalidProducerEpoch | Fenced | TransactionCoordinatorFenced)
+    ) {
+        return ExactlyOnceError::Fenced {
+            transactional_id: transactional_id.to_string(),
+            error: error.to_string(),
+        };
+    }
+    ExactlyOnceError::Kafka {
+        doing,
+        error: error.to_string(),
+        fatal,
+    }
+}
+
+impl KafkaSink {
+    fn transactional_id(&self) -> String {
+        self.txn
+            .as_ref()
+            .map_or_else(String::new, |t| t.transactional_id.clone())
+    }
+
+    /// Begins a Kafka transaction unless one is open (exactly-once mode only).
+    pub(super) fn begin_if_needed(&self) -> Result<(), SendError> {
+        let Some(txn) = &self.txn else { return Ok(()) };
+        if !txn.open.load(Ordering::Acquire) {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| txn_error("begin", &self.transactional_id(), e))?;
+            txn.open.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Whether the producer is transactional (exactly-once mode).
+    pub fn is_transactional(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// Events produced in the open Kafka transaction.
+    pub fn transaction_events(&self) -> u64 {
+        self.txn
+            .as_ref()
+            .map_or(0, |t| t.events.load(Ordering::Relaxed))
+    }
+
+    /// `init_transactions`: fences any older producer with the same transactional id and aborts
+    /// its open transaction. Blocking.
+    pub fn init_transactions(&self, timeout: Duration) -> Result<(), ExactlyOnceError> {
+        self.producer
+            .init_transactions(timeout)
+            .map_err(|e| txn_error("init_transactions", &self.transactional_id(), e))
+    }
+
+    /// Writes the offsets record (`key` → `record`) to `topic` in the open transaction (beginning
+    /// one if none is open: a position-only transaction) and commits. On failure the transaction
+    /// is aborted when librdkafka allows it. Blocking.
+    pub fn commit_position(
+        &self,
+        topic: &str,
+        key: &str,
+        record: &OffsetRecord,
+        timeout: Duration,
+    ) -> Result<(), ExactlyOnceError> {
+        let id = self.transactional_id();
+        self.begin_if_needed().map_err(|e| match e {
+            SendError::Transaction(e) => e,
+            other => ExactlyOnceError::Kafka {
+                doing: "begin",
+                error: other.to_string(),
+                fatal: false,
+            },
+        })?;
+        let offsets = OutboxRecord {
+            topic: topic.to_string(),
+            partition: None,
+            key: Some(bytes::Bytes::copy_from_slice(key.as_bytes())),
+            value: Some(record.to_json().into()),
+            headers: Vec::new(),
+            timestamp_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        };
+        let result = self
+            .enqueue(&offsets, None)
+            .map_err(|e| match e {
+                SendError::Enqueue { error, .. } => {
+                    txn_error("producing the offsets record", &id, error)
+                }
+                other => ExactlyOnceError::Kafka {
+                    doing: "producing the offsets record",
+                    error: other.to_string(),
+                    fatal: false,
+                },
+            })
+            .and_then(|()| {
+                self.producer
+                    .commit_transaction(timeout)
+                    .map_err(|e| txn_error("commit", &id, e))
+            });
+        if let Some(txn) = &self.txn {
+            if result.is_ok() {
+                txn.events.store(0, Ordering::Relaxed);
+                txn.open.store(false, Ordering::Release);
+            }
+        }
+        if let Err(e) = &result {
+            if !matches!(e, ExactlyOnceError::Fenced { .. }) {
+                let _ = self.abort(timeout);
+            }
+        }
+        result
+    }
+
+    /// Aborts the open transaction, if any. Blocking.
+    pub fn abort(&self, timeout: Duration) -> Result<(), ExactlyOnceError> {
+        let Some(txn) = &self.txn else { return Ok(()) };
+        if !txn.open.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.producer
+            .abort_transaction(timeout)
+            .map_err(|e| txn_error("abort", &self.transactional_id(), e))?;
+        txn.events.store(0, Ordering::Relaxed);
+        txn.open.store(false, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// The connection-related properties of the producer configuration, for the admin client and the
+/// offsets reader (producer-only properties would only make librdkafka warn).
+fn client_config(producer: &ClientConfig) -> ClientConfig {
+    const PREFIXES: &[&str] = &[
+        "bootstrap.servers",
+        "security.",
+        "sasl.",
+        "ssl.",
+        "ssl_",
+        "socket.",
+        "broker.",
+        "client.",
+        "api.version",
+        "metadata.",
+        "log_level",
+        "debug",
+    ];
+    let mut config = ClientConfig::new();
+    let map: BTreeMap<String, String> = producer
+        .config_map()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, v) in map {
+        if PREFIXES.iter().any(|p| k.starts_with(p)) {
+            config.set(k, v);
+        }
+    }
+    config
+}
+
+/// Creates the offsets topic (1 partition, compacted, the broker's default replication factor)
+/// unless it exists.
+pub async fn ensure_offsets_topic(
+    producer: &ClientConfig,
+    topic: &str,
+) -> Result<(), ExactlyOnceError> {
+    let kafka = |error: String| ExactlyOnceError::Kafka {
+        doing: "creating the offsets topic",
+        error,
+        fatal: false,
+    };
+    let admin: AdminClient<DefaultClientContext> = client_config(producer)
+        .create()
+        .map_err(|e| kafka(e.to_string()))?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
+    let results = admin
+        .create_topics([&new], &options)
+        .await
+        .map_err(|e| kafka(e.to_string()))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => {
+                return Err(kafka(format!(
+                    "{t}: {code:?} (create it yourself: 1 partition, cleanup.policy=compact, and let outboxd read and write it)"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the offsets topic to its end (`read_committed`) and returns the highest position
+/// recorded under `key`, or `None` when there is none. Blocking.
+pub fn read_position(
+    producer: &ClientConfig,
+    topic: &str,
+    key: &str,
+    timeout: Duration,
+) -> Result<Option<Lsn>, ExactlyOnceError> {
+    let kafka = |error: String| ExactlyOnceError::Kafka {
+        doing: "reading the offsets topic",
+        error,
+        fatal: false,
+    };
+    let consumer: BaseConsumer = client_config(producer)
+        .set("group.id", "outboxd-offsets-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .map_err(|e| kafka(e.to_string()))?;
+    let deadline = Instant::now() + timeout;
+    let partitions: Vec<i32> = loop {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .map_err(|e| kafka(e.to_string()))?;
+        let found = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect());
+        match found {
+            Some(p) => break p,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            None => return Err(kafka(format!("topic {topic} not found"))),
+        }
+    };
+    let mut assignment = TopicPartitionList::new();
+    for p in &partitions {
+        assignment
+            .add_partition_offset(topic, *p, Offset::Beginning)
+            .map_err(|e| kafka(e.to_string()))?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| kafka(e.to_string()))?;
+    // Read until every partition reported its end (with read_committed: the last stable offset).
+    let mut at_end = std::collections::HashSet::new();
+    let mut best: Option<Lsn> = None;
+    while at_end.len() < partitions.len() {
+        if Instant::now() > deadline {
+            return Err(kafka(format!(
+                "not at the end of {topic} after {timeout:?} (an open transaction of another producer holds it back?)"
+            )));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => return Err(kafka(e.to_string())),
+            Some(Ok(m)) => {
+                if m.key() != Some(key.as_bytes()) {
+                    continue;
+                }
+                let Some(value) = m.payload() else {
+                    // A tombstone: the position was deleted on purpose (start over).
+                    best = None;
+                    continue;
+                };
+                let record = OffsetRecord::from_json(value).map_err(|message| {
+                    ExactlyOnceError::BadRecord {
+                        topic: topic.to_string(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        message,
+                    }
+                })?;
+                let lsn = record.position().expect("validated by from_json");
+                best = Some(best.map_or(lsn, |b| b.max(lsn)));
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// How long a commit, an abort or `init_transactions` may take before the run is restarted.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The producer settings exactly-once mode adds: the transactional id (idempotence and acks=all
+/// are enforced for every mode by `sink::config`).
+pub fn transactional_config(mut config: ClientConfig, settings: &ExactlyOnce) -> ClientConfig {
+    config.set("transactional.id", &settings.transactional_id);
+    config
+}
+
+/// A commit's outcome, sent back to the pipeline's loop.
+pub type CommitResult = Result<(), ExactlyOnceError>;
+
+/// Exactly-once mode during one run: the [`Batcher`] plus the Kafka calls it asks for. Commits
+/// run on the blocking pool and report on a channel the pipeline's loop listens to, so status
+/// updates keep flowing while Kafka commits.
+pub struct Transactions {
+    settings: ExactlyOnce,
+    batcher: Batcher,
+    key: String,
+    slot: String,
+    timeline: u32,
+    done_tx: mpsc::UnboundedSender<CommitResult>,
+    done_rx: Option<mpsc::UnboundedReceiver<CommitResult>>,
+}
+
+impl Transactions {
+    /// Fences older producers with this transactional id, reads the committed position and checks
+    /// it against the slot's (`start_lsn`). Call after the slot was acquired
+    /// (`START_REPLICATION`), so that a standby never fences the active instance.
+    pub async fn start(
+        sink: &Arc<KafkaSink>,
+        producer: &ClientConfig,
+        settings: &ExactlyOnce,
+        system: (u64, u32, &str),
+        slot: &str,
+        start_lsn: Lsn,
+        position_interval: Duration,
+    ) -> Result<Transactions, ExactlyOnceError> {
+        let (system_id, timeline, database) = system;
+        let key = offsets_key(system_id, database, slot);
+        let s = sink.clone();
+        tokio::task::spawn_blocking(move || s.init_transactions(TXN_TIMEOUT))
+            .await
+            .expect("init_transactions panicked")?;
+        ensure_offsets_topic(producer, &settings.offsets_topic).await?;
+        let (p, t, k) = (
+            producer.clone(),
+            settings.offsets_topic.clone(),
+            key.clone(),
+        );
+        let recorded = tokio::task::spawn_blocking(move || read_position(&p, &t, &k, TXN_TIMEOUT))
+            .await
+            .expect("reading the offsets topic panicked")?;
+        let resume = resume_position(
+            slot,
+            start_lsn,
+            recorded,
+            settings.accept_slot_position,
+            &settings.offsets_topic,
+            &key,
+        )?;
+        tracing::info!(
+            transactional_id = %settings.transactional_id,
+            offsets_topic = %settings.offsets_topic,
+            key = %key,
+            recorded = %recorded.map_or_else(|| "none".to_string(), |l| l.to_string()),
+            slot_lsn = %start_lsn,
+            "exactly-once: transactions above {resume} are published, earlier ones skipped"
+        );
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Ok(Transactions {
+            settings: settings.clone(),
+            batcher: Batcher::new(resume, settings, position_interval),
+            key,
+            slot: slot.to_string(),
+            timeline,
+            done_tx,
+            done_rx: Some(done_rx),
+        })
+    }
+
+    /// The receiver of commit outcomes (taken once, by the loop).
+    pub fn take_commits(&mut self) -> Option<mpsc::UnboundedReceiver<CommitResult>> {
+        self.done_rx.take()
+    }
+
+    /// The batcher (skip rule, confirmation cap).
+    pub fn batcher(&mut self) -> &mut Batcher {
+        &mut self.batcher
+    }
+
+    /// Whether a commit is under way: nothing may be produced until it reports.
+    pub fn committing(&self) -> bool {
+        self.batcher.committing()
+    }
+
+    /// Starts a commit when one is due (see [`Batcher::due`]). Never blocks.
+    pub fn tick(&mut self, sink: &Arc<KafkaSink>, in_pg_transaction: bool, confirmed: Lsn) {
+        let events = sink.transaction_events();
+        let Some(commit) = self
+            .batcher
+            .due(Instant::now(), events, in_pg_transaction, confirmed)
+        else {
+            return;
+        };
+        tracing::trace!(lsn = %commit.lsn, events, "committing the Kafka transaction");
+        let record = OffsetRecord {
+            lsn: commit.lsn.to_string(),
+            slot: self.slot.clone(),
+            timeline: self.timeline,
+            transactional_id: self.settings.transactional_id.clone(),
+        };
+        let (sink, topic, key, done) = (
+            sink.clone(),
+            self.settings.offsets_topic.clone(),
+            self.key.clone(),
+            self.done_tx.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let _ = done.send(sink.commit_position(&topic, &key, &record, TXN_TIMEOUT));
+        });
+    }
+
+    /// A commit reported.
+    pub fn on_commit(&mut self, result: CommitResult) -> CommitResult {
+        match result {
+            Ok(()) => {
+                self.batcher.committed();
+                Ok(())
+            }
+            Err(e) => {
+                self.batcher.failed();
+                Err(e)
+            }
+        }
+    }
+
+    /// At shutdown: waits for a commit under way, then commits the open transaction (or aborts it
+    /// when it ends inside a Postgres transaction, which must not be split).
+    pub async fn finish(
+        &mut self,
+        sink: &Arc<KafkaSink>,
+        commits: &mut Option<mpsc::UnboundedReceiver<CommitResult>>,
+        in_pg_transaction: bool,
+        confirmed: Lsn,
+    ) -> CommitResult {
+        if self.committing() {
+            if let Some(rx) = commits {
+                if let Some(result) = rx.recv().await {
+                    self.on_commit(result)?;
+                }
+            }
+        }
+        if sink.transaction_events() == 0 {
+            return Ok(());
+        }
+        let s = sink.clone();
+        if in_pg_transaction {
+            tracing::info!("exactly-once: aborting the Kafka transaction (it ends inside a Postgres transaction; sent again on the next start)");
+            return tokio::task::spawn_blocking(move || s.abort(TXN_TIMEOUT))
+                .await
+                .expect("abort panicked");
+        }
+        // Due at once: the interval and size limits do not apply at shutdown.
+        self.batcher.force_due();
+        self.tick(sink, false, confirmed);
+        match commits {
+            Some(rx) => match rx.recv().await {
+                Some(result) => self.on_commit(result),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+/// The next commit outcome; never completes without exactly-once mode.
+pub async fn next_commit(
+    commits: &mut Option<mpsc::UnboundedReceiver<CommitResult>>,
+) -> Option<CommitResult> {
+    match commits {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fencing_is_told_apart_from_other_transaction_errors() {
+        let fenced = txn_error(
+            "commit",
+            "outboxd-s1",
+            KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced),
+        );
+        assert!(matches!(fenced, ExactlyOnceError::Fenced { .. }));
+        assert!(!fenced.is_transient());
+        assert!(fenced.to_string().contains("outboxd-s1"));
+        let other = txn_error(
+            "commit",
+            "outboxd-s1",
+            KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
+        );
+        assert!(other.is_transient(), "{other}");
+    }
+
+    #[test]
+    fn side_clients_get_only_connection_properties() {
+        let mut p = ClientConfig::new();
+        p.set("bootstrap.servers", "k:9092")
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.username", "u")
+            .set("linger.ms", "5")
+            .set("transactional.id", "x");
+        let c = client_config(&p);
+        assert_eq!(c.get("bootstrap.servers"), Some("k:9092"));
+        assert_eq!(c.get("sasl.username"), Some("u"));
+        assert_eq!(c.get("linger.ms"), None);
+        assert_eq!(c.get("transactional.id"), None);
+    }
+}
