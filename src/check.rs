@@ -244,6 +244,29 @@ async fn database_checks(client: &Client, plan: &Plan, out: &mut Vec<CheckResult
         )),
         Err(e) => out.push(CheckResult::fail(&name, e.to_string(), "check the connection")),
     }
+
+    if !plan.message_prefixes.is_empty() {
+        let name = "logical decoding messages";
+        out.push(match one("SELECT current_setting('server_version_num')::int").await {
+            Ok(row) if row.get::<_, i32>(0) >= 140_000 => CheckResult::pass(
+                name,
+                format!(
+                    "PostgreSQL {} sends them to pgoutput; prefixes {}",
+                    row.get::<_, i32>(0),
+                    plan.message_prefixes.join(", ")
+                ),
+            ),
+            Ok(row) => CheckResult::fail(
+                name,
+                format!(
+                    "source.message_prefixes is set, and PostgreSQL {} cannot send logical decoding messages to pgoutput (14 or newer can)",
+                    row.get::<_, i32>(0)
+                ),
+                "upgrade to PostgreSQL 14 or newer, or remove source.message_prefixes",
+            ),
+            Err(e) => CheckResult::fail(name, e, "check the connection"),
+        });
+    }
 }
 
 async fn replication_connection_check(plan: &Plan) -> CheckResult {

@@ -263,7 +263,15 @@ async fn transactional_messages_are_routed_like_rows_in_commit_order_and_the_res
 async fn a_message_that_is_no_outbox_row_stops_the_relay_naming_its_prefix_without_confirming_it() {
     let broker = Broker::shared();
     let (pg, client) = database().await;
-    let mut outboxd = start_outboxd(&config(&pg, broker.bootstrap(), "")).await;
+    let cfg = config(&pg, broker.bootstrap(), "");
+    // The preflight checks the server can send messages.
+    let (status, out) = support::outboxd::check(&cfg, Duration::from_secs(60));
+    assert!(status.unwrap().success(), "{out}");
+    assert!(
+        out.contains("logical decoding messages") && out.contains("prefixes outbox"),
+        "{out}"
+    );
+    let mut outboxd = start_outboxd(&cfg).await;
     let lsn_before = current_wal_lsn(&client).await;
     client
         .batch_execute("SELECT pg_logical_emit_message(true, 'outbox', '<not json/>')")
