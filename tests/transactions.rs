@@ -16,64 +16,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use support::{consume_async, unique, Broker, Outboxd, PgCluster};
-
-/// Whether `read_committed` consumers of the broker at `bootstrap` skip the records of aborted
-/// transactions (Apache Kafka does; tansu 0.6 does not). Blocking.
-pub fn broker_filters_aborted_transactions(bootstrap: &str, topic: &str) -> bool {
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("transactional.id", unique("probe"))
-        .set("log_level", "3")
-        .create()
-        .expect("create transactional producer");
-    p.init_transactions(Duration::from_secs(30))
-        .expect("init_transactions");
-    p.begin_transaction().unwrap();
-    p.send(
-        BaseRecord::<str, str>::to(topic)
-            .key("k")
-            .payload("aborted"),
-    )
-    .unwrap();
-    p.flush(Duration::from_secs(10)).unwrap();
-    p.abort_transaction(Duration::from_secs(30)).unwrap();
-    p.begin_transaction().unwrap();
-    p.send(
-        BaseRecord::<str, str>::to(topic)
-            .key("k")
-            .payload("committed"),
-    )
-    .unwrap();
-    p.commit_transaction(Duration::from_secs(30)).unwrap();
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("probe"))
-        .set("isolation.level", "read_committed")
-        .set("log_level", "3")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    c.assign(&tpl).unwrap();
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !seen.iter().any(|v| v == "committed") && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            seen.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
-        }
-    }
-    assert!(
-        seen.iter().any(|v| v == "committed"),
-        "the committed record never arrived: {seen:?}"
-    );
-    !seen.iter().any(|v| v == "aborted")
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tansu_transaction_support() {
@@ -81,9 +24,11 @@ async fn tansu_transaction_support() {
     let topic = unique("txprobe");
     broker.create_topic(&topic, 1).await;
     let (b, t) = (broker.bootstrap().to_string(), topic.clone());
-    let filters = tokio::task::spawn_blocking(move || broker_filters_aborted_transactions(&b, &t))
-        .await
-        .unwrap();
+    let filters = tokio::task::spawn_blocking(move || {
+        support::kafka::broker_filters_aborted_transactions(&b, &t)
+    })
+    .await
+    .unwrap();
     eprintln!("broker filters aborted transactions for read_committed consumers: {filters}");
     if !broker.is_external() {
         // Pinned so that a tansu upgrade that starts filtering is noticed (then the chaos test's

@@ -12,7 +12,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{BaseProducer, BaseRecord, FutureProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -259,4 +259,57 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
 /// The partition count of `topic` per metadata (None if it does not exist). Blocking.
 pub fn partition_count(bootstrap: &str, topic: &str) -> Option<usize> {
     partitions_of(&consumer(bootstrap), topic).map(|p| p.len())
+}
+
+/// Whether `read_committed` consumers of the broker at `bootstrap` skip the records of aborted
+/// transactions (Apache Kafka does; tansu 0.6 does not). Blocking.
+pub fn broker_filters_aborted_transactions(bootstrap: &str, topic: &str) -> bool {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("transactional.id", super::unique("probe"))
+        .set("log_level", "3")
+        .create()
+        .expect("create transactional producer");
+    p.init_transactions(Duration::from_secs(30))
+        .expect("init_transactions");
+    p.begin_transaction().unwrap();
+    p.send(
+        BaseRecord::<str, str>::to(topic)
+            .key("k")
+            .payload("aborted"),
+    )
+    .unwrap();
+    p.flush(Duration::from_secs(10)).unwrap();
+    p.abort_transaction(Duration::from_secs(30)).unwrap();
+    p.begin_transaction().unwrap();
+    p.send(
+        BaseRecord::<str, str>::to(topic)
+            .key("k")
+            .payload("committed"),
+    )
+    .unwrap();
+    p.commit_transaction(Duration::from_secs(30)).unwrap();
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", super::unique("probe"))
+        .set("isolation.level", "read_committed")
+        .set("log_level", "3")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !seen.iter().any(|v| v == "committed") && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            seen.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    assert!(
+        seen.iter().any(|v| v == "committed"),
+        "the committed record never arrived: {seen:?}"
+    );
+    !seen.iter().any(|v| v == "aborted")
 }
