@@ -102,6 +102,44 @@ pub struct SourceConfig {
     /// when all other traffic is in other databases of the server. A failure is logged (warn) and
     /// never stops the relay. Debezium's `heartbeat.action.query`.
     pub heartbeat_action_query: Option<String>,
+    /// Whether rows already in the outbox tables are published, with Debezium's `snapshot.mode`
+    /// names: `no_data` (the default: only rows committed after the slot's position), `initial`
+    /// (when outboxd creates the slot, first the rows in the tables at that point, read in the
+    /// slot's exported snapshot), `always` (at every start), `initial_only` (publish the rows in the
+    /// tables and exit, no slot) or `when_needed` (as `initial`, and also re-creates an invalidated
+    /// slot). See docs/configuration.md.
+    #[serde(default)]
+    pub snapshot_mode: SnapshotMode,
+}
+
+/// `source.snapshot_mode`: which rows already in the outbox tables are published.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    /// Only rows committed after the slot's position.
+    #[default]
+    NoData,
+    /// The rows in the tables when outboxd creates the slot, consistent with it.
+    Initial,
+    /// The rows in the tables at every start (duplicates of rows already published are expected).
+    Always,
+    /// The rows in the tables, then exit; no slot is kept.
+    InitialOnly,
+    /// As `Initial`, and an invalidated slot is dropped and re-created with a snapshot.
+    WhenNeeded,
+}
+
+impl SnapshotMode {
+    /// The mode's name in the configuration (and in Debezium).
+    pub fn name(self) -> &'static str {
+        match self {
+            SnapshotMode::NoData => "no_data",
+            SnapshotMode::Initial => "initial",
+            SnapshotMode::Always => "always",
+            SnapshotMode::InitialOnly => "initial_only",
+            SnapshotMode::WhenNeeded => "when_needed",
+        }
+    }
 }
 
 impl SourceConfig {
@@ -315,6 +353,17 @@ impl Config {
                     &format!("{value:?}: use lower-case letters, digits and underscores only (Postgres slot naming rules)"),
                 ));
             }
+        }
+        // The marker slot of an unfinished snapshot is named `<slot>_snapshot` (63 bytes at most).
+        if matches!(
+            self.source.snapshot_mode,
+            SnapshotMode::Initial | SnapshotMode::WhenNeeded | SnapshotMode::Always
+        ) && self.source.slot.len() > 54
+        {
+            return Err(invalid(
+                "source.slot",
+                "must be at most 54 characters with a snapshot_mode that takes snapshots (outboxd marks an unfinished snapshot with a slot named <slot>_snapshot)",
+            ));
         }
         if self.source.status_interval_ms == 0 || self.source.status_interval_ms > 20_000 {
             return Err(invalid(

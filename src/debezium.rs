@@ -32,7 +32,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 
-use crate::config::{Config, ConfigError, SourceConfig};
+use crate::config::{Config, ConfigError, SnapshotMode, SourceConfig};
 use crate::convert::{Converters, JSON_CONVERTER};
 use crate::router::RouterOptions;
 use crate::source::ConnectParams;
@@ -442,6 +442,9 @@ impl Imported {
             c.source.create_slot
         );
         let _ = writeln!(t, "create_publication = {}", c.source.create_publication);
+        if c.source.snapshot_mode != SnapshotMode::NoData {
+            let _ = writeln!(t, "snapshot_mode = \"{}\"", c.source.snapshot_mode.name());
+        }
         if c.source.status_interval_ms != SourceConfig::DEFAULT_STATUS_INTERVAL_MS {
             let _ = writeln!(t, "status_interval_ms = {}", c.source.status_interval_ms);
         }
@@ -715,7 +718,7 @@ impl<'a> Mapper<'a> {
         let (url, url_with_password) = self.url()?;
         let tables = self.tables()?;
         self.plugin()?;
-        self.snapshot()?;
+        let snapshot_mode = self.snapshot()?;
         let create_publication = self.publication_mode()?;
         let slot = self.get("slot.name").unwrap_or_else(|| "debezium".into());
         let publication = self
@@ -784,6 +787,7 @@ impl<'a> Mapper<'a> {
         config.source.status_interval_ms = status_interval_ms;
         config.source.heartbeat_interval_ms = heartbeat_interval_ms;
         config.source.heartbeat_action_query = heartbeat_action_query;
+        config.source.snapshot_mode = snapshot_mode;
         config.source.message_prefixes = message_prefixes;
         config.router = to_toml_map(router);
         config.converters = to_toml_map(converters);
@@ -1016,19 +1020,26 @@ impl<'a> Mapper<'a> {
         }
     }
 
-    /// `snapshot.mode`: only `no_data` (`never` before Debezium 2) is what outboxd does.
-    fn snapshot(&mut self) -> Result<(), DebeziumError> {
-        match self.get("snapshot.mode").map(|m| m.to_ascii_lowercase()) {
-            Some(m) if m == "no_data" || m == "never" => Ok(()),
-            Some(m) => Err(key_error(
+    /// `snapshot.mode` → `source.snapshot_mode` (Debezium's default: `initial`). Older names:
+    /// `never` and `schema_only` (= `no_data`), `exported` (= `initial`).
+    fn snapshot(&mut self) -> Result<SnapshotMode, DebeziumError> {
+        let Some(m) = self
+            .get("snapshot.mode")
+            .map(|m| m.trim().to_ascii_lowercase())
+        else {
+            return Ok(SnapshotMode::Initial);
+        };
+        Ok(match m.as_str() {
+            "no_data" | "never" | "schema_only" => SnapshotMode::NoData,
+            "initial" | "exported" | "" => SnapshotMode::Initial,
+            "always" => SnapshotMode::Always,
+            "initial_only" => SnapshotMode::InitialOnly,
+            "when_needed" => SnapshotMode::WhenNeeded,
+            _ => return Err(key_error(
                 "snapshot.mode",
-                format!("{m}: snapshots are not supported yet: outboxd publishes the outbox rows committed after its slot's position, never the rows already in the tables. Set snapshot.mode=no_data (when outboxd takes over Debezium's slot, Debezium's initial snapshot is long done, so nothing changes)"),
+                format!("{m}: outboxd supports no_data (never, schema_only), initial (exported), always, initial_only and when_needed; recovery, custom and configuration_based have no outboxd equivalent: pick one of those (when outboxd takes over Debezium's slot, initial takes no snapshot: the slot exists)"),
             )),
-            None => {
-                self.warnings.push("snapshot.mode is not set (Debezium's default: initial): outboxd takes no snapshot, it publishes the outbox rows committed after its slot's position".into());
-                Ok(())
-            }
-        }
+        })
     }
 
     /// `publication.autocreate.mode` → `source.create_publication`.
@@ -1780,29 +1791,29 @@ mod tests {
     }
 
     #[test]
-    fn snapshots_are_refused_except_no_data() {
-        ok(&[("snapshot.mode", "no_data")]);
-        ok(&[("snapshot.mode", "never")]);
-        for mode in [
-            "initial",
-            "always",
-            "initial_only",
-            "when_needed",
-            "custom",
-            "configuration_based",
+    fn snapshot_modes_map_to_snapshot_mode_with_debezium_default_initial() {
+        for (mode, expected) in [
+            ("no_data", SnapshotMode::NoData),
+            ("never", SnapshotMode::NoData),
+            ("schema_only", SnapshotMode::NoData),
+            ("initial", SnapshotMode::Initial),
+            ("Exported", SnapshotMode::Initial),
+            ("always", SnapshotMode::Always),
+            ("initial_only", SnapshotMode::InitialOnly),
+            ("when_needed", SnapshotMode::WhenNeeded),
         ] {
-            let e = err(&[("snapshot.mode", mode)], "snapshot.mode");
-            assert!(
-                e.contains("not supported yet") && e.contains("snapshot.mode=no_data"),
-                "{e}"
-            );
+            let c = ok(&[("snapshot.mode", mode)]).config();
+            assert_eq!(c.source.snapshot_mode, expected, "{mode}");
         }
-        let i = ok(&[("snapshot.mode", "")]);
-        assert!(
-            i.warnings.iter().any(|w| w.contains("snapshot")),
-            "{:?}",
-            i.warnings
+        assert_eq!(
+            ok(&[("snapshot.mode", "")]).config().source.snapshot_mode,
+            SnapshotMode::Initial,
+            "Debezium's default"
         );
+        for mode in ["custom", "configuration_based", "recovery"] {
+            let e = err(&[("snapshot.mode", mode)], "snapshot.mode");
+            assert!(e.contains("when_needed") && e.contains(mode), "{e}");
+        }
     }
 
     #[test]

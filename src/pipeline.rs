@@ -42,7 +42,8 @@ use crate::source::connection::{ReplicationConnection, ReplicationMessage, Repli
 use crate::source::error::describe_sql_error;
 use crate::source::params::ConnectParams;
 use crate::source::pgoutput::{self, Message};
-use crate::source::setup::{self, SetupError, SetupPlan};
+use crate::source::setup::{self, SetupError, SetupPlan, SnapshotPlan};
+use crate::source::snapshot::{self, SnapshotItem};
 use crate::source::SourceError;
 
 mod messages;
@@ -252,6 +253,7 @@ impl Plan {
             create_slot: config.source.create_slot,
             create_publication: config.source.create_publication,
             required_columns: router.required_columns(),
+            snapshot_mode: config.source.snapshot_mode,
         };
         Ok(Plan {
             params,
@@ -473,6 +475,7 @@ async fn run_once(
 
     let mut conn = ReplicationConnection::connect(&plan.params).await?;
     let system = conn.identify_system().await?;
+    let (slot_name, start_lsn, snapshot) = start_snapshot(plan, &mut conn, &slot).await?;
     let publication_names = format!("\"{}\"", plan.setup.publication);
     let mut options = vec![
         ("proto_version", "1"),
@@ -484,7 +487,7 @@ async fn run_once(
     }
     let stream = conn
         .start_replication(
-            &plan.setup.slot,
+            &slot_name,
             Lsn::ZERO, // the server resumes from the slot's confirmed_flush_lsn
             &options,
         )
@@ -499,7 +502,7 @@ async fn run_once(
                 settings,
                 (system.system_id, system.timeline, &plan.params.dbname),
                 &plan.setup.slot,
-                slot.confirmed_flush_lsn,
+                start_lsn,
                 plan.status_interval,
             )
             .await?,
@@ -507,9 +510,9 @@ async fn run_once(
         None => None,
     };
     tracing::info!(
-        slot = %plan.setup.slot,
+        slot = %slot_name,
         slot_created = slot.created,
-        start_lsn = %slot.confirmed_flush_lsn,
+        start_lsn = %start_lsn,
         publication = %plan.setup.publication,
         tables = %plan.tables.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","),
         topics = %plan.router.topic_replacement,
@@ -520,26 +523,118 @@ async fn run_once(
     );
     health.set_streaming(true);
 
-    let relay = Relay {
+    let mut relay = Relay {
         plan,
         metrics,
         router,
-        checkpoint: Checkpoint::new(slot.confirmed_flush_lsn),
+        checkpoint: Checkpoint::new(start_lsn),
         sink,
         transactions,
         skipping: false,
         stream,
         in_flight_bytes: 0,
-        received: slot.confirmed_flush_lsn,
+        received: start_lsn,
         sent_flush: Lsn::ZERO,
         last_status_at: Instant::now(),
         commit_time_us: 0,
         final_lsn: Lsn::ZERO,
+        snapshot: None,
     };
-    metrics.confirmed_lsn.set(slot.confirmed_flush_lsn.0 as i64);
+    metrics.confirmed_lsn.set(start_lsn.0 as i64);
+    if let Some(feed) = snapshot {
+        relay.begin_snapshot(feed)?;
+    }
     relay
         .stream_until_shutdown(shutdown, deliveries, health)
         .await
+}
+
+/// Opens the snapshot `slot.snapshot` asks for: creates the slot with an exported snapshot on `conn`
+/// when needed, imports it on a new SQL connection and starts reading the tables there. Returns
+/// the slot to stream from, its start position and the snapshot's rows.
+async fn start_snapshot(
+    plan: &Plan,
+    conn: &mut ReplicationConnection,
+    slot: &setup::SlotState,
+) -> Result<(String, Lsn, Option<SnapshotFeed>), PipelineError> {
+    let (name, start, exported, exit_after) = match slot.snapshot {
+        SnapshotPlan::None => return Ok((plan.setup.slot.clone(), slot.confirmed_flush_lsn, None)),
+        SnapshotPlan::ExistingSlot => (
+            plan.setup.slot.clone(),
+            slot.confirmed_flush_lsn,
+            None,
+            false,
+        ),
+        SnapshotPlan::NewSlot | SnapshotPlan::Only => {
+            let only = slot.snapshot == SnapshotPlan::Only;
+            // initial_only: a temporary slot, gone when the connection closes.
+            let name = if only {
+                format!("{}_initial_only", plan.setup.slot)
+            } else {
+                plan.setup.slot.clone()
+            };
+            let created = conn.create_slot_exporting_snapshot(&name, only).await?;
+            tracing::info!(slot = %name, consistent_point = %created.consistent_point, temporary = only, "created replication slot with an exported snapshot");
+            (
+                name,
+                created.consistent_point,
+                Some(created.snapshot_name),
+                only,
+            )
+        }
+    };
+    let client = plan.params.connect_sql().await?;
+    snapshot::begin(&client, exported.as_deref()).await?;
+    let (tx, rows) = mpsc::channel(1024);
+    let reader = AbortOnDrop(tokio::spawn(snapshot::read_tables(
+        client,
+        plan.tables.clone(),
+        tx,
+    )));
+    tracing::info!(
+        mode = plan.setup.snapshot_mode.name(),
+        at = %start,
+        "snapshot: publishing the rows in the outbox tables before streaming"
+    );
+    Ok((
+        name,
+        start,
+        Some(SnapshotFeed {
+            rows,
+            _reader: reader,
+            reading: true,
+            at: start,
+            exit_after,
+            marker: slot.snapshot == SnapshotPlan::NewSlot,
+            published: 0,
+        }),
+    ))
+}
+
+/// A snapshot being published: its rows come before anything read from the stream.
+struct SnapshotFeed {
+    rows: mpsc::Receiver<Result<SnapshotItem, SetupError>>,
+    _reader: AbortOnDrop,
+    /// Rows still to come; false once the reader finished.
+    reading: bool,
+    /// The slot's start: the snapshot's position (its rows form one transaction ending there).
+    at: Lsn,
+    /// `initial_only`: stop once published.
+    exit_after: bool,
+    /// Whether the marker slot must be dropped once every row is acknowledged.
+    marker: bool,
+    /// Rows handed to the router.
+    published: u64,
+}
+
+/// The next snapshot item; never completes without a snapshot.
+async fn next_snapshot_item(
+    feed: &mut Option<SnapshotFeed>,
+) -> Option<Result<SnapshotItem, SetupError>> {
+    match feed {
+        Some(feed) if feed.reading => feed.rows.recv().await,
+        _ => std::future::pending().await,
+    }
 }
 
 /// The state of one run.
@@ -567,6 +662,8 @@ struct Relay<'a> {
     commit_time_us: i64,
     /// Commit LSN of the open transaction, to name it in errors.
     final_lsn: Lsn,
+    /// The snapshot being published; the stream is read only once it is acknowledged.
+    snapshot: Option<SnapshotFeed>,
 }
 
 impl Relay<'_> {
@@ -588,13 +685,15 @@ impl Relay<'_> {
             let has_room = self.checkpoint.in_flight() < self.plan.max_in_flight_events
                 && self.in_flight_bytes < self.plan.max_in_flight_bytes
                 && !self.transactions.as_ref().is_some_and(|t| t.committing());
+            let streaming = self.snapshot.is_none();
             let step = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break Ok(()),
                 Some(delivery) = deliveries.recv() => self.on_delivery(delivery),
                 Some(result) = transactional::next_commit(&mut commits) => self.on_kafka_commit(result),
                 _ = status_timer.tick() => self.send_status_if_due().await,
-                message = self.stream.next(), if has_room => match message {
+                item = next_snapshot_item(&mut self.snapshot), if has_room => self.on_snapshot_item(item),
+                message = self.stream.next(), if has_room && streaming => match message {
                     Ok(Some(message)) => self.on_message(message).await,
                     Ok(None) => Err(PipelineError::StreamEnded),
                     Err(e) => Err(e.into()),
@@ -609,6 +708,11 @@ impl Relay<'_> {
                     self.checkpoint.in_transaction(),
                     self.checkpoint.confirmed(),
                 );
+            }
+            match self.finish_snapshot_if_acknowledged().await {
+                Ok(true) => break Ok(()),
+                Ok(false) => {}
+                Err(e) => break Err(e),
             }
         };
         match result {
@@ -634,6 +738,75 @@ impl Relay<'_> {
                 Err(e)
             }
         }
+    }
+
+    /// Opens the snapshot's transaction: its rows are published like one transaction's inserts.
+    fn begin_snapshot(&mut self, feed: SnapshotFeed) -> Result<(), PipelineError> {
+        self.checkpoint.begin()?;
+        self.commit_time_us = crate::source::protocol::pg_now_us();
+        self.final_lsn = feed.at;
+        self.snapshot = Some(feed);
+        Ok(())
+    }
+
+    fn on_snapshot_item(
+        &mut self,
+        item: Option<Result<SnapshotItem, SetupError>>,
+    ) -> Result<(), PipelineError> {
+        let Some(feed) = self.snapshot.as_mut() else {
+            return Ok(());
+        };
+        let at = feed.at;
+        match item {
+            Some(Ok(SnapshotItem::Relation(relation))) => {
+                self.on_pgoutput(Message::Relation(relation), at)
+            }
+            Some(Ok(SnapshotItem::Row { relation_id, row })) => {
+                feed.published += 1;
+                self.on_pgoutput(
+                    Message::Insert(pgoutput::Insert {
+                        relation_id,
+                        new: row,
+                    }),
+                    at,
+                )
+            }
+            Some(Err(error)) => Err(error.into()),
+            None => {
+                feed.reading = false;
+                tracing::info!(
+                    rows = feed.published,
+                    "snapshot read; waiting for Kafka to acknowledge its events"
+                );
+                self.checkpoint.commit(at)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Once every snapshot event is acknowledged: drops the marker slot and starts streaming (or,
+    /// for `initial_only`, returns true: the run is over).
+    async fn finish_snapshot_if_acknowledged(&mut self) -> Result<bool, PipelineError> {
+        match &self.snapshot {
+            Some(feed) if !feed.reading && self.checkpoint.in_flight() == 0 => {}
+            _ => return Ok(false),
+        }
+        let Some(feed) = self.snapshot.take() else {
+            return Ok(false);
+        };
+        if feed.marker {
+            let client = self.plan.params.connect_sql().await?;
+            setup::drop_snapshot_marker(&client, &self.plan.setup.slot).await?;
+        }
+        tracing::info!(
+            rows = feed.published,
+            at = %feed.at,
+            "snapshot published and acknowledged"
+        );
+        if feed.exit_after {
+            tracing::info!("snapshot_mode initial_only: done, exiting");
+        }
+        Ok(feed.exit_after)
     }
 
     async fn on_message(&mut self, message: ReplicationMessage) -> Result<(), PipelineError> {

@@ -44,6 +44,15 @@ pub struct SystemIdentity {
     pub dbname: Option<String>,
 }
 
+/// The answer to `CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedSlot {
+    /// Where the slot starts: streaming from it begins with the first transaction committing after.
+    pub consistent_point: Lsn,
+    /// The exported snapshot (`SET TRANSACTION SNAPSHOT '<name>'`) of the same point.
+    pub snapshot_name: String,
+}
+
 /// Buffered transport shared by the connection and the stream.
 struct Wire {
     stream: MaybeTlsStream,
@@ -529,6 +538,43 @@ impl ReplicationConnection {
             timeline: timeline.parse().map_err(|_| bad("timeline", timeline))?,
             xlogpos: xlogpos.parse().map_err(|_| bad("xlogpos", xlogpos))?,
             dbname: row[3].clone(),
+        })
+    }
+
+    /// `CREATE_REPLICATION_SLOT "<slot>" [TEMPORARY] LOGICAL pgoutput EXPORT_SNAPSHOT`: creates a
+    /// logical slot and exports the snapshot of its consistent point. The snapshot can be imported
+    /// (`SET TRANSACTION SNAPSHOT`) by other sessions until this connection runs its next command;
+    /// `START_REPLICATION` on this connection then streams from the consistent point.
+    pub async fn create_slot_exporting_snapshot(
+        &mut self,
+        slot: &str,
+        temporary: bool,
+    ) -> Result<CreatedSlot, SourceError> {
+        let cmd = format!(
+            "CREATE_REPLICATION_SLOT {}{} LOGICAL pgoutput EXPORT_SNAPSHOT",
+            proto::quote_ident(slot),
+            if temporary { " TEMPORARY" } else { "" }
+        );
+        let rows = self.simple_query(&cmd).await?;
+        let row = match rows.as_slice() {
+            [row] if row.len() >= 3 => row,
+            _ => {
+                return Err(SourceError::Protocol(format!(
+                    "CREATE_REPLICATION_SLOT returned {} rows, expected one row of 4 columns",
+                    rows.len()
+                )))
+            }
+        };
+        let consistent_point = row[1].as_deref().unwrap_or_default();
+        Ok(CreatedSlot {
+            consistent_point: consistent_point.parse().map_err(|_| {
+                SourceError::Protocol(format!(
+                    "CREATE_REPLICATION_SLOT returned an invalid consistent_point {consistent_point:?}"
+                ))
+            })?,
+            snapshot_name: row[2].clone().ok_or_else(|| {
+                SourceError::Protocol("CREATE_REPLICATION_SLOT exported no snapshot".to_string())
+            })?,
         })
     }
 

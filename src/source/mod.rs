@@ -7,6 +7,7 @@ pub mod params;
 pub mod pgoutput;
 pub mod protocol;
 pub mod setup;
+pub mod snapshot;
 pub mod tls;
 
 pub use connection::{

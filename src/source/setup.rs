@@ -7,7 +7,7 @@
 
 use tokio_postgres::Client;
 
-use crate::config::TableName;
+use crate::config::{SnapshotMode, TableName};
 use crate::lsn::Lsn;
 
 /// What `run` needs to know to fill its plan.
@@ -20,6 +20,8 @@ pub struct SetupPlan {
     pub create_publication: bool,
     /// Columns the router reads from each outbox table.
     pub required_columns: Vec<String>,
+    /// `source.snapshot_mode`.
+    pub snapshot_mode: SnapshotMode,
 }
 
 /// The slot as it is after setup.
@@ -29,6 +31,22 @@ pub struct SlotState {
     pub confirmed_flush_lsn: Lsn,
     /// Whether outboxd created the slot just now.
     pub created: bool,
+    /// Whether and how the rows already in the tables are read first.
+    pub snapshot: SnapshotPlan,
+}
+
+/// What the relay does before streaming (decided from `snapshot_mode` and the slot's state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotPlan {
+    /// Nothing: stream from the slot.
+    None,
+    /// The slot does not exist yet: create it on the replication connection with an exported
+    /// snapshot, read the tables in that snapshot, then stream. The marker slot exists already.
+    NewSlot,
+    /// Read the tables in a snapshot taken now, then stream from the existing slot (`always`).
+    ExistingSlot,
+    /// Read the tables in the exported snapshot of a temporary slot, then exit (`initial_only`).
+    Only,
 }
 
 /// Setup failed; each message says how to fix it.
@@ -49,7 +67,10 @@ pub enum SetupError {
 impl SetupError {
     /// Whether retrying later may help (a lost connection), as opposed to a setup that is wrong.
     pub fn is_transient(&self) -> bool {
-        matches!(self, SetupError::Sql { error, .. } if error.is_closed() || error.code().is_none())
+        // 55006: a slot to drop is still held by the walsender of a predecessor that just died.
+        matches!(self, SetupError::Sql { error, .. } if error.is_closed()
+            || error.code().is_none()
+            || error.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE))
     }
 }
 
@@ -232,13 +253,74 @@ async fn ensure_publication(client: &Client, plan: &SetupPlan) -> Result<(), Set
     }
 }
 
+/// Drops a replication slot (it must not be in use).
+async fn drop_slot(client: &Client, slot: &str) -> Result<(), SetupError> {
+    client
+        .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .map_err(sql("dropping a replication slot"))?;
+    Ok(())
+}
+
+/// Drops the marker slot of a finished snapshot (see `source::snapshot`).
+pub async fn drop_snapshot_marker(client: &Client, slot: &str) -> Result<(), SetupError> {
+    let marker = crate::source::snapshot::marker_slot(slot);
+    if slot_row(client, &marker).await?.is_some() {
+        drop_slot(client, &marker).await?;
+    }
+    Ok(())
+}
+
 async fn ensure_slot(client: &Client, plan: &SetupPlan) -> Result<SlotState, SetupError> {
-    let Some(slot) = slot_row(client, &plan.slot).await? else {
+    let mode = plan.snapshot_mode;
+    if mode == SnapshotMode::InitialOnly {
+        return Ok(SlotState {
+            confirmed_flush_lsn: Lsn::ZERO,
+            created: false,
+            snapshot: SnapshotPlan::Only,
+        });
+    }
+    let takes_snapshots = matches!(
+        mode,
+        SnapshotMode::Initial | SnapshotMode::WhenNeeded | SnapshotMode::Always
+    );
+    let mut existing = slot_row(client, &plan.slot).await?;
+    let marker = crate::source::snapshot::marker_slot(&plan.slot);
+    if takes_snapshots && slot_row(client, &marker).await?.is_some() {
+        // Nothing was published from the slot before its snapshot was acknowledged: start over.
+        tracing::warn!(slot = %plan.slot, "the snapshot of an earlier start did not finish: dropping the slot and taking the snapshot again (its rows may be published twice)");
+        if existing.is_some() {
+            drop_slot(client, &plan.slot).await?;
+            existing = None;
+        }
+        drop_slot(client, &marker).await?;
+    }
+    if let Some(slot) = &existing {
+        if mode == SnapshotMode::WhenNeeded && slot.wal_status.as_deref() == Some("lost") {
+            tracing::warn!(slot = %plan.slot, "the slot was invalidated (wal_status = lost): snapshot_mode when_needed drops it and publishes the rows in the outbox tables again; events whose rows were already deleted from the tables while the slot was invalid cannot be recovered");
+            drop_slot(client, &plan.slot).await?;
+            existing = None;
+        }
+    }
+    let Some(slot) = existing else {
         if !plan.create_slot {
             return Err(SetupError::Unfit(format!(
                 "replication slot {} does not exist and source.create_slot is false; create it with: SELECT pg_create_logical_replication_slot('{}', 'pgoutput');",
                 plan.slot, plan.slot
             )));
+        }
+        if takes_snapshots {
+            // The slot is created with an exported snapshot on the replication connection; the
+            // marker says the snapshot is unfinished until the relay drops it.
+            client
+                .execute("SELECT pg_create_physical_replication_slot($1)", &[&marker])
+                .await
+                .map_err(sql("creating the snapshot marker slot"))?;
+            return Ok(SlotState {
+                confirmed_flush_lsn: Lsn::ZERO,
+                created: true,
+                snapshot: SnapshotPlan::NewSlot,
+            });
         }
         let row = client
             .query_one(
@@ -255,6 +337,7 @@ async fn ensure_slot(client: &Client, plan: &SetupPlan) -> Result<SlotState, Set
         return Ok(SlotState {
             confirmed_flush_lsn,
             created: true,
+            snapshot: SnapshotPlan::None,
         });
     };
     check_slot_fits(client, &plan.slot, &slot).await?;
@@ -267,6 +350,11 @@ async fn ensure_slot(client: &Client, plan: &SetupPlan) -> Result<SlotState, Set
     Ok(SlotState {
         confirmed_flush_lsn,
         created: false,
+        snapshot: if mode == SnapshotMode::Always {
+            SnapshotPlan::ExistingSlot
+        } else {
+            SnapshotPlan::None
+        },
     })
 }
 

@@ -16,6 +16,12 @@ use super::{signal, spawn_tied, tail, wait_child};
 /// Path of the binary Cargo built for this test run.
 pub const OUTBOXD_BIN: &str = env!("CARGO_BIN_EXE_outboxd");
 
+/// The binary the tests run: `$OUTBOXD_TEST_BIN` when set (e.g. a release build, or a copy that
+/// another build in the same target directory cannot replace mid-run), else [`OUTBOXD_BIN`].
+pub fn outboxd_bin() -> String {
+    std::env::var("OUTBOXD_TEST_BIN").unwrap_or_else(|_| OUTBOXD_BIN.to_string())
+}
+
 pub struct Outboxd {
     dir: tempfile::TempDir,
     config: PathBuf,
@@ -74,7 +80,8 @@ impl Outboxd {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let child = spawn_tied(cmd).unwrap_or_else(|e| panic!("cannot start {OUTBOXD_BIN}: {e}"));
+        let child =
+            spawn_tied(cmd).unwrap_or_else(|e| panic!("cannot start {}: {e}", outboxd_bin()));
         self.child = Some(child);
     }
 
@@ -168,7 +175,7 @@ fn command(log: &Path) -> Command {
         .open(log)
         .expect("open outboxd.log");
     let err = out.try_clone().expect("dup log fd");
-    let mut cmd = Command::new(OUTBOXD_BIN);
+    let mut cmd = Command::new(outboxd_bin());
     cmd.env_remove(super::KAFKA_ENV)
         .env("RUST_BACKTRACE", "1")
         .stdin(Stdio::null())

@@ -1,0 +1,259 @@
+//! End-to-end tests of `source.snapshot_mode`: rows already in the outbox table are published once,
+//! consistently with the slot (no gap, no duplicate while a writer keeps inserting), an interrupted
+//! snapshot is taken again on the next start, `initial_only` publishes and exits without leaving a
+//! slot, and `always` re-publishes the table at every start. Real Postgres, real broker.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::{
+    consume_topics, unique, wait_until, Broker, Outboxd, PgCluster, ProxiedBroker, Record,
+};
+
+const SLOT: &str = "outboxd";
+
+async fn database() -> (PgCluster, tokio_postgres::Client) {
+    let pg = PgCluster::start();
+    let client = pg.client().await;
+    support::create_outbox_table(&client).await;
+    (pg, client)
+}
+
+fn config(pg: &PgCluster, bootstrap: &str, mode: &str) -> String {
+    support::basic_config(&pg.url("postgres"), SLOT, "outboxd", bootstrap).replace(
+        "tables = [\"public.outbox\"]\n",
+        &format!("tables = [\"public.outbox\"]\nsnapshot_mode = \"{mode}\"\n"),
+    )
+}
+
+async fn consume(bootstrap: &str, topic: &str, expected: usize, secs: u64) -> Vec<Record> {
+    let (b, t) = (bootstrap.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        consume_topics(&b, &[t.as_str()], expected, Duration::from_secs(secs))
+    })
+    .await
+    .unwrap()
+}
+
+/// Inserts `n` rows for `aggregatetype` with payload `{"n": i}` (one transaction each).
+async fn insert_rows(client: &tokio_postgres::Client, aggregatetype: &str, from: i64, n: i64) {
+    for i in from..from + n {
+        support::insert_outbox(
+            client,
+            aggregatetype,
+            "agg",
+            "E",
+            &format!("{{\"n\": {i}}}"),
+        )
+        .await;
+    }
+}
+
+fn numbers(records: &[Record]) -> Vec<i64> {
+    records
+        .iter()
+        .map(|r| r.value_json().unwrap()["n"].as_i64().unwrap())
+        .collect()
+}
+
+async fn slot_exists(client: &tokio_postgres::Client, slot: &str) -> bool {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        == 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_publishes_existing_rows_once_then_streams_without_gap_or_duplicate() {
+    let broker = Broker::shared();
+    let (pg, client) = database().await;
+    let aggregatetype = format!("Snap{}", unique("i"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 1).await;
+    insert_rows(&client, &aggregatetype, 0, 300).await;
+
+    // A writer keeps inserting while outboxd creates its slot and reads the snapshot: each row must
+    // be published exactly once, either from the snapshot or from the stream.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (c, agg, stop) = (pg.client().await, aggregatetype.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 300;
+            while !stop.load(Ordering::Relaxed) {
+                insert_rows(&c, &agg, n, 1).await;
+                n += 1;
+            }
+            n
+        })
+    };
+    let outboxd = Outboxd::start(&config(&pg, broker.bootstrap(), "initial"));
+    assert!(
+        outboxd
+            .wait_for_log(
+                "snapshot published and acknowledged",
+                Duration::from_secs(60)
+            )
+            .await,
+        "{}",
+        outboxd.log()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(
+        written > 300,
+        "the writer wrote nothing while outboxd started"
+    );
+
+    let records = consume(broker.bootstrap(), &topic, written as usize + 1, 20).await;
+    let got = numbers(&records);
+    let expected: Vec<i64> = (0..written).collect();
+    // One partition, one key: Kafka order is publication order, which must be commit order.
+    assert_eq!(got, expected, "outboxd log:\n{}", outboxd.log());
+    assert!(slot_exists(&client, SLOT).await);
+    assert!(
+        !slot_exists(&client, "outboxd_snapshot").await,
+        "the marker slot must be gone once the snapshot is acknowledged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_snapshot_is_taken_again_on_the_next_start() {
+    let Some(broker) =
+        ProxiedBroker::start_or_skip("an_interrupted_snapshot_is_taken_again_on_the_next_start")
+    else {
+        return;
+    };
+    let (pg, client) = database().await;
+    let aggregatetype = format!("Snap{}", unique("r"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 1).await;
+    insert_rows(&client, &aggregatetype, 0, 20).await;
+
+    // Kafka is unreachable: the snapshot is read but never acknowledged, and outboxd dies.
+    broker.pause();
+    let mut outboxd = Outboxd::start(&config(&pg, broker.bootstrap(), "initial"));
+    assert!(
+        outboxd
+            .wait_for_log("snapshot read", Duration::from_secs(60))
+            .await,
+        "{}",
+        outboxd.log()
+    );
+    // Rows committed after the slot's point are in the slot, not in the snapshot.
+    insert_rows(&client, &aggregatetype, 20, 5).await;
+    outboxd.kill9();
+    assert!(slot_exists(&client, "outboxd_snapshot").await, "marker");
+
+    broker.resume();
+    outboxd.restart();
+    assert!(
+        outboxd
+            .wait_for_log(
+                "snapshot published and acknowledged",
+                Duration::from_secs(60)
+            )
+            .await,
+        "{}",
+        outboxd.log()
+    );
+    assert!(
+        outboxd.log().contains("did not finish"),
+        "{}",
+        outboxd.log()
+    );
+    insert_rows(&client, &aggregatetype, 25, 5).await;
+    let records = consume(broker.bootstrap(), &topic, 31, 30).await;
+    let distinct: HashSet<i64> = numbers(&records).into_iter().collect();
+    assert_eq!(
+        distinct,
+        (0..30).collect::<HashSet<i64>>(),
+        "every row, from the second snapshot and the stream; log:\n{}",
+        outboxd.log()
+    );
+    assert!(!slot_exists(&client, "outboxd_snapshot").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_only_publishes_the_table_and_exits_without_a_slot() {
+    let broker = Broker::shared();
+    let (pg, client) = database().await;
+    let aggregatetype = format!("Snap{}", unique("o"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 1).await;
+    insert_rows(&client, &aggregatetype, 0, 50).await;
+
+    let mut outboxd = Outboxd::start(&config(&pg, broker.bootstrap(), "initial_only"));
+    let exited = wait_until(Duration::from_secs(60), || {
+        let running = outboxd.is_running();
+        async move { !running }
+    })
+    .await;
+    assert!(exited, "initial_only should exit:\n{}", outboxd.log());
+    let status = outboxd.try_status().unwrap();
+    assert!(status.success(), "{status:?}\n{}", outboxd.log());
+    let records = consume(broker.bootstrap(), &topic, 51, 30).await;
+    assert_eq!(numbers(&records), (0..50).collect::<Vec<i64>>());
+    let slots: i64 = client
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0, "initial_only must leave no slot behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn always_republishes_the_table_at_every_start_and_no_data_does_not() {
+    let broker = Broker::shared();
+    let (pg, client) = database().await;
+    let aggregatetype = format!("Snap{}", unique("a"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 1).await;
+    insert_rows(&client, &aggregatetype, 0, 10).await;
+
+    // no_data: the rows already there are not published; only what comes after the slot.
+    let mut outboxd = Outboxd::start(&config(&pg, broker.bootstrap(), "no_data"));
+    assert!(
+        outboxd
+            .wait_for_log("streaming", Duration::from_secs(30))
+            .await,
+        "{}",
+        outboxd.log()
+    );
+    insert_rows(&client, &aggregatetype, 10, 1).await;
+    let records = consume(broker.bootstrap(), &topic, 2, 15).await;
+    assert_eq!(numbers(&records), vec![10], "{}", outboxd.log());
+    outboxd.terminate(Duration::from_secs(30));
+
+    // always, with the slot existing: the 11 rows in the table again, then the stream.
+    std::fs::write(
+        outboxd.config_path(),
+        config(&pg, broker.bootstrap(), "always"),
+    )
+    .unwrap();
+    outboxd.restart();
+    assert!(
+        outboxd
+            .wait_for_log(
+                "snapshot published and acknowledged",
+                Duration::from_secs(60)
+            )
+            .await,
+        "{}",
+        outboxd.log()
+    );
+    insert_rows(&client, &aggregatetype, 11, 1).await;
+    let records = consume(broker.bootstrap(), &topic, 14, 20).await;
+    let mut expected = vec![10];
+    expected.extend(0..=11);
+    assert_eq!(numbers(&records), expected, "{}", outboxd.log());
+}
