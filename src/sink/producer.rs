@@ -197,7 +197,8 @@ impl KafkaSink {
     /// partitioner picks from the key); its delivery is reported later with `tag`. Never blocks.
     pub fn send(&self, record: &OutboxRecord, tag: SendTag) -> Result<(), SendError> {
         self.begin_if_needed()?;
-        self.enqueue(record, Some(tag))?;
+        self.enqueue(record, Some(tag))
+            .map_err(|e| self.fenced_or(e))?;
         if let Some(txn) = &self.txn {
             txn.event_sent();
         }

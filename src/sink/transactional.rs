@@ -49,17 +49,26 @@ impl TxnState {
     }
 }
 
-/// Maps a librdkafka transaction error: fencing is its own (permanent) error.
-fn txn_error(doing: &'static str, transactional_id: &str, error: KafkaError) -> ExactlyOnceError {
+/// Whether librdkafka says another producer with the same transactional id took over.
+fn is_fencing(error: &KafkaError) -> bool {
     use RDKafkaErrorCode::*;
-    let (code, fatal) = match &error {
-        KafkaError::Transaction(e) => (Some(e.code()), e.is_fatal()),
-        other => (other.rdkafka_error_code(), false),
+    let code = match error {
+        KafkaError::Transaction(e) => Some(e.code()),
+        other => other.rdkafka_error_code(),
     };
-    if matches!(
+    matches!(
         code,
         Some(ProducerFenced | InvalidProducerEpoch | Fenced | TransactionCoordinatorFenced)
-    ) {
+    )
+}
+
+/// Maps a librdkafka transaction error: fencing is its own (permanent) error.
+fn txn_error(doing: &'static str, transactional_id: &str, error: KafkaError) -> ExactlyOnceError {
+    let fatal = match &error {
+        KafkaError::Transaction(e) => e.is_fatal(),
+        _ => false,
+    };
+    if is_fencing(&error) {
         return ExactlyOnceError::Fenced {
             transactional_id: transactional_id.to_string(),
             error: error.to_string(),
@@ -89,6 +98,16 @@ impl KafkaSink {
             txn.open.store(true, Ordering::Release);
         }
         Ok(())
+    }
+
+    /// An enqueue error, told as fencing when the transactional producer was fenced.
+    pub(super) fn fenced_or(&self, error: SendError) -> SendError {
+        match error {
+            SendError::Enqueue { error, .. } if self.txn.is_some() && is_fencing(&error) => {
+                SendError::Transaction(txn_error("produce", &self.transactional_id(), error))
+            }
+            other => other,
+        }
     }
 
     /// Whether the producer is transactional (exactly-once mode).
@@ -379,10 +398,12 @@ impl Transactions {
     ) -> Result<Transactions, ExactlyOnceError> {
         let (system_id, timeline, database) = system;
         let key = offsets_key(system_id, database, slot);
+        let started = Instant::now();
         let s = sink.clone();
         tokio::task::spawn_blocking(move || s.init_transactions(TXN_TIMEOUT))
             .await
             .expect("init_transactions panicked")?;
+        let init_ms = started.elapsed().as_millis() as u64;
         ensure_offsets_topic(producer, &settings.offsets_topic).await?;
         let (p, t, k) = (
             producer.clone(),
@@ -406,6 +427,8 @@ impl Transactions {
             key = %key,
             recorded = %recorded.map_or_else(|| "none".to_string(), |l| l.to_string()),
             slot_lsn = %start_lsn,
+            init_ms,
+            elapsed_ms = started.elapsed().as_millis() as u64,
             "exactly-once: transactions above {resume} are published, earlier ones skipped"
         );
         let (done_tx, done_rx) = mpsc::unbounded_channel();
