@@ -257,3 +257,81 @@ async fn always_republishes_the_table_at_every_start_and_no_data_does_not() {
     expected.extend(0..=11);
     assert_eq!(numbers(&records), expected, "{}", outboxd.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_needed_recreates_an_invalidated_slot_with_a_snapshot() {
+    let broker = Broker::shared();
+    let (pg, client) = database().await;
+    let aggregatetype = format!("Snap{}", unique("w"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 1).await;
+
+    let mut outboxd = Outboxd::start(&config(&pg, broker.bootstrap(), "when_needed"));
+    assert!(
+        outboxd
+            .wait_for_log(
+                "snapshot published and acknowledged",
+                Duration::from_secs(60)
+            )
+            .await,
+        "{}",
+        outboxd.log()
+    );
+    outboxd.terminate(Duration::from_secs(30));
+
+    // While outboxd is down, rows are written and the server invalidates the slot: more WAL than
+    // max_slot_wal_keep_size, then a checkpoint.
+    insert_rows(&client, &aggregatetype, 0, 5).await;
+    client
+        .batch_execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+        .await
+        .unwrap();
+    client
+        .batch_execute("SELECT pg_reload_conf(); CREATE TABLE filler (t text)")
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        client
+            .batch_execute(
+                "INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 2000); \
+                 SELECT pg_switch_wal()",
+            )
+            .await
+            .unwrap();
+    }
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    let status: Option<String> = client
+        .query_one(
+            "SELECT wal_status::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&SLOT],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        status.as_deref(),
+        Some("lost"),
+        "the slot should be invalidated"
+    );
+
+    outboxd.restart();
+    // The log holds both runs: wait for the second run's line.
+    let done = wait_until(Duration::from_secs(60), || {
+        let n = outboxd
+            .log()
+            .matches("snapshot published and acknowledged")
+            .count();
+        async move { n == 2 }
+    })
+    .await;
+    assert!(done, "{}", outboxd.log());
+    assert!(outboxd.log().contains("invalidated"), "{}", outboxd.log());
+    insert_rows(&client, &aggregatetype, 5, 1).await;
+    let records = consume(broker.bootstrap(), &topic, 7, 20).await;
+    assert_eq!(
+        numbers(&records),
+        (0..6).collect::<Vec<i64>>(),
+        "the rows still in the table, then the stream; log:\n{}",
+        outboxd.log()
+    );
+}
