@@ -2,7 +2,8 @@
 # Fuzzes outboxd's pure code with cargo-fuzz (libFuzzer): each target of tests/fuzz runs for
 # SECONDS (default 60). Targets: pgoutput_decode (the pgoutput decoder), config (the configuration
 # file and what is resolved from it without I/O), router (outbox rows of a fixed table through the
-# router and the converters). See docs/fuzzing.md.
+# router and the converters), router_message (logical decoding message contents through the
+# router). See docs/fuzzing.md.
 #
 #   scripts/fuzz.sh [SECONDS]         every target
 #   FUZZ_TARGETS="router" scripts/fuzz.sh 600
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 seconds="${1:-60}"
-targets="${FUZZ_TARGETS:-pgoutput_decode config router}"
+targets="${FUZZ_TARGETS:-pgoutput_decode config router router_message}"
 sanitizer="${FUZZ_SANITIZER:-address}"
 fuzz_dir=tests/fuzz
 
@@ -82,6 +83,15 @@ for set in 0 1 2 3 4 128 131; do
 done
 printf '\x00n\x1fOrder\x1fo-1\x1fE\x1fn' >"$dir/seed-null-id"
 printf '\x01a\x1fBad Topic\x1fk\x1fE\x1f   ' >"$dir/seed-bad-topic"
+
+# Message contents of the router_message target: option-set byte, then the content.
+dir=$(corpus router_message)
+msg='{"id": "e-1", "aggregatetype": "Order", "aggregateid": "o-1", "type": "OrderCreated", "payload": {"id": 1, "items": [{"qty": 2}]}, "version": 3, "part": 1, "seq": 7, "ts": "2026-11-21T10:00:00.123Z", "tracingspancontext": "traceparent=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'
+for set in 0 1 2 3; do
+    printf '%b%s' "\\x0$set" "$msg" >"$dir/seed-set-$set"
+done
+printf '\x01%s' '{"id": null, "aggregatetype": "A", "aggregateid": 1.5e3, "payload": "  "}' >"$dir/seed-nulls"
+printf '\x00%s' '{"id": "x", "id": "y"}' >"$dir/seed-duplicate"
 
 # ---- build and run -----------------------------------------------------------------------------
 started=$SECONDS
