@@ -122,6 +122,15 @@ pub struct DeadLetterFailure {
 }
 
 impl PipelineError {
+    /// Whether the slot is held by another process (SQLSTATE 55006): another instance is active.
+    pub fn is_slot_in_use(&self) -> bool {
+        match self {
+            PipelineError::Source(e) => e.code() == Some("55006"),
+            PipelineError::Setup(e) => e.is_object_in_use(),
+            _ => false,
+        }
+    }
+
     /// Whether a restart from the slot may succeed (as opposed to a problem an operator must fix).
     pub fn is_transient(&self) -> bool {
         match self {
@@ -292,6 +301,7 @@ pub async fn run(
     health: Arc<Health>,
 ) -> Result<(), PipelineError> {
     let mut attempt: u32 = 0;
+    let mut standing_by = false;
     loop {
         let started = Instant::now();
         let result = run_once(plan, &mut shutdown, &metrics, &health).await;
@@ -301,18 +311,39 @@ pub async fn run(
             Err(e) if !e.is_transient() || *shutdown.borrow() => return Err(e),
             Err(e) => e,
         };
-        // A run that lasted a while was healthy: start the backoff over.
-        if started.elapsed() > Duration::from_secs(10) {
+        let delay = if err.is_slot_in_use() {
+            // Another instance (or the walsender of a predecessor that just died) holds the slot:
+            // a passive standby. Retry at a short, steady interval so it takes over within seconds
+            // of the active one's death; this is waiting, not a failure.
+            let delay = jittered(STANDBY_RETRY_MS);
+            if !standing_by {
+                tracing::info!(
+                    slot = %plan.setup.slot,
+                    retry_every_ms = STANDBY_RETRY_MS,
+                    "standing by: {err}"
+                );
+            } else {
+                tracing::debug!(slot = %plan.setup.slot, "still standing by: {err}");
+            }
+            standing_by = true;
             attempt = 0;
-        }
-        attempt += 1;
-        let delay = backoff(attempt);
-        metrics.reconnects.inc();
-        tracing::warn!(
-            attempt,
-            retry_in_ms = delay.as_millis() as u64,
-            "restarting after a transient error: {err}"
-        );
+            delay
+        } else {
+            standing_by = false;
+            // A run that lasted a while was healthy: start the backoff over.
+            if started.elapsed() > Duration::from_secs(10) {
+                attempt = 0;
+            }
+            attempt += 1;
+            let delay = backoff(attempt);
+            metrics.reconnects.inc();
+            tracing::warn!(
+                attempt,
+                retry_in_ms = delay.as_millis() as u64,
+                "restarting after a transient error: {err}"
+            );
+            delay
+        };
         let wait_until = tokio::time::Instant::now() + delay;
         loop {
             health.beat();
@@ -325,13 +356,21 @@ pub async fn run(
     }
 }
 
+/// How often a standby (the slot is held by another process) tries to take the slot, ±25 %.
+const STANDBY_RETRY_MS: u64 = 2_000;
+
 /// 0.5 s doubling up to 30 s, with ±25 % jitter.
 fn backoff(attempt: u32) -> Duration {
     let base = 500u64
         .saturating_mul(1 << attempt.saturating_sub(1).min(6))
         .min(30_000);
+    jittered(base)
+}
+
+/// `ms` milliseconds ±25 %.
+fn jittered(ms: u64) -> Duration {
     let jitter = rand::thread_rng().gen_range(0.75..1.25);
-    Duration::from_millis((base as f64 * jitter) as u64)
+    Duration::from_millis((ms as f64 * jitter) as u64)
 }
 
 /// Aborts a background task when dropped (the end of a run).
@@ -1407,6 +1446,18 @@ mod tests {
         assert!(!delivery(RDKafkaErrorCode::TopicAuthorizationFailed).is_transient());
         assert!(delivery(RDKafkaErrorCode::MessageTimedOut).is_transient());
         assert!(PipelineError::StreamEnded.is_transient());
+        let server = |code: &str| {
+            PipelineError::Source(SourceError::Server(Box::new(crate::source::ServerError {
+                severity: "ERROR".into(),
+                code: code.into(),
+                message: "replication slot \"outboxd\" is active for PID 42".into(),
+                detail: None,
+                hint: None,
+            })))
+        };
+        assert!(server("55006").is_transient() && server("55006").is_slot_in_use());
+        assert!(server("57P01").is_transient() && !server("57P01").is_slot_in_use());
+        assert!(!PipelineError::StreamEnded.is_slot_in_use());
         assert!(!PipelineError::InvalidOperation {
             table: "t".into(),
             lsn: Lsn(1)
@@ -1501,6 +1552,10 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
+        for _ in 0..50 {
+            let d = jittered(STANDBY_RETRY_MS).as_millis() as u64;
+            assert!((1500..=2500).contains(&d), "standby retry {d} ms");
+        }
         for attempt in 1..20 {
             let d = backoff(attempt).as_millis() as u64;
             let base = (500u64 << (attempt - 1).min(6)).min(30_000);

@@ -796,3 +796,54 @@ async fn json_log_format_writes_one_json_object_per_line() {
     assert_eq!(streaming["slot"], SLOT);
     assert!(streaming["start_lsn"].as_str().unwrap().contains('/'));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_within_seconds_of_the_active_dying() {
+    let broker = Broker::shared();
+    let (pg, _client) = database().await;
+    let aggregatetype = format!("Standby{}", unique("s"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 1).await;
+    let config = config(&pg, broker.bootstrap(), "");
+    let mut active = start_outboxd(&config).await;
+    let standby = Outboxd::start_with(&config, &[], &[("RUST_LOG", "info,outboxd=debug")]);
+    assert!(
+        standby
+            .wait_for_log("standing by", Duration::from_secs(30))
+            .await,
+        "{}",
+        standby.log()
+    );
+    // Long enough for the old exponential backoff to have grown past 10 s.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let attempts = standby.log().matches("still standing by").count();
+    assert!(
+        attempts >= 3,
+        "the standby retries every ~2 s:\n{}",
+        standby.log()
+    );
+    assert!(
+        !standby.log().contains("restarting after a transient error"),
+        "standing by is not an error:\n{}",
+        standby.log()
+    );
+
+    // Load while the active one dies.
+    let writer = {
+        let (c, agg) = (pg.client().await, aggregatetype.clone());
+        tokio::spawn(async move { write_sequence(&c, &agg, "a", 300, 1).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    active.kill9();
+    writer.await.unwrap();
+    assert!(
+        standby
+            .wait_for_log("streaming", Duration::from_secs(10))
+            .await,
+        "the standby did not take over within 10 s:\n{}",
+        standby.log()
+    );
+    // Up to 20 duplicates (events sent by the dead instance, not confirmed) are read too.
+    let records = consume(broker.bootstrap(), std::slice::from_ref(&topic), 320, 20).await;
+    assert_per_key_order(&records, &HashMap::from([("a".to_string(), 300)]));
+}

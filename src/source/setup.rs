@@ -65,6 +65,12 @@ pub enum SetupError {
 }
 
 impl SetupError {
+    /// Whether the server refused because an object (a slot to drop) is in use (55006).
+    pub fn is_object_in_use(&self) -> bool {
+        matches!(self, SetupError::Sql { error, .. }
+            if error.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE))
+    }
+
     /// Whether retrying later may help (a lost connection), as opposed to a setup that is wrong.
     pub fn is_transient(&self) -> bool {
         // 55006: a slot to drop is still held by the walsender of a predecessor that just died.
