@@ -409,3 +409,213 @@ fn a_connector_outboxd_cannot_replace_is_refused_with_the_fix() {
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{out}");
     assert!(out.contains("--worker-config"), "{out}");
 }
+
+/// A Debezium 2.x connector, flat form (the `config` object alone, as `PUT
+/// /connectors/NAME/config` takes it), for a bigint-id outbox table outside `public` with
+/// StringConverter for key and value and two header placements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flat_connector_json_with_a_bigint_id_table_and_string_converters() {
+    let broker = Broker::shared();
+    let pg = PgCluster::start();
+    let c = pg.client().await;
+    c.batch_execute(
+        "CREATE SCHEMA shop; \
+         CREATE TABLE shop.event_log (id bigserial PRIMARY KEY, aggregatetype text NOT NULL, \
+         aggregateid text NOT NULL, type text NOT NULL, occurred_at timestamptz NOT NULL, payload jsonb)",
+    )
+    .await
+    .unwrap();
+    let aggregate = unique("Shipment");
+    let topic = format!("outbox.event.{aggregate}");
+    broker.create_topic(&topic, 1).await;
+    let json = format!(
+        r#"{{
+  "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+  "tasks.max": "1",
+  "plugin.name": "pgoutput",
+  "database.hostname": "127.0.0.1",
+  "database.port": "{port}",
+  "database.user": "postgres",
+  "database.dbname": "postgres",
+  "topic.prefix": "shop",
+  "schema.include.list": "shop",
+  "table.include.list": "shop.event_log",
+  "slot.name": "shop_outbox",
+  "publication.name": "shop_outbox",
+  "publication.autocreate.mode": "filtered",
+  "snapshot.mode": "never",
+  "tombstones.on.delete": false,
+  "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+  "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+  "transforms": "outbox",
+  "transforms.outbox.type": "io.debezium.transforms.outbox.EventRouter",
+  "transforms.outbox.table.fields.additional.placement": "type:header:eventType,occurred_at:header:occurredAt"
+}}"#,
+        port = pg.port()
+    );
+    let outboxd = Outboxd::start_with(
+        &json,
+        &["--kafka-bootstrap-servers", broker.bootstrap()],
+        &[("RUST_LOG", "info")],
+    );
+    assert!(
+        outboxd
+            .wait_for_log("streaming", Duration::from_secs(30))
+            .await,
+        "outboxd did not start streaming:\n{}",
+        outboxd.log()
+    );
+    c.batch_execute(&format!(
+        "INSERT INTO shop.event_log (aggregatetype, aggregateid, type, occurred_at, payload) \
+         VALUES ('{aggregate}', 'ship-7', 'ShipmentDispatched', '2026-11-21 10:00:01+02', \
+         '{{\"weight\": 2.50, \"id\": 7, \"carrier\": \"DHL\"}}'); \
+         INSERT INTO shop.event_log (aggregatetype, aggregateid, type, occurred_at, payload) \
+         VALUES ('{aggregate}', 'ship-7', 'ShipmentCancelled', '2026-11-21 10:00:02.5+00', NULL);"
+    ))
+    .await
+    .unwrap();
+
+    let records = consume(&topic, 3).await;
+    assert_eq!(records.len(), 2, "{records:#?}\n{}", outboxd.log());
+    // StringConverter: the key's text; the jsonb payload as Postgres normalizes it (keys by
+    // length, then by bytes; 2.50 kept); a NULL payload is a record with a null value.
+    assert_eq!(records[0].key.as_deref(), Some(&b"ship-7"[..]));
+    assert_eq!(
+        records[0].value.as_deref(),
+        Some(&br#"{"id": 7, "weight": 2.50, "carrier": "DHL"}"#[..])
+    );
+    assert_eq!(records[1].key.as_deref(), Some(&b"ship-7"[..]));
+    assert_eq!(records[1].value, None);
+    // Headers as SimpleHeaderConverter writes them (golden cases 06 and 14): the bigint id as
+    // its digits, the timestamptz as Debezium's ZonedTimestamp text (UTC, 6 fraction digits).
+    let header = |id: &str, kind: &str, at: &str| {
+        vec![
+            ("id".to_string(), Some(id.as_bytes().to_vec())),
+            ("eventType".to_string(), Some(kind.as_bytes().to_vec())),
+            ("occurredAt".to_string(), Some(at.as_bytes().to_vec())),
+        ]
+    };
+    assert_eq!(
+        records[0].headers,
+        header("1", "ShipmentDispatched", "2026-11-21T08:00:01.000000Z")
+    );
+    assert_eq!(
+        records[1].headers,
+        header("2", "ShipmentCancelled", "2026-11-21T10:00:02.500000Z")
+    );
+}
+
+/// A Debezium 3.x connector in the REST form for a bytea outbox routed by another column than
+/// `aggregatetype`, with aliased header placements, a topic replacement and BinaryDataConverter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_connector_json_with_a_bytea_table_routed_by_destination() {
+    let broker = Broker::shared();
+    let pg = PgCluster::start();
+    let c = pg.client().await;
+    c.batch_execute(
+        "CREATE TABLE public.binary_outbox (id uuid PRIMARY KEY, destination text NOT NULL, \
+         aggregatetype varchar(255) NOT NULL, aggregateid varchar(255) NOT NULL, \
+         type varchar(255) NOT NULL, tenant_id integer NOT NULL, content_type text, payload bytea)",
+    )
+    .await
+    .unwrap();
+    let destination = unique("invoicing");
+    let topic = format!("billing.{destination}.v1");
+    broker.create_topic(&topic, 1).await;
+    let json = format!(
+        r#"{{
+  "name": "billing-outbox",
+  "config": {{
+    "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+    "tasks.max": "1",
+    "plugin.name": "pgoutput",
+    "database.hostname": "127.0.0.1",
+    "database.port": {port},
+    "database.user": "postgres",
+    "database.dbname": "postgres",
+    "topic.prefix": "billing",
+    "table.include.list": "public\\.binary_outbox",
+    "slot.name": "billing_outbox",
+    "publication.name": "billing_outbox",
+    "snapshot.mode": "no_data",
+    "transforms": "outbox",
+    "transforms.outbox.type": "io.debezium.transforms.outbox.EventRouter",
+    "transforms.outbox.route.by.field": "destination",
+    "transforms.outbox.route.topic.replacement": "billing.${{routedByValue}}.v1",
+    "transforms.outbox.table.fields.additional.placement": "type:header:eventType,tenant_id:header:tenant,content_type:header:contentType,aggregatetype:header:aggregateType",
+    "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+    "key.converter.schemas.enable": "true",
+    "value.converter": "io.debezium.converters.BinaryDataConverter",
+    "value.converter.delegate.converter.type": "org.apache.kafka.connect.json.JsonConverter"
+  }},
+  "tasks": [{{"connector": "billing-outbox", "task": 0}}],
+  "type": "source"
+}}"#,
+        port = pg.port()
+    );
+    let outboxd = Outboxd::start_with(
+        &json,
+        &["--kafka-bootstrap-servers", broker.bootstrap()],
+        &[("RUST_LOG", "info")],
+    );
+    assert!(
+        outboxd
+            .wait_for_log("streaming", Duration::from_secs(30))
+            .await,
+        "outboxd did not start streaming:\n{}",
+        outboxd.log()
+    );
+    let ids = [
+        "7a3c0e52-9d41-4c8e-b7f0-5b2a6c1d0001",
+        "7a3c0e52-9d41-4c8e-b7f0-5b2a6c1d0002",
+    ];
+    c.batch_execute(&format!(
+        "INSERT INTO public.binary_outbox VALUES ('{}', '{destination}', 'Invoice', 'inv-1', \
+         'InvoiceIssued', 42, 'application/x-protobuf', '\\x0a0308960100ff00'); \
+         INSERT INTO public.binary_outbox VALUES ('{}', '{destination}', 'Invoice', 'inv-1', \
+         'InvoiceVoided', 42, NULL, NULL);",
+        ids[0], ids[1]
+    ))
+    .await
+    .unwrap();
+
+    let records = consume(&topic, 3).await;
+    assert_eq!(records.len(), 2, "{records:#?}\n{}", outboxd.log());
+    for r in &records {
+        // JsonConverter with schemas (golden case 03): the varchar NOT NULL key.
+        assert_eq!(
+            r.key_str().as_deref(),
+            Some(r#"{"schema":{"type":"string","optional":false},"payload":"inv-1"}"#)
+        );
+    }
+    // BinaryDataConverter: the bytea as it is (golden case 12); NULL is a null value.
+    assert_eq!(
+        records[0].value.as_deref(),
+        Some(&[0x0a, 0x03, 0x08, 0x96, 0x01, 0x00, 0xff, 0x00][..])
+    );
+    assert_eq!(records[1].value, None);
+    // Headers in placement order after `id`: the uuid's text, the int as its digits, a NULL
+    // column as a header with a null value (golden case 06).
+    let header =
+        |name: &str, value: Option<&str>| (name.to_string(), value.map(|v| v.as_bytes().to_vec()));
+    assert_eq!(
+        records[0].headers,
+        vec![
+            header("id", Some(ids[0])),
+            header("eventType", Some("InvoiceIssued")),
+            header("tenant", Some("42")),
+            header("contentType", Some("application/x-protobuf")),
+            header("aggregateType", Some("Invoice")),
+        ]
+    );
+    assert_eq!(
+        records[1].headers,
+        vec![
+            header("id", Some(ids[1])),
+            header("eventType", Some("InvoiceVoided")),
+            header("tenant", Some("42")),
+            header("contentType", None),
+            header("aggregateType", Some("Invoice")),
+        ]
+    );
+}
