@@ -117,6 +117,9 @@ struct Args {
     /// An outboxd [source] setting, e.g. --source status_interval_ms=100 (repeatable).
     #[arg(long = "source", value_name = "KEY=VALUE")]
     source: Vec<String>,
+    /// An outboxd [exactly_once] setting, e.g. --exactly-once enabled=true (repeatable).
+    #[arg(long = "exactly-once", value_name = "KEY=VALUE")]
+    exactly_once: Vec<String>,
     /// Skip the pg_recvlogical baseline.
     #[arg(long)]
     no_recvlogical: bool,
@@ -1052,6 +1055,7 @@ impl Outboxd {
              create_slot = {}\ncreate_publication = {}\n{}\n\
              [kafka]\n\"bootstrap.servers\" = {}\n{}\n\
              [pipeline]\n{}\n\
+             [exactly_once]\n{}\n\
              [http]\naddr = {}\n",
             toml_string(c.url),
             toml_string(c.slot),
@@ -1063,6 +1067,7 @@ impl Outboxd {
             toml_string(c.bootstrap),
             toml_lines(&args.kafka, "kafka")?,
             toml_lines(&args.pipeline, "pipeline")?,
+            toml_lines(&args.exactly_once, "exactly_once")?,
             toml_string(&metrics_addr),
         );
         let path = work.join(format!("outboxd-{name}.toml"));

@@ -184,7 +184,7 @@ async fn chaos(exactly_once: bool) {
     );
     assert!(
         outboxd
-            .wait_for_log("streaming", Duration::from_secs(30))
+            .wait_for_log("streaming", Duration::from_secs(90))
             .await,
         "{}",
         outboxd.log()
