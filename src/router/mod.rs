@@ -481,6 +481,34 @@ pub struct Router {
     /// `message:<prefix>` for each of `message_prefixes`: the name messages go by in metrics,
     /// logs and dead-letter records, where rows give `schema.table`.
     message_labels: Vec<String>,
+    /// Topics already built from routing values.
+    topics: TopicCache,
+}
+
+/// Valid topics by routing value, so that `route.topic.regex` and the replacement run once per
+/// distinct value rather than once per event. Bounded: emptied when full.
+#[derive(Debug, Default)]
+struct TopicCache(HashMap<String, String>);
+
+impl TopicCache {
+    /// Distinct routing values kept at most.
+    const MAX_ENTRIES: usize = 4096;
+
+    /// The topic for `value`; `Err(topic, problem)` when Kafka would refuse the name.
+    fn topic(&mut self, o: &RouterOptions, value: &str) -> Result<String, (String, String)> {
+        if let Some(topic) = self.0.get(value) {
+            return Ok(topic.clone());
+        }
+        let topic = route_topic(o, value);
+        if let Err(problem) = check_topic_name(&topic) {
+            return Err((topic, problem));
+        }
+        if self.0.len() >= Self::MAX_ENTRIES {
+            self.0.clear();
+        }
+        self.0.insert(value.to_string(), topic.clone());
+        Ok(topic)
+    }
 }
 
 /// Debezium caches the envelope value schema per schema version, or per payload schema when no
@@ -506,6 +534,7 @@ impl Router {
             envelope_names: EnvelopeNames::default(),
             message_prefixes: Vec::new(),
             message_labels: Vec::new(),
+            topics: TopicCache::default(),
         }
     }
 
@@ -745,6 +774,7 @@ impl Router {
             &self.options,
             &self.converters,
             &mut self.envelope_names,
+            &mut self.topics,
             layout,
             row,
             commit_time_us,
@@ -788,6 +818,7 @@ impl Router {
             &self.options,
             &self.converters,
             &mut self.envelope_names,
+            &mut self.topics,
             &layout,
             &row.values,
             commit_time_us,
@@ -806,6 +837,7 @@ impl Router {
         o: &RouterOptions,
         converters: &Converters,
         names: &mut EnvelopeNames,
+        topics: &mut TopicCache,
         layout: &TableLayout,
         row: &TupleData,
         commit_time_us: i64,
@@ -862,16 +894,18 @@ impl Router {
                 ),
             ));
         };
-        let topic = route_topic(o, &route_value);
-        if let Err(problem) = check_topic_name(&topic) {
-            return Err(bad(
-                &id,
-                format!(
-                    "topic {topic:?} built from {} = {route_value:?} is not a valid Kafka topic name: {problem}",
-                    o.route_by_field
-                ),
-            ));
-        }
+        let topic = match topics.topic(o, &route_value) {
+            Ok(topic) => topic,
+            Err((topic, problem)) => {
+                return Err(bad(
+                    &id,
+                    format!(
+                        "topic {topic:?} built from {} = {route_value:?} is not a valid Kafka topic name: {problem}",
+                        o.route_by_field
+                    ),
+                ))
+            }
+        };
 
         // Key and payload.
         let key = decode(&layout.key)?;
@@ -1026,6 +1060,8 @@ impl Router {
                     } else {
                         None
                     },
+                    doc: None,
+                    parameters: Vec::new(),
                 },
                 Value::Struct(values),
             ))
@@ -1505,6 +1541,34 @@ mod tests {
         assert_eq!(route_topic(&o, "CustomerMoved"), "events.Customer");
         // Not matched in full: used as the topic unchanged, as RegexRouter does.
         assert_eq!(route_topic(&o, "lower"), "lower");
+    }
+
+    #[test]
+    fn the_topic_cache_gives_what_route_topic_gives_and_stays_bounded() {
+        let o = opts(&[
+            ("route.by.field", "type"),
+            ("route.topic.regex", "(?<routedByValue>[A-Z][a-z]+).*"),
+            ("route.topic.replacement", "events.${routedByValue}"),
+        ]);
+        let mut cache = TopicCache::default();
+        for value in [
+            "OrderCreated",
+            "CustomerMoved",
+            "lower",
+            "OrderCreated",
+            "Order",
+        ] {
+            assert_eq!(cache.topic(&o, value), Ok(route_topic(&o, value)));
+        }
+        assert_eq!(cache.0.len(), 4);
+        let (topic, problem) = cache.topic(&o, "bad/value").unwrap_err();
+        assert_eq!(topic, "bad/value");
+        assert!(problem.contains('/'), "{problem}");
+        assert_eq!(cache.0.len(), 4, "invalid topics are not cached");
+        for i in 0..TopicCache::MAX_ENTRIES + 10 {
+            cache.topic(&o, &format!("v{i}")).unwrap();
+        }
+        assert!(cache.0.len() <= TopicCache::MAX_ENTRIES);
     }
 
     #[test]
