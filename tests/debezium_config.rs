@@ -619,3 +619,92 @@ async fn a_rest_connector_json_with_a_bytea_table_routed_by_destination() {
         ]
     );
 }
+
+/// Columns of the types Debezium gives logical schemas (numeric, money, time, timetz, interval)
+/// as key and headers, with the values a real server sends through pgoutput.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_time_and_interval_columns_are_typed_as_debezium_types_them() {
+    let broker = Broker::shared();
+    let pg = PgCluster::start();
+    let c = pg.client().await;
+    c.batch_execute(
+        "ALTER DATABASE postgres SET lc_monetary = 'C'; \
+         CREATE TABLE public.outbox (id uuid PRIMARY KEY, aggregatetype text NOT NULL, \
+         aggregateid text NOT NULL, type text NOT NULL, payload text, \
+         amount numeric(10,2) NOT NULL, ratio numeric, price money, at time, at_ms time(3), \
+         at_tz timetz, took interval)",
+    )
+    .await
+    .unwrap();
+    let aggregate = unique("Payment");
+    let topic = format!("outbox.event.{aggregate}");
+    broker.create_topic(&topic, 1).await;
+    let json = format!(
+        r#"{{
+  "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+  "plugin.name": "pgoutput",
+  "database.hostname": "127.0.0.1",
+  "database.port": "{port}",
+  "database.user": "postgres",
+  "database.dbname": "postgres",
+  "topic.prefix": "pay",
+  "table.include.list": "public.outbox",
+  "snapshot.mode": "no_data",
+  "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+  "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+  "transforms": "outbox",
+  "transforms.outbox.type": "io.debezium.transforms.outbox.EventRouter",
+  "transforms.outbox.table.field.event.key": "amount",
+  "transforms.outbox.table.fields.additional.placement": "amount:header,ratio:header,price:header,at:header,at_ms:header,at_tz:header,took:header"
+}}"#,
+        port = pg.port()
+    );
+    let outboxd = Outboxd::start_with(
+        &json,
+        &["--kafka-bootstrap-servers", broker.bootstrap()],
+        &[("RUST_LOG", "info")],
+    );
+    assert!(
+        outboxd
+            .wait_for_log("streaming", Duration::from_secs(30))
+            .await,
+        "outboxd did not start streaming:\n{}",
+        outboxd.log()
+    );
+    let id = "5b0c7e52-9d41-4c8e-b7f0-5b2a6c1d0001";
+    c.batch_execute(&format!(
+        "INSERT INTO public.outbox VALUES ('{id}', '{aggregate}', 'p-1', 'PaymentTaken', 'paid', \
+         1234.5, 0.250, 1234.56, '10:15:30.123456', '10:15:30.123', '10:00:01.5+02', \
+         '1 day 02:00:00')"
+    ))
+    .await
+    .unwrap();
+
+    let records = consume(&topic, 2).await;
+    assert_eq!(records.len(), 1, "{records:#?}\n{}", outboxd.log());
+    let r = &records[0];
+    // The numeric(10,2) key as Connect's Decimal: 123450 unscaled, base64 of 0x01e23a.
+    assert_eq!(
+        r.key_str().as_deref(),
+        Some(
+            r#"{"schema":{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2","connect.decimal.precision":"10"}},"payload":"AeI6"}"#
+        )
+    );
+    assert_eq!(r.value.as_deref(), Some(&b"paid"[..]));
+    let header = |name: &str, value: &str| (name.to_string(), Some(value.as_bytes().to_vec()));
+    assert_eq!(
+        r.headers,
+        vec![
+            header("id", id),
+            // SimpleHeaderConverter: a Decimal as its BigDecimal text, the variable-scale
+            // struct as Connect prints structs, the time types as their numbers.
+            header("amount", "1234.50"),
+            header("ratio", r#"{"scale":2,"value":"GQ=="}"#),
+            header("price", "1234.56"),
+            header("at", "36930123456"),
+            header("at_ms", "36930123"),
+            header("at_tz", "08:00:01.5Z"),
+            header("took", "93600000000"),
+        ]
+    );
+}

@@ -15,14 +15,26 @@
 //! | `timestamp(0..3)` | INT64 `io.debezium.time.Timestamp` v1 | milliseconds since the epoch, read as UTC |
 //! | `timestamp`, `timestamp(4..6)` | INT64 `io.debezium.time.MicroTimestamp` v1 | microseconds since the epoch, read as UTC |
 //! | `timestamptz(p)` | STRING `io.debezium.time.ZonedTimestamp` v1 | UTC, ISO-8601, `p` fraction digits (6 without `p`) |
+//! | `numeric(p,s)` | BYTES `org.apache.kafka.connect.data.Decimal` v1, parameters `scale`=s, `connect.decimal.precision`=p | two's-complement big-endian unscaled value |
+//! | `numeric` | STRUCT `io.debezium.data.VariableScaleDecimal` v1 {scale INT32, value BYTES} | trailing zeros stripped |
+//! | `money` | BYTES `org.apache.kafka.connect.data.Decimal` v1, parameter `scale`=2 | the amount, scale 2 |
+//! | `time(0..3)` | INT32 `io.debezium.time.Time` v1 | milliseconds of the day |
+//! | `time`, `time(4..6)` | INT64 `io.debezium.time.MicroTime` v1 | microseconds of the day |
+//! | `timetz` | STRING `io.debezium.time.ZonedTime` v1 | UTC, `HH:mm:ss[.f]Z` (Java's ISO_OFFSET_TIME) |
+//! | `interval` | INT64 `io.debezium.time.MicroDuration` v1 | microseconds, a month = 365.25/12 days |
 //! | anything else | STRING | the text Postgres prints (Debezium types some of these differently: see docs/configuration.md) |
+//!
+//! Debezium's `decimal.handling.mode=precise` cannot represent a numeric `NaN` or `±Infinity`:
+//! its task stops. outboxd refuses such a row (a poison event, see `[errors]`).
 //!
 //! Values arrive in pgoutput's text format (the binary format is read for the types an outbox
 //! id, key, route or payload commonly has).
 
 use bytes::Bytes;
 
-use crate::convert::{Schema, Type, Value};
+use crate::convert::{
+    twos_complement_from_digits, Field, Schema, Type, Value, DECIMAL, VARIABLE_SCALE_DECIMAL,
+};
 use crate::source::pgoutput::TupleValue;
 
 /// Postgres type OIDs (`pg_type.oid`, stable for built-in types).
@@ -41,9 +53,14 @@ pub mod oid {
     pub const FLOAT8: u32 = 701;
     pub const BPCHAR: u32 = 1042;
     pub const VARCHAR: u32 = 1043;
+    pub const MONEY: u32 = 790;
     pub const DATE: u32 = 1082;
+    pub const TIME: u32 = 1083;
     pub const TIMESTAMP: u32 = 1114;
     pub const TIMESTAMPTZ: u32 = 1184;
+    pub const INTERVAL: u32 = 1186;
+    pub const TIMETZ: u32 = 1266;
+    pub const NUMERIC: u32 = 1700;
     pub const UUID: u32 = 2950;
     pub const JSONB: u32 = 3802;
 }
@@ -73,9 +90,30 @@ pub enum Kind {
     Timestamptz {
         fraction: Option<u8>,
     },
+    /// `numeric(precision, scale)`: a Connect `Decimal` (the type modifier's precision and scale,
+    /// read as the JDBC driver Debezium uses reads them).
+    Numeric {
+        precision: i32,
+        scale: i32,
+    },
+    /// `numeric` without type modifier: Debezium's `VariableScaleDecimal`.
+    VariableNumeric,
+    /// `money`: a `Decimal` of scale 2 (Debezium's `money.fraction.digits` default).
+    Money,
+    /// `time(p)`: `millis` for precision 0 to 3 (`io.debezium.time.Time`), else `MicroTime`.
+    Time {
+        millis: bool,
+    },
+    /// `timetz`: `io.debezium.time.ZonedTime`.
+    Timetz,
+    /// `interval`: `io.debezium.time.MicroDuration`.
+    Interval,
     /// Any other type: its text as a STRING.
     Other,
 }
+
+/// Debezium's `money.fraction.digits` default: the scale of a money Decimal.
+const MONEY_SCALE: i32 = 2;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -99,6 +137,21 @@ impl Kind {
             oid::TIMESTAMP => Kind::Timestamp {
                 millis: (0..=3).contains(&type_modifier),
             },
+            // pgjdbc's TypeInfoCache: precision ((typmod - 4) >> 16) & 0xffff, scale
+            // (typmod - 4) & 0xffff, both 0 without modifier; Debezium takes precision 0 and
+            // scale 0 as a variable-scale numeric.
+            oid::NUMERIC if type_modifier < 0 => Kind::VariableNumeric,
+            oid::NUMERIC => Kind::Numeric {
+                precision: ((type_modifier - 4) >> 16) & 0xffff,
+                scale: (type_modifier - 4) & 0xffff,
+            },
+            oid::MONEY => Kind::Money,
+            // Debezium reads the precision as the scale pgjdbc reports: the modifier, 6 without.
+            oid::TIME => Kind::Time {
+                millis: (0..=3).contains(&type_modifier),
+            },
+            oid::TIMETZ => Kind::Timetz,
+            oid::INTERVAL => Kind::Interval,
             oid::TIMESTAMPTZ => Kind::Timestamptz {
                 fraction: match type_modifier {
                     m if m < 0 => Some(6),
@@ -135,6 +188,40 @@ impl Kind {
             Kind::Timestamptz { .. } => {
                 s(Type::String).named("io.debezium.time.ZonedTimestamp", Some(1))
             }
+            Kind::Numeric { precision, scale } => {
+                let mut schema = s(Type::Bytes).named(DECIMAL, Some(1));
+                schema.parameters = vec![
+                    ("scale".into(), scale.to_string()),
+                    ("connect.decimal.precision".into(), precision.to_string()),
+                ];
+                schema
+            }
+            Kind::Money => {
+                let mut schema = s(Type::Bytes).named(DECIMAL, Some(1));
+                schema.parameters = vec![("scale".into(), MONEY_SCALE.to_string())];
+                schema
+            }
+            Kind::VariableNumeric => {
+                let mut schema = s(Type::Struct(vec![
+                    Field {
+                        name: "scale".into(),
+                        schema: Schema::new(Type::Int32, false),
+                    },
+                    Field {
+                        name: "value".into(),
+                        schema: Schema::new(Type::Bytes, false),
+                    },
+                ]))
+                .named(VARIABLE_SCALE_DECIMAL, Some(1));
+                schema.doc = Some("Variable scaled decimal".into());
+                schema
+            }
+            Kind::Time { millis: true } => s(Type::Int32).named("io.debezium.time.Time", Some(1)),
+            Kind::Time { millis: false } => {
+                s(Type::Int64).named("io.debezium.time.MicroTime", Some(1))
+            }
+            Kind::Timetz => s(Type::String).named("io.debezium.time.ZonedTime", Some(1)),
+            Kind::Interval => s(Type::Int64).named("io.debezium.time.MicroDuration", Some(1)),
         }
     }
 
@@ -200,6 +287,38 @@ impl Kind {
                     Value::String(zoned_timestamp(parse_timestamp(text, true)?, fraction))
                 }
             }
+            Kind::Numeric { scale, .. } => {
+                let (negative, digits) = parse_numeric(text)?.with_scale(scale, false)?;
+                Value::Bytes(Bytes::from(twos_complement_from_digits(negative, &digits)))
+            }
+            Kind::VariableNumeric => {
+                let (negative, int, frac) = parse_numeric(text)?.stripped();
+                let scale = i32::try_from(frac.len()).map_err(|_| number("numeric"))?;
+                let digits = format!("{int}{frac}");
+                Value::Struct(vec![
+                    Value::Int32(scale),
+                    Value::Bytes(Bytes::from(twos_complement_from_digits(negative, &digits))),
+                ])
+            }
+            Kind::Money => {
+                let (negative, digits) = parse_money(text)?.with_scale(MONEY_SCALE, true)?;
+                Value::Bytes(Bytes::from(twos_complement_from_digits(negative, &digits)))
+            }
+            Kind::Time { millis } => {
+                let (micros, rest) = parse_time_of_day(text, text)?;
+                if !rest.is_empty() {
+                    return Err(format!(
+                        "{text:?} is not a time of day in Postgres' output format"
+                    ));
+                }
+                if millis {
+                    Value::Int32((micros / 1000) as i32)
+                } else {
+                    Value::Int64(micros)
+                }
+            }
+            Kind::Timetz => Value::String(zoned_time(text)?),
+            Kind::Interval => Value::Int64(interval_micros(text)?),
         })
     }
 
@@ -280,6 +399,269 @@ fn parse_float(text: &str) -> Result<f64, std::num::ParseFloatError> {
         "-Infinity" => Ok(f64::NEG_INFINITY),
         t => t.parse(),
     }
+}
+
+/// A decimal number's text: sign, integer digits, fraction digits.
+struct DecimalText {
+    negative: bool,
+    int: String,
+    frac: String,
+}
+
+impl DecimalText {
+    /// Sign and unscaled digits at `scale` fraction digits: padded with zeros, and with more
+    /// digits either rounded half up (`round`, as `BigDecimal.setScale(s, HALF_UP)`) or refused.
+    fn with_scale(self, scale: i32, round: bool) -> Result<(bool, String), String> {
+        let scale = usize::try_from(scale).map_err(|_| format!("negative scale {scale}"))?;
+        let mut frac = self.frac;
+        let mut digits = self.int;
+        if frac.len() <= scale {
+            frac.extend(std::iter::repeat('0').take(scale - frac.len()));
+            digits.push_str(&frac);
+            return Ok((self.negative, digits));
+        }
+        let (keep, rest) = frac.split_at(scale);
+        if !round && rest.bytes().any(|b| b != b'0') {
+            return Err(format!(
+                "{}.{frac} has more fraction digits than the column's scale {scale}",
+                digits
+            ));
+        }
+        let up = round && rest.as_bytes()[0] >= b'5';
+        digits.push_str(keep);
+        if up {
+            // Add one to the magnitude (half up rounds away from zero).
+            let mut bytes = digits.into_bytes();
+            let mut i = bytes.len();
+            loop {
+                if i == 0 {
+                    bytes.insert(0, b'1');
+                    break;
+                }
+                i -= 1;
+                if bytes[i] == b'9' {
+                    bytes[i] = b'0';
+                } else {
+                    bytes[i] += 1;
+                    break;
+                }
+            }
+            digits = String::from_utf8(bytes).unwrap_or_default();
+        }
+        Ok((self.negative, digits))
+    }
+
+    /// Sign, integer digits and fraction digits with trailing zeros stripped
+    /// (`BigDecimal.stripTrailingZeros()`, a negative scale set back to 0).
+    fn stripped(self) -> (bool, String, String) {
+        let frac = self.frac.trim_end_matches('0').to_string();
+        (self.negative, self.int, frac)
+    }
+}
+
+/// A numeric's text (`-12.340`). NaN and infinities are refused as Debezium's precise decimal
+/// mode refuses them.
+fn parse_numeric(text: &str) -> Result<DecimalText, String> {
+    if matches!(text, "NaN" | "Infinity" | "-Infinity") {
+        return Err(format!(
+            "the numeric value {text} cannot be represented as a Connect Decimal (Debezium's decimal.handling.mode=precise stops its task on it)"
+        ));
+    }
+    parse_decimal(text).ok_or_else(|| format!("{text:?} is not a valid numeric"))
+}
+
+/// `[-]digits[.digits]`.
+fn parse_decimal(text: &str) -> Option<DecimalText> {
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() && frac.is_empty() || !digits(int) || !digits(frac) || body.ends_with('.') {
+        return None;
+    }
+    Some(DecimalText {
+        negative,
+        int: if int.is_empty() {
+            "0".into()
+        } else {
+            int.into()
+        },
+        frac: frac.into(),
+    })
+}
+
+/// A money value as Debezium reads it (`PostgresMoney`): `-` or parentheses for negative, the
+/// first character dropped when it is not a digit or `.` (the currency symbol), `,` removed.
+fn parse_money(text: &str) -> Result<DecimalText, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a money amount outboxd can read (like Debezium, it reads lc_monetary's C/English format, e.g. $1,234.56)"
+        )
+    };
+    let negative = text.starts_with('(') || text.starts_with('-');
+    let mut value: &str = text.strip_prefix('-').unwrap_or(text);
+    if let Some(inner) = value.strip_prefix('(').and_then(|v| v.strip_suffix(')')) {
+        value = inner;
+    }
+    if let Some(c) = value.chars().next() {
+        if !c.is_ascii_digit() && c != '.' {
+            value = &value[c.len_utf8()..];
+        }
+    }
+    let value = value.replace(',', "");
+    if value.starts_with('-') {
+        return Err(bad());
+    }
+    let mut parsed = parse_decimal(&value).ok_or_else(bad)?;
+    parsed.negative = negative;
+    Ok(parsed)
+}
+
+/// `HH:MM:SS[.ffffff]` at the start of `text` (hour 24 only as `24:00:00`): microseconds of the
+/// day and the rest of the text. `whole` names the value in errors.
+fn parse_time_of_day<'a>(text: &'a str, whole: &str) -> Result<(i64, &'a str), String> {
+    let bad = || format!("{whole:?} is not a time of day in Postgres' output format");
+    let num = |s: Option<&str>| -> Result<i64, String> {
+        match s {
+            Some(s) if s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse().map_err(|_| bad())
+            }
+            _ => Err(bad()),
+        }
+    };
+    let hour = num(text.get(0..2))?;
+    let minute = num(text.get(3..5))?;
+    let second = num(text.get(6..8))?;
+    if text.as_bytes().get(2) != Some(&b':') || text.as_bytes().get(5) != Some(&b':') {
+        return Err(bad());
+    }
+    let mut rest = &text[8..];
+    let mut micros = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 || n > 6 {
+            return Err(bad());
+        }
+        micros = frac[..n].parse::<i64>().map_err(|_| bad())? * 10i64.pow(6 - n as u32);
+        rest = &frac[n..];
+    }
+    if minute > 59
+        || second > 59
+        || hour > 24
+        || hour == 24 && (minute, second, micros) != (0, 0, 0)
+    {
+        return Err(bad());
+    }
+    Ok((
+        ((hour * 60 + minute) * 60 + second) * 1_000_000 + micros,
+        rest,
+    ))
+}
+
+/// A `timetz` as Debezium's `ZonedTime`: the time at UTC in Java's `ISO_OFFSET_TIME`
+/// (`HH:mm:ss`, the fraction's digits only as far as needed, `Z`).
+fn zoned_time(text: &str) -> Result<String, String> {
+    let bad = || format!("{text:?} is not a time with time zone in Postgres' output format");
+    let (micros, rest) = parse_time_of_day(text, text)?;
+    if micros == MICROS_PER_DAY {
+        return Err(format!(
+            "the time with time zone {text} (end of day) is not a time of day outboxd can write as Debezium's ZonedTime"
+        ));
+    }
+    let sign = match rest.as_bytes().first() {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return Err(bad()),
+    };
+    let parts: Vec<&str> = rest[1..].split(':').collect();
+    if parts.len() > 3 {
+        return Err(bad());
+    }
+    let mut offset = 0i64;
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        offset += p.parse::<i64>().map_err(|_| bad())? * [3600, 60, 1][i];
+    }
+    let utc = (micros - sign * offset * 1_000_000).rem_euclid(MICROS_PER_DAY);
+    let secs = utc / 1_000_000;
+    let mut out = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    let fraction = utc % 1_000_000;
+    if fraction != 0 {
+        out.push('.');
+        out.push_str(format!("{fraction:06}").trim_end_matches('0'));
+    }
+    out.push('Z');
+    Ok(out)
+}
+
+/// An `interval` in Postgres' default output style (`1 year 2 mons -3 days +04:05:06.789`) as
+/// Debezium's `MicroDuration`: pgjdbc's `PGInterval` fields, then
+/// `MicroDuration.durationMicros` with a month of 365.25 / 12 days, in the same floating-point
+/// steps, cut to a long as Java casts.
+fn interval_micros(text: &str) -> Result<i64, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not an interval in Postgres' default output style; outboxd reads IntervalStyle postgres: ALTER ROLE <outboxd's user> SET IntervalStyle = 'postgres'"
+        )
+    };
+    if text.starts_with('@') || text.starts_with('P') {
+        return Err(bad());
+    }
+    let int = |s: &str| s.parse::<i32>().map_err(|_| bad());
+    let (mut years, mut months, mut days, mut hours, mut minutes) = (0i32, 0i32, 0i32, 0i32, 0i32);
+    let mut seconds = 0f64;
+    let lowered = text.replace('+', " ").to_lowercase();
+    let mut value: Option<&str> = None;
+    for token in lowered.split_whitespace() {
+        if let Some(v) = value.take() {
+            match token {
+                t if t.starts_with("year") => years = int(v)?,
+                t if t.starts_with("mon") => months = int(v)?,
+                t if t.starts_with("day") => days = int(v)?,
+                _ => return Err(bad()),
+            }
+        } else if let Some(end_hours) = token.find(':') {
+            let negative = token.starts_with('-');
+            let start = usize::from(negative);
+            hours = int(token.get(start..end_hours).ok_or_else(bad)?)?;
+            minutes = int(token.get(end_hours + 1..end_hours + 3).ok_or_else(bad)?)?;
+            if let Some(end_minutes) = token[end_hours + 1..].find(':') {
+                seconds = token[end_hours + 2 + end_minutes..]
+                    .parse::<f64>()
+                    .map_err(|_| bad())?;
+            }
+            if negative {
+                hours = -hours;
+                minutes = -minutes;
+                seconds = -seconds;
+            }
+        } else {
+            value = Some(token);
+        }
+    }
+    if value.is_some() || !seconds.is_finite() {
+        return Err(bad());
+    }
+    // PGInterval.setSeconds / getSeconds: whole seconds and microseconds.
+    let scaled = seconds * 1e6;
+    let floor = scaled.floor();
+    let total = if scaled - floor >= 0.5 {
+        floor + 1.0
+    } else {
+        floor
+    } as i64;
+    let seconds = (total / 1_000_000) as f64 + (total % 1_000_000) as f64 / 1e6;
+    // MicroDuration.durationMicros(years, months, days, hours, minutes, seconds, 0, 365.25 / 12)
+    let days_per_month = 365.25 / 12.0;
+    let number_of_days =
+        f64::from(years.wrapping_mul(12).wrapping_add(months)) * days_per_month + f64::from(days);
+    let number_of_seconds =
+        ((number_of_days * 24.0 + f64::from(hours)) * 60.0 + f64::from(minutes)) * 60.0 + seconds;
+    Ok((number_of_seconds * 1e6 + 0.0) as i64)
 }
 
 /// Decodes bytea's text output in hex format (`\x0102ff`, `bytea_output = hex`, the default).
@@ -590,6 +972,203 @@ mod tests {
             Kind::of(oid::UUID, -1).schema(false),
             Schema::new(Type::String, false).named("io.debezium.data.Uuid", Some(1))
         );
+    }
+
+    fn numeric_typmod(precision: i32, scale: i32) -> i32 {
+        ((precision << 16) | scale) + 4
+    }
+
+    #[test]
+    fn numeric_is_a_decimal_with_the_columns_scale() {
+        let k = Kind::of(oid::NUMERIC, numeric_typmod(10, 2));
+        assert_eq!(
+            k,
+            Kind::Numeric {
+                precision: 10,
+                scale: 2
+            }
+        );
+        let schema = k.schema(false);
+        assert_eq!(schema.name.as_deref(), Some(DECIMAL));
+        assert_eq!(
+            schema.parameters,
+            [
+                ("scale".to_string(), "2".to_string()),
+                ("connect.decimal.precision".to_string(), "10".to_string())
+            ]
+        );
+        assert_eq!(schema.decimal_scale(), Some(2));
+        let bytes = |v: &[u8]| Value::Bytes(Bytes::copy_from_slice(v));
+        assert_eq!(k.decode(&text("12.34")).unwrap(), bytes(&[0x04, 0xd2]));
+        assert_eq!(k.decode(&text("-12.34")).unwrap(), bytes(&[0xfb, 0x2e]));
+        assert_eq!(k.decode(&text("0.00")).unwrap(), bytes(&[0]));
+        assert_eq!(k.decode(&text("1.28")).unwrap(), bytes(&[0x00, 0x80]));
+        // Fewer digits than the scale are padded (a default's text), more are refused.
+        assert_eq!(k.decode(&text("12.3")).unwrap(), bytes(&[0x04, 0xce]));
+        assert!(k.decode(&text("12.345")).is_err());
+        // numeric(5) is numeric(5,0): a Decimal of scale 0, not a variable scale.
+        let int = Kind::of(oid::NUMERIC, numeric_typmod(5, 0));
+        assert_eq!(
+            int.schema(true).parameters,
+            [
+                ("scale".to_string(), "0".to_string()),
+                ("connect.decimal.precision".to_string(), "5".to_string())
+            ]
+        );
+        assert_eq!(int.decode(&text("-129")).unwrap(), bytes(&[0xff, 0x7f]));
+        for special in ["NaN", "Infinity", "-Infinity"] {
+            let err = k.decode(&text(special)).unwrap_err();
+            assert!(err.contains("decimal.handling.mode"), "{err}");
+            assert!(Kind::VariableNumeric.decode(&text(special)).is_err());
+        }
+        for junk in ["", "-", "1.", ".", "1e5", "1,5", " 1"] {
+            assert!(k.decode(&text(junk)).is_err(), "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn numeric_without_modifier_is_a_variable_scale_decimal() {
+        let k = Kind::of(oid::NUMERIC, -1);
+        assert_eq!(k, Kind::VariableNumeric);
+        let schema = k.schema(true);
+        assert_eq!(schema.name.as_deref(), Some(VARIABLE_SCALE_DECIMAL));
+        assert_eq!(schema.doc.as_deref(), Some("Variable scaled decimal"));
+        assert_eq!(
+            schema
+                .fields()
+                .iter()
+                .map(|f| (f.name.as_str(), f.schema.kind.clone(), f.schema.optional))
+                .collect::<Vec<_>>(),
+            [("scale", Type::Int32, false), ("value", Type::Bytes, false)]
+        );
+        let vsd = |scale: i32, v: &[u8]| {
+            Value::Struct(vec![
+                Value::Int32(scale),
+                Value::Bytes(Bytes::copy_from_slice(v)),
+            ])
+        };
+        // Trailing zeros stripped (BigDecimal.stripTrailingZeros, scale at least 0).
+        assert_eq!(k.decode(&text("1.50")).unwrap(), vsd(1, &[0x0f]));
+        assert_eq!(k.decode(&text("100")).unwrap(), vsd(0, &[0x64]));
+        assert_eq!(k.decode(&text("0.000")).unwrap(), vsd(0, &[0]));
+        assert_eq!(k.decode(&text("-0.0025")).unwrap(), vsd(4, &[0xe7]));
+    }
+
+    #[test]
+    fn money_is_a_decimal_of_scale_2() {
+        let k = Kind::of(oid::MONEY, -1);
+        let schema = k.schema(false);
+        assert_eq!(schema.name.as_deref(), Some(DECIMAL));
+        assert_eq!(schema.parameters, [("scale".to_string(), "2".to_string())]);
+        let bytes = |v: &[u8]| Value::Bytes(Bytes::copy_from_slice(v));
+        // 123456 = 0x01e240
+        assert_eq!(
+            k.decode(&text("$1,234.56")).unwrap(),
+            bytes(&[0x01, 0xe2, 0x40])
+        );
+        assert_eq!(
+            k.decode(&text("-$1,234.56")).unwrap(),
+            bytes(&[0xfe, 0x1d, 0xc0])
+        );
+        assert_eq!(
+            k.decode(&text("($1,234.56)")).unwrap(),
+            bytes(&[0xfe, 0x1d, 0xc0])
+        );
+        assert_eq!(k.decode(&text("$0.00")).unwrap(), bytes(&[0]));
+        // setScale(2, HALF_UP) on a value with more digits (lc_monetary with 3).
+        assert_eq!(k.decode(&text("$0.125")).unwrap(), bytes(&[13]));
+        assert!(k.decode(&text("1.234,56 €")).is_err());
+    }
+
+    #[test]
+    fn time_is_millis_or_micros_of_the_day() {
+        let micro = Kind::of(oid::TIME, -1);
+        assert_eq!(
+            micro.schema(false),
+            Schema::new(Type::Int64, false).named("io.debezium.time.MicroTime", Some(1))
+        );
+        assert_eq!(
+            micro.decode(&text("10:15:30.123456")).unwrap(),
+            Value::Int64(36_930_123_456)
+        );
+        assert_eq!(
+            micro.decode(&text("24:00:00")).unwrap(),
+            Value::Int64(86_400_000_000)
+        );
+        assert_eq!(Kind::of(oid::TIME, 6), micro);
+        let milli = Kind::of(oid::TIME, 3);
+        assert_eq!(
+            milli.schema(true),
+            Schema::new(Type::Int32, true).named("io.debezium.time.Time", Some(1))
+        );
+        assert_eq!(
+            milli.decode(&text("10:15:30.123")).unwrap(),
+            Value::Int32(36_930_123)
+        );
+        assert_eq!(Kind::of(oid::TIME, 0), milli);
+        for junk in [
+            "10:15",
+            "25:00:00",
+            "10:60:00",
+            "24:00:01",
+            "10:15:30.1234567",
+            "10:15:30x",
+        ] {
+            let r = micro.decode(&text(junk));
+            assert!(r.is_err(), "{junk}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn timetz_is_a_zoned_time_at_utc() {
+        let k = Kind::of(oid::TIMETZ, -1);
+        assert_eq!(
+            k.schema(false),
+            Schema::new(Type::String, false).named("io.debezium.time.ZonedTime", Some(1))
+        );
+        for (pg, zoned) in [
+            ("10:00:01.123456+02", "08:00:01.123456Z"),
+            ("10:00:01+00", "10:00:01Z"),
+            ("10:00:00.12-01", "11:00:00.12Z"),
+            ("01:00:00+05:30", "19:30:00Z"),
+            ("23:30:00-01:00:15", "00:30:15Z"),
+            ("00:00:00+00", "00:00:00Z"),
+        ] {
+            assert_eq!(
+                k.decode(&text(pg)).unwrap(),
+                Value::String(zoned.into()),
+                "{pg}"
+            );
+        }
+        assert!(k.decode(&text("24:00:00+00")).is_err());
+        assert!(k.decode(&text("10:00:00")).is_err());
+        assert!(k.decode(&text("10:00:00+2")).is_err());
+    }
+
+    #[test]
+    fn interval_is_debeziums_micro_duration() {
+        let k = Kind::of(oid::INTERVAL, -1);
+        assert_eq!(
+            k.schema(false),
+            Schema::new(Type::Int64, false).named("io.debezium.time.MicroDuration", Some(1))
+        );
+        // Expected values: Java's double arithmetic of MicroDuration.durationMicros.
+        for (pg, micros) in [
+            ("1 year 2 mons 3 days 04:05:06.789", 37_091_106_789_000),
+            ("-3 days -04:05:06.5", -273_906_500_000),
+            ("1 mon", 2_629_800_000_000),
+            ("00:00:00.000001", 1),
+            ("-1 years -2 mons", -36_817_200_000_000),
+            ("00:00:00", 0),
+            ("1 day +02:00:00", 93_600_000_000),
+            ("100:00:00", 360_000_000_000),
+        ] {
+            assert_eq!(k.decode(&text(pg)).unwrap(), Value::Int64(micros), "{pg}");
+        }
+        for other_style in ["@ 1 year", "P1Y2M", "1-2", "1 2:03:04", "3 days 4 hours"] {
+            let err = k.decode(&text(other_style)).unwrap_err();
+            assert!(err.contains("IntervalStyle"), "{other_style}: {err}");
+        }
     }
 
     #[test]

@@ -421,6 +421,8 @@ impl Inference {
                     optional: true,
                     name: key.map(str::to_string),
                     version: None,
+                    doc: None,
+                    parameters: Vec::new(),
                 })
             }
             Json::Null => match self.nulls {
@@ -508,6 +510,8 @@ fn merge(left: Schema, right: Schema) -> Schema {
         optional: false,
         name: left.name,
         version: left.version,
+        doc: left.doc,
+        parameters: left.parameters,
     }
 }
 
