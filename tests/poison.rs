@@ -7,8 +7,9 @@
 //!
 //! Records librdkafka refuses when they are enqueued (larger than the producer's
 //! `message.max.bytes`) are tested on any broker; a record the broker refuses in its delivery
-//! report needs a broker that enforces a topic's `max.message.bytes` (Apache Kafka, through
-//! KAFKA_BOOTSTRAP_SERVERS; the test prints SKIP with tansu).
+//! report for its size needs a broker that enforces a topic's `max.message.bytes` (Apache Kafka,
+//! through KAFKA_BOOTSTRAP_SERVERS; the test prints SKIP with tansu), and the same path is tested
+//! everywhere with librdkafka's mock cluster refusing a topic (authorization).
 
 mod support;
 
@@ -401,6 +402,80 @@ async fn a_record_the_broker_rejects_goes_to_the_dead_letter_topic_with_its_valu
         })
         .await,
         "the slot did not move past the rejected event:\n{}",
+        outboxd.log()
+    );
+}
+
+/// The delivery-report path on any machine: librdkafka's in-process mock cluster (a real
+/// Kafka-protocol listener the `outboxd` process connects to) is told to refuse one topic with
+/// TOPIC_AUTHORIZATION_FAILED, a permanent error that reaches outboxd in the delivery report, not
+/// at enqueue. The event goes to the dead-letter topic with its value; its neighbours on another
+/// topic are published in order; the slot moves past it. (Fault injection on top of the real
+/// broker tests above, which need Apache Kafka for the size limit.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_refused_in_the_delivery_report_goes_to_the_dead_letter_topic() {
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::RDKafkaRespErr;
+
+    let mock = MockCluster::new(1).expect("librdkafka mock cluster");
+    let bootstrap = mock.bootstrap_servers();
+    let (good_topic, denied_topic, dlq) =
+        ("outbox.event.Allowed", "outbox.event.Denied", "dlq.mock");
+    for topic in [good_topic, denied_topic, dlq] {
+        mock.create_topic(topic, 1, 1).unwrap();
+    }
+    mock.topic_error(
+        denied_topic,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+    )
+    .unwrap();
+
+    let (pg, client) = database().await;
+    let extra = format!(
+        "\n[errors]\n\"errors.tolerance\" = \"all\"\n\"errors.deadletterqueue.topic.name\" = \"{dlq}\"\n"
+    );
+    let outboxd = start_outboxd(&config(&pg, &bootstrap, &extra)).await;
+    transaction(&client, &good("Allowed", 0)).await;
+    let (from, to) = transaction(
+        &client,
+        &format!("INSERT INTO public.outbox VALUES ('{TOO_LARGE_ID}', 'Denied', 'k-denied', 'E', '{{\"secret\": 1}}');"),
+    )
+    .await;
+    transaction(&client, &good("Allowed", 1)).await;
+    let end = current_wal_lsn(&client).await;
+
+    let records = consume(&bootstrap, &[good_topic], 3, 15).await;
+    let seqs: Vec<i64> = records
+        .iter()
+        .map(|r| r.value_json().unwrap()["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![0, 1], "outboxd log:\n{}", outboxd.log());
+    let dead = consume(&bootstrap, &[dlq], 2, 15).await;
+    assert_eq!(dead.len(), 1, "outboxd log:\n{}", outboxd.log());
+    let r = &dead[0];
+    assert_eq!(header(r, "id"), TOO_LARGE_ID);
+    assert_eq!(header(r, "__connect.errors.stage"), "KAFKA_PRODUCE");
+    assert_eq!(header(r, "__connect.errors.topic"), denied_topic);
+    assert!(
+        header(r, "__connect.errors.exception.message").contains("authoriz"),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(r.key_str().as_deref(), Some("k-denied"));
+    assert_eq!(r.value_str().as_deref(), Some("{\"secret\": 1}"));
+    let lsn = parse_lsn(header(r, "outboxd.source.lsn")).unwrap();
+    assert!((from..=to).contains(&lsn), "{lsn:X}");
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            slot_confirmed_lsn(&client, SLOT).await.unwrap() >= end
+        })
+        .await,
+        "the slot did not move past the refused event:\n{}",
+        outboxd.log()
+    );
+    assert!(
+        outboxd.log().contains(TOO_LARGE_ID),
+        "the dead-lettered event is logged:\n{}",
         outboxd.log()
     );
 }
