@@ -58,7 +58,7 @@ pub async fn run_checks(plan: &Plan) -> Vec<CheckResult> {
         )),
     }
     results.push(replication_connection_check(plan).await);
-    results.push(kafka_check(plan).await);
+    results.extend(kafka_checks(plan).await);
     results
 }
 
@@ -292,7 +292,8 @@ async fn replication_connection_check(plan: &Plan) -> CheckResult {
     }
 }
 
-async fn kafka_check(plan: &Plan) -> CheckResult {
+/// The brokers answer; and the dead-letter topic, when poison events go to one, exists.
+async fn kafka_checks(plan: &Plan) -> Vec<CheckResult> {
     let name = "kafka";
     let servers = plan
         .producer
@@ -305,17 +306,76 @@ async fn kafka_check(plan: &Plan) -> CheckResult {
         producer
             .client()
             .fetch_metadata(None, Duration::from_secs(10))
-            .map(|m| m.brokers().len())
+            .map(|m| {
+                let topics: Vec<(String, usize)> = m
+                    .topics()
+                    .iter()
+                    .map(|t| (t.name().to_string(), t.partitions().len()))
+                    .collect();
+                (m.brokers().len(), topics)
+            })
             .map_err(|e| e.to_string())
     })
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
-    match result {
-        Ok(brokers) => CheckResult::pass(name, format!("{servers}: {brokers} broker(s)")),
-        Err(e) => CheckResult::fail(
+    let (brokers, topics) = match result {
+        Ok(found) => found,
+        Err(e) => {
+            return vec![CheckResult::fail(
+                name,
+                format!("{servers}: {e}"),
+                "check kafka.\"bootstrap.servers\" (or --kafka-bootstrap-servers) and the security settings in [kafka]",
+            )]
+        }
+    };
+    let mut results = vec![CheckResult::pass(
+        name,
+        format!("{servers}: {brokers} broker(s)"),
+    )];
+    if let Some(dlq) = plan.errors.dead_letter_topic() {
+        results.push(dead_letter_topic_check(dlq, &topics));
+    }
+    results
+}
+
+/// `errors.deadletterqueue.topic.name` must name an existing topic (pure: from the metadata).
+fn dead_letter_topic_check(dlq: &str, topics: &[(String, usize)]) -> CheckResult {
+    let name = "dead-letter topic";
+    match topics.iter().find(|(t, _)| t == dlq) {
+        Some((_, partitions)) => {
+            CheckResult::pass(name, format!("{dlq} exists ({partitions} partition(s))"))
+        }
+        None => CheckResult::fail(
             name,
-            format!("{servers}: {e}"),
-            "check kafka.\"bootstrap.servers\" (or --kafka-bootstrap-servers) and the security settings in [kafka]",
+            format!("{dlq} (errors.deadletterqueue.topic.name) does not exist"),
+            format!("create it, e.g. kafka-topics.sh --create --topic {dlq} --partitions 1 (with broker auto-creation it would appear at the first poison event, with the broker's defaults; create it to choose its retention and ACLs)"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dead_letter_topic_must_exist() {
+        let topics = vec![
+            ("outbox.event.Order".to_string(), 4),
+            ("dlq".to_string(), 1),
+        ];
+        let ok = dead_letter_topic_check("dlq", &topics);
+        assert!(ok.passed, "{ok:?}");
+        assert!(ok.detail.contains("1 partition"), "{ok:?}");
+        let missing = dead_letter_topic_check("dlq.orders", &topics);
+        assert!(!missing.passed);
+        assert!(
+            missing.detail.contains("dlq.orders")
+                && missing
+                    .fix
+                    .as_deref()
+                    .unwrap()
+                    .contains("--topic dlq.orders"),
+            "{missing:?}"
+        );
     }
 }

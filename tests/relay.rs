@@ -575,6 +575,22 @@ async fn check_passes_on_a_good_setup_and_names_the_fix_otherwise() {
     assert!(status.unwrap().success(), "{out}");
     assert!(out.contains("all 9 checks passed"), "{out}");
 
+    // With poison events going to a dead-letter topic, that topic must exist.
+    let dlq = format!("dlq.{}", unique("c"));
+    let with_dlq = format!(
+        "{good}\n[errors]\n\"errors.tolerance\" = \"all\"\n\"errors.deadletterqueue.topic.name\" = \"{dlq}\"\n"
+    );
+    let (status, out) = support::outboxd::check(&with_dlq, Duration::from_secs(60));
+    assert!(!status.unwrap().success(), "{out}");
+    assert!(
+        out.contains("FAIL  dead-letter topic") && out.contains(&format!("--topic {dlq}")),
+        "{out}"
+    );
+    broker.create_topic(&dlq, 1).await;
+    let (status, out) = support::outboxd::check(&with_dlq, Duration::from_secs(60));
+    assert!(status.unwrap().success(), "{out}");
+    assert!(out.contains("all 10 checks passed"), "{out}");
+
     let replica = PgCluster::start_with(support::PgOptions {
         extra_conf: vec![("wal_level".into(), "replica".into())],
         ..Default::default()
