@@ -739,6 +739,22 @@ impl<'a> Mapper<'a> {
             self.warnings.push("slot.drop.on.stop=true: outboxd never drops its slot when it stops (the slot keeps the events not yet relayed); drop it with `outboxd slot drop` when you retire it".into());
         }
         self.ignore("slot.drop.on.stop");
+        // outboxd types key, header and envelope columns as these modes' defaults do.
+        for (key, default) in [
+            ("decimal.handling.mode", "precise"),
+            ("time.precision.mode", "adaptive"),
+            ("interval.handling.mode", "numeric"),
+            ("money.fraction.digits", "2"),
+        ] {
+            if let Some(v) = self.get(key) {
+                if !v.eq_ignore_ascii_case(default) {
+                    self.warnings.push(format!(
+                        "{key}={v}: outboxd types numeric, money, time and interval columns placed in the key, headers or envelope as Debezium's default {key}={default} does (see docs/configuration.md, Column types); payload and other columns are not affected"
+                    ));
+                }
+            }
+            self.ignore(key);
+        }
         let message_prefixes = self.message_prefixes()?;
         let router = self.router()?;
         let converters = self.converters()?;
@@ -1851,6 +1867,20 @@ mod tests {
     }
 
     #[test]
+    fn non_default_column_type_modes_are_warned_about() {
+        let i = ok(&[
+            ("decimal.handling.mode", "string"),
+            ("time.precision.mode", "adaptive"),
+            ("interval.handling.mode", "STRING"),
+        ]);
+        assert_eq!(i.warnings.len(), 2, "{:?}", i.warnings);
+        assert!(i.warnings[0].starts_with("decimal.handling.mode=string: "));
+        assert!(i.warnings[1].starts_with("interval.handling.mode=STRING: "));
+        assert!(i.ignored_keys.contains(&"time.precision.mode".to_string()));
+        assert!(ok(&[("money.fraction.digits", "2")]).warnings.is_empty());
+    }
+
+    #[test]
     fn slot_drop_on_stop_and_logical_messages() {
         let i = ok(&[("slot.drop.on.stop", "true")]);
         assert!(
@@ -2565,7 +2595,9 @@ mod tests {
         assert_eq!(c.source.heartbeat_interval_ms, 10_000);
         assert_eq!(strings(&c.kafka)["linger.ms"], "10");
         assert_eq!(strings(&c.router)["table.expand.json.payload"], "true");
-        assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+        // Only the non-default decimal mode is worth a warning.
+        assert_eq!(i.warnings.len(), 1, "{:?}", i.warnings);
+        assert!(i.warnings[0].starts_with("decimal.handling.mode=string: "));
         let mut c = c;
         c.kafka.insert(
             "bootstrap.servers".into(),
