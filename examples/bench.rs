@@ -1079,7 +1079,10 @@ impl Outboxd {
             .arg(&path)
             .env_remove("KAFKA_BOOTSTRAP_SERVERS")
             .env_remove("OUTBOXD_HTTP_ADDR")
-            .env("RUST_LOG", "warn,outboxd=info")
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_OUTBOXD_LOG").unwrap_or_else(|_| "warn,outboxd=info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(append(&log)?))
             .stderr(Stdio::from(append(&log)?));
