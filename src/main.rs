@@ -5,8 +5,10 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = outboxd::cli::Cli::parse();
     outboxd::cli::init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs the relay and polls its sockets: an event read from the walsender is
+    // decoded, routed and enqueued on the thread that saw it arrive, without waking another
+    // (librdkafka has its own threads; blocking work goes to tokio's blocking pool).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
