@@ -13,6 +13,8 @@ pub mod config;
 pub mod convert;
 #[path = "../../../src/dead_letter.rs"]
 pub mod dead_letter;
+#[path = "../../../src/exactly_once.rs"]
+pub mod exactly_once;
 #[path = "../../../src/lsn.rs"]
 pub mod lsn;
 #[path = "../../../src/router/mod.rs"]
