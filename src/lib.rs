@@ -5,7 +5,8 @@
 //!
 //! - [`source`]: the Postgres side. `connection` speaks the walsender protocol (startup, auth, TLS,
 //!   CopyBoth), `pgoutput` decodes the plugin's messages (pure, no I/O), `setup` manages the slot and
-//!   publication and runs the preflight checks over an ordinary SQL connection.
+//!   publication and runs the preflight checks over an ordinary SQL connection, `snapshot` reads
+//!   the rows already in the outbox tables in the slot's exported snapshot (`snapshot_mode`).
 //! - [`router`]: turns an outbox row (or a logical decoding message standing for one) into a Kafka
 //!   record with Debezium's EventRouter rules (pure).
 //! - [`convert`]: Kafka Connect's data model and converters (StringConverter, JsonConverter, ...), so
