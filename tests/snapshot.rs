@@ -53,6 +53,19 @@ async fn insert_rows(client: &tokio_postgres::Client, aggregatetype: &str, from:
     }
 }
 
+/// Waits until the log (of all runs so far) says `runs` snapshots were published and acknowledged.
+async fn wait_published(outboxd: &Outboxd, runs: usize) {
+    let done = wait_until(Duration::from_secs(60), || {
+        let n = outboxd
+            .log()
+            .matches("snapshot published and acknowledged")
+            .count();
+        async move { n >= runs }
+    })
+    .await;
+    assert!(done, "no snapshot published:\n{}", outboxd.log());
+}
+
 fn numbers(records: &[Record]) -> Vec<i64> {
     records
         .iter()
@@ -96,16 +109,7 @@ async fn initial_publishes_existing_rows_once_then_streams_without_gap_or_duplic
         })
     };
     let outboxd = Outboxd::start(&config(&pg, broker.bootstrap(), "initial"));
-    assert!(
-        outboxd
-            .wait_for_log(
-                "snapshot published and acknowledged",
-                Duration::from_secs(60)
-            )
-            .await,
-        "{}",
-        outboxd.log()
-    );
+    wait_published(&outboxd, 1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     let written = writer.await.unwrap();
@@ -156,16 +160,7 @@ async fn an_interrupted_snapshot_is_taken_again_on_the_next_start() {
 
     broker.resume();
     outboxd.restart();
-    assert!(
-        outboxd
-            .wait_for_log(
-                "snapshot published and acknowledged",
-                Duration::from_secs(60)
-            )
-            .await,
-        "{}",
-        outboxd.log()
-    );
+    wait_published(&outboxd, 1).await;
     assert!(
         outboxd.log().contains("did not finish"),
         "{}",
@@ -241,16 +236,7 @@ async fn always_republishes_the_table_at_every_start_and_no_data_does_not() {
     )
     .unwrap();
     outboxd.restart();
-    assert!(
-        outboxd
-            .wait_for_log(
-                "snapshot published and acknowledged",
-                Duration::from_secs(60)
-            )
-            .await,
-        "{}",
-        outboxd.log()
-    );
+    wait_published(&outboxd, 1).await;
     insert_rows(&client, &aggregatetype, 11, 1).await;
     let records = consume(broker.bootstrap(), &topic, 14, 20).await;
     let mut expected = vec![10];
@@ -267,16 +253,7 @@ async fn when_needed_recreates_an_invalidated_slot_with_a_snapshot() {
     broker.create_topic(&topic, 1).await;
 
     let mut outboxd = Outboxd::start(&config(&pg, broker.bootstrap(), "when_needed"));
-    assert!(
-        outboxd
-            .wait_for_log(
-                "snapshot published and acknowledged",
-                Duration::from_secs(60)
-            )
-            .await,
-        "{}",
-        outboxd.log()
-    );
+    wait_published(&outboxd, 1).await;
     outboxd.terminate(Duration::from_secs(30));
 
     // While outboxd is down, rows are written and the server invalidates the slot: more WAL than
@@ -316,15 +293,7 @@ async fn when_needed_recreates_an_invalidated_slot_with_a_snapshot() {
 
     outboxd.restart();
     // The log holds both runs: wait for the second run's line.
-    let done = wait_until(Duration::from_secs(60), || {
-        let n = outboxd
-            .log()
-            .matches("snapshot published and acknowledged")
-            .count();
-        async move { n == 2 }
-    })
-    .await;
-    assert!(done, "{}", outboxd.log());
+    wait_published(&outboxd, 2).await;
     assert!(outboxd.log().contains("invalidated"), "{}", outboxd.log());
     insert_rows(&client, &aggregatetype, 5, 1).await;
     let records = consume(broker.bootstrap(), &topic, 7, 20).await;
