@@ -131,6 +131,16 @@ pub fn tansu_bin() -> PathBuf {
 /// Starts a tansu broker listening on 127.0.0.1:`listen_port` and advertising
 /// 127.0.0.1:`advertised_port`, logging to `log`. Does not wait for readiness.
 pub fn spawn_tansu(listen_port: u16, advertised_port: u16, log: &Path) -> Child {
+    spawn_tansu_with(listen_port, advertised_port, log, &[])
+}
+
+/// [`spawn_tansu`] with extra `tansu broker` arguments, e.g. `["--authentication"]`.
+pub fn spawn_tansu_with(
+    listen_port: u16,
+    advertised_port: u16,
+    log: &Path,
+    extra_args: &[&str],
+) -> Child {
     let bin = tansu_bin();
     let file = std::fs::File::create(log).expect("create tansu log");
     let mut cmd = Command::new(&bin);
@@ -141,6 +151,7 @@ pub fn spawn_tansu(listen_port: u16, advertised_port: u16, log: &Path) -> Child 
         .arg(format!("tcp://127.0.0.1:{advertised_port}"))
         .arg("--storage-engine")
         .arg("memory://tansu/")
+        .args(extra_args)
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdin(Stdio::null())
         .stdout(Stdio::from(file.try_clone().expect("dup log fd")))

@@ -70,9 +70,9 @@ impl Record {
     }
 }
 
-fn consumer(bootstrap: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap)
         // Required by librdkafka for a consumer, but never joined: we only `assign`.
         .set("group.id", super::unique("outboxd-test-reader"))
         .set("enable.auto.commit", "false")
@@ -80,9 +80,11 @@ fn consumer(bootstrap: &str) -> BaseConsumer {
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "earliest")
         .set("allow.auto.create.topics", "false")
-        .set("log_level", "3")
-        .create()
-        .expect("create consumer")
+        .set("log_level", "3");
+    for (k, v) in extra {
+        cfg.set(*k, *v);
+    }
+    cfg.create().expect("create consumer")
 }
 
 /// Partition ids of `topic` per metadata, or None if the topic does not exist (yet).
@@ -114,8 +116,19 @@ pub fn consume_topics(
     expected: usize,
     timeout: Duration,
 ) -> Vec<Record> {
+    consume_topics_with(bootstrap, &[], topics, expected, timeout)
+}
+
+/// [`consume_topics`] with extra librdkafka properties (e.g. `security.protocol`, `ssl.*`).
+pub fn consume_topics_with(
+    bootstrap: &str,
+    extra: &[(&str, &str)],
+    topics: &[&str],
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Record> {
     let deadline = Instant::now() + timeout;
-    let consumer = consumer(bootstrap);
+    let consumer = consumer(bootstrap, extra);
     let mut assigned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
     let mut out = Vec::new();
     loop {
@@ -240,7 +253,7 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
     }
     let (b, n) = (bootstrap.to_string(), name.to_string());
     tokio::task::spawn_blocking(move || {
-        let c = consumer(&b);
+        let c = consumer(&b, &[]);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match partitions_of(&c, &n) {
@@ -258,7 +271,7 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
 
 /// The partition count of `topic` per metadata (None if it does not exist). Blocking.
 pub fn partition_count(bootstrap: &str, topic: &str) -> Option<usize> {
-    partitions_of(&consumer(bootstrap), topic).map(|p| p.len())
+    partitions_of(&consumer(bootstrap, &[]), topic).map(|p| p.len())
 }
 
 /// Whether `read_committed` consumers of the broker at `bootstrap` skip the records of aborted
