@@ -48,6 +48,12 @@ pub struct Metrics {
     pub confirmed_lsn: IntGauge,
     /// Reconnects: restarts of the pipeline after a transient error.
     pub reconnects: IntCounter,
+    /// Exactly-once mode: Kafka transactions by outcome (`committed`, `failed`).
+    pub kafka_transactions: IntCounterVec,
+    /// Exactly-once mode: how long a Kafka commit took.
+    pub kafka_commit_seconds: Histogram,
+    /// Exactly-once mode: replayed Postgres transactions skipped as already published.
+    pub transactions_skipped: IntCounter,
 }
 
 impl Metrics {
@@ -99,6 +105,30 @@ impl Metrics {
                 "outboxd_events_dead_lettered_total",
                 "Poison events (unroutable rows, records Kafka rejects permanently) written to the dead-letter topic and acknowledged there.",
                 &["table", "reason"],
+            ),
+            kafka_transactions: counter_vec(
+                "outboxd_kafka_transactions_total",
+                "Exactly-once mode: Kafka transactions (events and the offsets record) by outcome.",
+                &["outcome"],
+            ),
+            kafka_commit_seconds: {
+                let h = Histogram::with_opts(
+                    HistogramOpts::new(
+                        "outboxd_kafka_commit_seconds",
+                        "Exactly-once mode: time to commit a Kafka transaction (offsets record, deliveries, commit).",
+                    )
+                    .buckets(vec![
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0, 30.0,
+                    ]),
+                )
+                .expect("valid histogram");
+                registry.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
+            transactions_skipped: counter(
+                "outboxd_transactions_skipped_total",
+                "Exactly-once mode: Postgres transactions sent again by Postgres and skipped, being already published.",
             ),
             commit_to_ack_seconds: {
                 let h = Histogram::with_opts(

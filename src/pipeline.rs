@@ -551,10 +551,15 @@ async fn run_once(
                 &sink,
                 &plan.producer,
                 settings,
-                (system.system_id, system.timeline, &plan.params.dbname),
-                &plan.setup.slot,
-                start_lsn,
+                transactional::Origin {
+                    system_id: system.system_id,
+                    timeline: system.timeline,
+                    database: &plan.params.dbname,
+                    slot: &plan.setup.slot,
+                    start_lsn,
+                },
                 plan.status_interval,
+                metrics.clone(),
             )
             .await?,
         ),
@@ -1309,6 +1314,7 @@ impl Relay<'_> {
             Message::Begin(begin) => {
                 self.skipping = t.batcher().skip(begin.final_lsn);
                 if self.skipping {
+                    self.metrics.transactions_skipped.inc();
                     tracing::debug!(final_lsn = %begin.final_lsn, "exactly-once: skipping a transaction published before");
                 }
                 false

@@ -944,11 +944,13 @@ fn rendered_metrics() -> BTreeMap<String, (String, BTreeSet<String>)> {
         &m.events_failed,
         &m.events_dead_lettered,
         &m.changes_ignored,
+        &m.kafka_transactions,
     ] {
         let arity = vec.desc()[0].variable_labels.len();
         vec.with_label_values(&vec!["sample"; arity]).inc();
     }
     m.commit_to_ack_seconds.observe(0.01);
+    m.kafka_commit_seconds.observe(0.01);
     let text = m.render();
     let mut out: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
     let sample = regex::Regex::new(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? ").unwrap();

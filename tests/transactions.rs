@@ -82,8 +82,12 @@ async fn replay_after_a_postgres_crash_publishes_nothing_twice() {
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 2).await;
     let offsets = unique("offsets");
+    let http = support::free_port();
     let mut outboxd = Outboxd::start_with(
-        &eos_config(&pg, &slot, broker.bootstrap(), &offsets),
+        &format!(
+            "{}[http]\naddr = \"127.0.0.1:{http}\"\n",
+            eos_config(&pg, &slot, broker.bootstrap(), &offsets)
+        ),
         &[],
         &[("RUST_LOG", "info,outboxd::pipeline=debug")],
     );
@@ -138,6 +142,24 @@ async fn replay_after_a_postgres_crash_publishes_nothing_twice() {
     );
     assert_eq!(n, 50, "records read (no duplicates, nothing lost):\n{log}");
     assert_eq!(set.len(), 50);
+    let metrics = support::outboxd::http_get(http, "/metrics").await;
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(-1.0)
+    };
+    assert_eq!(
+        value("outboxd_transactions_skipped_total") as usize,
+        skipped,
+        "{metrics}"
+    );
+    assert!(
+        value("outboxd_kafka_transactions_total{outcome=\"committed\"}") >= 1.0,
+        "{metrics}"
+    );
     if after_crash < end {
         assert!(
             skipped > 0,

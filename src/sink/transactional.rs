@@ -25,6 +25,7 @@ use crate::exactly_once::{
     offsets_key, resume_position, Batcher, ExactlyOnce, ExactlyOnceError, OffsetRecord,
 };
 use crate::lsn::Lsn;
+use crate::metrics::Metrics;
 use crate::router::OutboxRecord;
 
 /// The open Kafka transaction, as seen by the sink.
@@ -394,6 +395,18 @@ pub struct Transactions {
     timeline: u32,
     done_tx: mpsc::UnboundedSender<CommitResult>,
     done_rx: Option<mpsc::UnboundedReceiver<CommitResult>>,
+    metrics: Arc<Metrics>,
+}
+
+/// Where a run streams from: the offsets record's key and the slot's position.
+pub struct Origin<'a> {
+    /// IDENTIFY_SYSTEM's system identifier and timeline.
+    pub system_id: u64,
+    pub timeline: u32,
+    pub database: &'a str,
+    pub slot: &'a str,
+    /// The slot's `confirmed_flush_lsn`: where Postgres streams from.
+    pub start_lsn: Lsn,
 }
 
 impl Transactions {
@@ -404,12 +417,17 @@ impl Transactions {
         sink: &Arc<KafkaSink>,
         producer: &ClientConfig,
         settings: &ExactlyOnce,
-        system: (u64, u32, &str),
-        slot: &str,
-        start_lsn: Lsn,
+        origin: Origin<'_>,
         position_interval: Duration,
+        metrics: Arc<Metrics>,
     ) -> Result<Transactions, ExactlyOnceError> {
-        let (system_id, timeline, database) = system;
+        let Origin {
+            system_id,
+            timeline,
+            database,
+            slot,
+            start_lsn,
+        } = origin;
         let key = offsets_key(system_id, database, slot);
         let started = Instant::now();
         let s = sink.clone();
@@ -453,6 +471,7 @@ impl Transactions {
             timeline,
             done_tx,
             done_rx: Some(done_rx),
+            metrics,
         })
     }
 
@@ -487,15 +506,27 @@ impl Transactions {
             timeline: self.timeline,
             transactional_id: self.settings.transactional_id.clone(),
         };
-        let (sink, topic, key, done) = (
+        let (sink, topic, key, done, metrics) = (
             sink.clone(),
             self.settings.offsets_topic.clone(),
             self.key.clone(),
             self.done_tx.clone(),
+            self.metrics.clone(),
         );
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let result = sink.commit_position(&topic, &key, &record, TXN_TIMEOUT);
+            metrics
+                .kafka_commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            metrics
+                .kafka_transactions
+                .with_label_values(&[if result.is_ok() {
+                    "committed"
+                } else {
+                    "failed"
+                }])
+                .inc();
             tracing::debug!(
                 lsn = %record.lsn,
                 events,
