@@ -5,6 +5,8 @@
 //!   is older than what was confirmed): they are skipped, nothing is duplicated;
 //! - a slot moved by someone else (ahead of the offsets topic) stops outboxd with an error naming
 //!   both positions and the fix; `accept_slot_position` set to the printed position resumes.
+//! - SIGTERM commits the open Kafka transaction (invisible to `read_committed` consumers until
+//!   then) before the final confirmation; the next start sends nothing again.
 //!
 //! Also pins what the test broker supports (`tansu_transaction_support`): tansu 0.6 runs the
 //! transactional protocol and hides open transactions from `read_committed` consumers, but it does
@@ -236,4 +238,62 @@ async fn a_slot_moved_by_someone_else_stops_outboxd_until_accepted() {
     insert_events(&client, &aggregatetype, 1).await;
     let records = read_all(broker.bootstrap(), &topic, 6).await;
     assert_eq!(records.len(), 6, "{}", outboxd.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_commits_the_open_kafka_transaction() {
+    let broker = Broker::shared();
+    let pg = PgCluster::start();
+    let client = pg.client().await;
+    support::create_outbox_table(&client).await;
+    let slot = unique("eosterm");
+    let aggregatetype = unique("Term");
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 2).await;
+    // A long interval: only the shutdown can commit these events.
+    let config = format!(
+        "{}commit_interval_ms = 60000\n",
+        eos_config(&pg, &slot, broker.bootstrap(), &unique("offsets"))
+    );
+    let mut outboxd = Outboxd::start(&config);
+    assert!(
+        outboxd
+            .wait_for_log("exactly-once: transactions above", Duration::from_secs(60))
+            .await,
+        "{}",
+        outboxd.log()
+    );
+    insert_events(&client, &aggregatetype, 5).await;
+    let end = support::current_wal_lsn(&client).await;
+    // Sent (the log shows the reads), not committed: read_committed consumers see nothing yet.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        consume_async(broker.bootstrap(), &topic, 1, Duration::from_secs(3))
+            .await
+            .len(),
+        0,
+        "visible before the commit: {}",
+        outboxd.log()
+    );
+    let status = outboxd.terminate(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{}", outboxd.log());
+    let records = read_all(broker.bootstrap(), &topic, 10).await;
+    let (n, set) = ids(&records);
+    assert_eq!((n, set.len()), (10, 10), "{}", outboxd.log());
+    let confirmed = support::slot_confirmed_lsn(&client, &slot).await.unwrap();
+    assert!(
+        confirmed >= end,
+        "the final confirmation covers the committed events: {confirmed:X} < {end:X}"
+    );
+    // Nothing is sent again by the next start (with the default interval now).
+    std::fs::write(
+        outboxd.config_path(),
+        config.replace("commit_interval_ms = 60000\n", ""),
+    )
+    .unwrap();
+    outboxd.restart();
+    insert_events(&client, &aggregatetype, 1).await;
+    let records = read_all(broker.bootstrap(), &topic, 12).await;
+    let (n, set) = ids(&records);
+    assert_eq!((n, set.len()), (12, 12), "{}", outboxd.log());
 }
