@@ -335,7 +335,47 @@ async fn kafka_checks(plan: &Plan) -> Vec<CheckResult> {
     if let Some(dlq) = plan.errors.dead_letter_topic() {
         results.push(dead_letter_topic_check(dlq, &topics));
     }
+    if let Some(settings) = &plan.exactly_once {
+        results.push(exactly_once_check(plan, settings, &topics).await);
+    }
     results
+}
+
+/// Exactly-once mode: the brokers run transactions for outboxd (tried with the transactional id
+/// `<transactional_id>-check`, so a running instance is not fenced), and where positions go.
+async fn exactly_once_check(
+    plan: &Plan,
+    settings: &crate::exactly_once::ExactlyOnce,
+    topics: &[(String, usize)],
+) -> CheckResult {
+    let name = "exactly-once";
+    let probe_id = format!("{}-check", settings.transactional_id);
+    let mut config = plan.producer.clone();
+    config.set("transactional.id", &probe_id);
+    let result = tokio::task::spawn_blocking(move || {
+        let producer: BaseProducer = config.create().map_err(|e| e.to_string())?;
+        producer
+            .init_transactions(Duration::from_secs(15))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    let offsets = &settings.offsets_topic;
+    let where_positions_go = match topics.iter().find(|(t, _)| t == offsets) {
+        Some((_, partitions)) => format!("offsets topic {offsets} exists ({partitions} partition(s))"),
+        None => format!("offsets topic {offsets} does not exist yet: outboxd creates it at start (1 partition, compacted)"),
+    };
+    match result {
+        Ok(()) => CheckResult::pass(
+            name,
+            format!("the brokers run transactions (init_transactions as {probe_id}); {where_positions_go}"),
+        ),
+        Err(e) => CheckResult::fail(
+            name,
+            format!("init_transactions as {probe_id}: {e}"),
+            format!("exactly-once mode needs brokers with transactions (Kafka 0.11+, transaction.state.log.replication.factor and min.isr no larger than the cluster) and, with ACLs, WRITE and DESCRIBE on the TransactionalId {} (and {probe_id} for this check), READ and WRITE on {offsets}; or turn [exactly_once] enabled off", settings.transactional_id),
+        ),
+    }
 }
 
 /// `errors.deadletterqueue.topic.name` must name an existing topic (pure: from the metadata).

@@ -297,3 +297,47 @@ async fn sigterm_commits_the_open_kafka_transaction() {
     let (n, set) = ids(&records);
     assert_eq!((n, set.len()), (12, 12), "{}", outboxd.log());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_tries_transactions_without_fencing_a_running_instance() {
+    let broker = Broker::shared();
+    let pg = PgCluster::start();
+    let client = pg.client().await;
+    support::create_outbox_table(&client).await;
+    let slot = unique("eoscheck");
+    let aggregatetype = unique("Check");
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 1).await;
+    let offsets = unique("offsets");
+    let config = eos_config(&pg, &slot, broker.bootstrap(), &offsets);
+    let (status, out) = support::outboxd::check(&config, Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.success()), "{out}");
+    assert!(
+        out.contains(&format!("init_transactions as outboxd-{slot}-check"))
+            && out.contains(&format!("offsets topic {offsets} does not exist yet")),
+        "{out}"
+    );
+    // With an instance running, check uses its own transactional id: the instance goes on (tansu
+    // does not fence at all, so there this shows only that check and instance coexist).
+    let outboxd = Outboxd::start(&config);
+    assert!(
+        outboxd
+            .wait_for_log("exactly-once: transactions above", Duration::from_secs(60))
+            .await,
+        "{}",
+        outboxd.log()
+    );
+    let (status, out) = support::outboxd::check(&config, Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.success()), "{out}");
+    assert!(
+        out.contains(&format!("offsets topic {offsets} exists")),
+        "{out}"
+    );
+    insert_events(&client, &aggregatetype, 2).await;
+    assert_eq!(
+        read_all(broker.bootstrap(), &topic, 4).await.len(),
+        4,
+        "{}",
+        outboxd.log()
+    );
+}
