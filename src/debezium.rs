@@ -468,6 +468,13 @@ impl Imported {
                     .join(", ")
             );
         }
+        if c.exactly_once.enabled {
+            let _ = write!(
+                t,
+                "\n[exactly_once]   # exactly.once.support=required\nenabled = true\ncommit_interval_ms = {}\n",
+                c.exactly_once.commit_interval_ms
+            );
+        }
         for (section, map) in [("router", &c.router), ("converters", &c.converters)] {
             let _ = write!(t, "\n[{section}]\n");
             for (k, v) in map {
@@ -756,6 +763,7 @@ impl<'a> Mapper<'a> {
             self.ignore(key);
         }
         let message_prefixes = self.message_prefixes()?;
+        let exactly_once = self.exactly_once()?;
         let router = self.router()?;
         let converters = self.converters()?;
         // Both validated already; together: envelope placements with schemas need topic.prefix.
@@ -805,6 +813,7 @@ impl<'a> Mapper<'a> {
         config.source.heartbeat_action_query = heartbeat_action_query;
         config.source.snapshot_mode = snapshot_mode;
         config.source.message_prefixes = message_prefixes;
+        config.exactly_once = exactly_once;
         config.router = to_toml_map(router);
         config.converters = to_toml_map(converters);
         config.kafka = to_toml_map(kafka);
@@ -1076,6 +1085,64 @@ impl<'a> Mapper<'a> {
                 format!("{other:?}: expected all_tables, filtered, disabled or no_tables"),
             )),
         }
+    }
+
+    /// Kafka Connect's exactly-once source support (KIP-618): `exactly.once.support=required` →
+    /// `[exactly_once] enabled`, `transaction.boundary=interval` with
+    /// `transaction.boundary.interval.ms` → `commit_interval_ms`. `offsets.storage.topic` is not
+    /// taken over: Connect's offsets topic holds Connect's own records.
+    fn exactly_once(&mut self) -> Result<crate::exactly_once::ExactlyOnceConfig, DebeziumError> {
+        let mut eos = crate::exactly_once::ExactlyOnceConfig::default();
+        match self
+            .get("exactly.once.support")
+            .map(|v| v.to_ascii_lowercase())
+        {
+            None => {}
+            Some(v) if v == "requested" => self.ignore("exactly.once.support"),
+            Some(v) if v == "required" => eos.enabled = true,
+            Some(v) => {
+                return Err(key_error(
+                    "exactly.once.support",
+                    format!("{v:?}: expected requested or required"),
+                ))
+            }
+        }
+        if !eos.enabled {
+            for key in [
+                "transaction.boundary",
+                "transaction.boundary.interval.ms",
+                "offsets.storage.topic",
+            ] {
+                self.ignore(key);
+            }
+            return Ok(eos);
+        }
+        match self.get("transaction.boundary").map(|v| v.to_ascii_lowercase()) {
+            None => self.ignore("transaction.boundary.interval.ms"),
+            Some(v) if v == "poll" => self.ignore("transaction.boundary.interval.ms"),
+            Some(v) if v == "interval" => {
+                if let Some(ms) = self.get("transaction.boundary.interval.ms") {
+                    eos.commit_interval_ms = ms.parse().map_err(|_| {
+                        key_error(
+                            "transaction.boundary.interval.ms",
+                            format!("{ms:?}: expected milliseconds"),
+                        )
+                    })?;
+                }
+            }
+            Some(v) => {
+                return Err(key_error(
+                    "transaction.boundary",
+                    format!("{v:?}: outboxd supports poll (its default: a commit every 100 ms or 5000 events, whole Postgres transactions only) and interval; connector-defined boundaries do not apply to an outbox relay"),
+                ))
+            }
+        }
+        if let Some(topic) = self.get("offsets.storage.topic") {
+            self.warnings.push(format!("offsets.storage.topic={topic}: outboxd keeps its exactly-once positions in a topic of its own (exactly_once.offsets_topic, default outboxd-offsets), not in Kafka Connect's offsets topic"));
+        }
+        eos.resolve("debezium")
+            .map_err(|e| key_error("transaction.boundary.interval.ms", e.to_string()))?;
+        Ok(eos)
     }
 
     /// `heartbeat.interval.ms` + `heartbeat.action.query` → `source.heartbeat_*`.
@@ -1864,6 +1931,58 @@ mod tests {
         ]);
         assert_eq!(i.config().source.heartbeat_action_query, None);
         err(&[("heartbeat.interval.ms", "10s")], "heartbeat.interval.ms");
+    }
+
+    #[test]
+    fn exactly_once_support_required_maps_to_exactly_once_mode() {
+        let i = ok(&[
+            ("exactly.once.support", "required"),
+            ("transaction.boundary", "interval"),
+            ("transaction.boundary.interval.ms", "250"),
+            ("offsets.storage.topic", "connect-offsets"),
+        ]);
+        let c = i.config();
+        assert!(c.exactly_once.enabled);
+        assert_eq!(c.exactly_once.commit_interval_ms, 250);
+        assert_eq!(c.exactly_once.offsets_topic, "outboxd-offsets");
+        assert!(
+            i.warnings
+                .iter()
+                .any(|w| w.starts_with("offsets.storage.topic=connect-offsets: ")),
+            "{:?}",
+            i.warnings
+        );
+        let text = i.to_toml();
+        let back = Config::from_toml(&text).unwrap();
+        assert!(back.exactly_once.enabled, "{text}");
+        assert_eq!(back.exactly_once.commit_interval_ms, 250);
+        // requested (Connect's default) is at-least-once when the worker cannot do better: ignored.
+        let i = ok(&[
+            ("exactly.once.support", "requested"),
+            ("transaction.boundary", "connector"),
+        ]);
+        assert!(!i.config().exactly_once.enabled);
+        assert!(i.ignored_keys.contains(&"transaction.boundary".to_string()));
+        assert!(!i.to_toml().contains("[exactly_once]"));
+        err(
+            &[("exactly.once.support", "always")],
+            "exactly.once.support",
+        );
+        err(
+            &[
+                ("exactly.once.support", "required"),
+                ("transaction.boundary", "connector"),
+            ],
+            "transaction.boundary",
+        );
+        err(
+            &[
+                ("exactly.once.support", "required"),
+                ("transaction.boundary", "interval"),
+                ("transaction.boundary.interval.ms", "600000"),
+            ],
+            "transaction.boundary.interval.ms",
+        );
     }
 
     #[test]
