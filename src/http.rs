@@ -92,7 +92,14 @@ fn route(
             TEXT,
             "main loop stalled\n".into(),
         ),
-        "/readyz" if health.is_streaming() => ("200 OK", TEXT, "streaming\n".into()),
+        "/readyz" if health.is_streaming() => match health.kafka_problem() {
+            None => ("200 OK", TEXT, "streaming\n".into()),
+            Some(why) => (
+                "503 Service Unavailable",
+                TEXT,
+                format!("streaming from Postgres, but Kafka is unreachable: {why}\n"),
+            ),
+        },
         "/readyz" => (
             "503 Service Unavailable",
             TEXT,

@@ -218,6 +218,11 @@ pub struct Health {
     last_beat_ms: AtomicU64,
     /// Connected to Postgres and Kafka and streaming.
     streaming: AtomicBool,
+    /// librdkafka reported every broker down or a failed authentication, and no delivery or
+    /// metadata request succeeded since.
+    kafka_down: AtomicBool,
+    /// What librdkafka said then.
+    kafka_problem: std::sync::Mutex<Option<String>>,
 }
 
 fn now_ms() -> u64 {
@@ -240,6 +245,35 @@ impl Health {
         self.streaming.load(Ordering::Relaxed)
     }
 
+    /// Kafka cannot be reached (every broker down, authentication refused): `why`.
+    pub fn kafka_unreachable(&self, why: String) {
+        if let Ok(mut problem) = self.kafka_problem.lock() {
+            *problem = Some(why);
+        }
+        self.kafka_down.store(true, Ordering::Relaxed);
+    }
+
+    /// Kafka answered (a delivery or a metadata request succeeded). Cheap when nothing changes.
+    pub fn kafka_reachable(&self) {
+        if self.kafka_down.swap(false, Ordering::Relaxed) {
+            if let Ok(mut problem) = self.kafka_problem.lock() {
+                *problem = None;
+            }
+        }
+    }
+
+    /// Why Kafka is unreachable, `None` while it answers.
+    pub fn kafka_problem(&self) -> Option<String> {
+        if !self.kafka_down.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.kafka_problem
+            .lock()
+            .ok()
+            .and_then(|p| p.clone())
+            .or_else(|| Some("unreachable".into()))
+    }
+
     /// Alive when the main loop went round within `max_silence_ms`.
     pub fn is_alive(&self, max_silence_ms: u64) -> bool {
         now_ms().saturating_sub(self.last_beat_ms.load(Ordering::Relaxed)) <= max_silence_ms
@@ -249,6 +283,18 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kafka_reachability_is_tracked_with_the_reason() {
+        let h = Health::default();
+        assert_eq!(h.kafka_problem(), None);
+        h.kafka_unreachable("1/1 brokers are down".into());
+        assert_eq!(h.kafka_problem().as_deref(), Some("1/1 brokers are down"));
+        h.kafka_reachable();
+        assert_eq!(h.kafka_problem(), None);
+        h.kafka_reachable();
+        assert_eq!(h.kafka_problem(), None);
+    }
 
     #[test]
     fn renders_registered_metrics() {

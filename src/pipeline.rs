@@ -385,6 +385,22 @@ fn jittered(ms: u64) -> Duration {
     Duration::from_millis((ms as f64 * jitter) as u64)
 }
 
+/// Every few seconds while `health` says Kafka is unreachable: whether the brokers answer again.
+async fn probe_kafka(sink: Arc<KafkaSink>, health: Arc<Health>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        if health.kafka_problem().is_none() {
+            continue;
+        }
+        let s = sink.clone();
+        if let Ok(true) =
+            tokio::task::spawn_blocking(move || s.brokers_answer(Duration::from_secs(5))).await
+        {
+            health.kafka_reachable();
+        }
+    }
+}
+
 /// Aborts a background task when dropped (the end of a run).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -503,7 +519,7 @@ async fn run_once(
     plan: &Plan,
     shutdown: &mut watch::Receiver<bool>,
     metrics: &Arc<Metrics>,
-    health: &Health,
+    health: &Arc<Health>,
 ) -> Result<(), PipelineError> {
     let client = plan.params.connect_sql().await?;
     let slot = setup::ensure(&client, &plan.setup).await?;
@@ -543,8 +559,11 @@ async fn run_once(
             &options,
         )
         .await?;
-    let (sink, deliveries) = KafkaSink::new(&plan.producer, metrics.clone())?;
+    let (sink, deliveries) = KafkaSink::new(&plan.producer, metrics.clone(), health.clone())?;
     let sink = Arc::new(sink);
+    // While librdkafka says Kafka is unreachable, ask the brokers now and then: an idle relay
+    // has no delivery to tell readiness that they are back.
+    let _kafka_probe = AbortOnDrop(tokio::spawn(probe_kafka(sink.clone(), health.clone())));
     let transactions = match &plan.exactly_once {
         Some(settings) => Some(
             Transactions::start(

@@ -350,6 +350,12 @@ async fn assert_auth_failure_reported(outboxd: &mut Outboxd, http_port: u16, pas
         outboxd.log()
     );
     let metrics = support::outboxd::http_get(http_port, "/metrics").await;
+    let ready = support::outboxd::http_get(http_port, "/readyz").await;
+    assert!(
+        ready.starts_with("HTTP/1.1 503") && ready.contains("Kafka is unreachable"),
+        "{ready}"
+    );
+    assert!(!ready.contains(password), "password in /readyz");
     let log = outboxd.log();
     assert!(
         log.contains("Authentication") || log.contains("authentication"),
@@ -363,8 +369,7 @@ async fn assert_auth_failure_reported(outboxd: &mut Outboxd, http_port: u16, pas
 /// (password from `${file:...}`) against a tansu that requires authentication and has no such
 /// user: the SCRAM exchange runs, the broker refuses it, outboxd logs a clear authentication error
 /// with debug logging on, keeps running (librdkafka retries), and the password is nowhere in its
-/// log or metrics. (`/readyz` stays 200 meanwhile: it follows the replication stream, and Kafka
-/// trouble only shows there once a delivery fails after `message.timeout.ms`.)
+/// log, metrics or `/readyz` (which answers 503: Kafka is unreachable).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sasl_scram_refused_credentials_are_reported_retried_and_never_logged() {
     if let Some(why) = skip_reason() {

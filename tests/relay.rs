@@ -373,13 +373,25 @@ async fn broker_outage_holds_the_slot_and_memory_then_resumes() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert_eq!(max_in_flight, 50, "the cap should have been reached");
-    let ready = support::outboxd::http_get(http_port, "/healthz").await;
-    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let alive = support::outboxd::http_get(http_port, "/healthz").await;
+    assert!(alive.starts_with("HTTP/1.1 200"), "{alive}");
+    // Not ready while librdkafka reports the brokers down.
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            let ready = support::outboxd::http_get(http_port, "/readyz").await;
+            ready.starts_with("HTTP/1.1 503") && ready.contains("Kafka is unreachable")
+        })
+        .await,
+        "/readyz should say Kafka is unreachable:\n{}",
+        outboxd.log()
+    );
 
     broker.resume();
     let records = consume(broker.bootstrap(), std::slice::from_ref(&topic), 210, 60).await;
     let distinct: HashSet<String> = records.iter().filter_map(|r| r.header_str("id")).collect();
     assert_eq!(distinct.len(), 210, "outboxd log:\n{}", outboxd.log());
+    let ready = support::outboxd::http_get(http_port, "/readyz").await;
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     let counts = HashMap::from([("before".to_string(), 10), ("during".to_string(), 200)]);
     assert_per_key_order(&records, &counts);
     assert!(

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::checkpoint::Seq;
 use crate::dead_letter::DeadLetterTag;
 use crate::lsn::Lsn;
-use crate::metrics::Metrics;
+use crate::metrics::{Health, Metrics};
 use crate::router::OutboxRecord;
 
 /// What travels with a record through librdkafka and comes back with its delivery report.
@@ -78,6 +78,7 @@ pub struct Tag {
 pub struct SinkContext {
     deliveries: mpsc::UnboundedSender<Delivery>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
 }
 
 impl ClientContext for SinkContext {
@@ -96,6 +97,17 @@ impl ClientContext for SinkContext {
     fn error(&self, error: KafkaError, reason: &str) {
         // Transient connection errors are retried by librdkafka; deliveries report what matters.
         tracing::warn!(target: "librdkafka", "{error}: {reason}");
+        // Readiness: no broker to talk to, or refused credentials.
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::AllBrokersDown
+                    | RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+            )
+        ) {
+            self.health.kafka_unreachable(format!("{error}: {reason}"));
+        }
     }
 }
 
@@ -103,6 +115,9 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = Box<Tag>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
+        if result.is_ok() {
+            self.health.kafka_reachable();
+        }
         let Some(send_tag) = tag.tag else { return };
         let outcome = match result {
             Ok(msg) => {
@@ -179,12 +194,14 @@ impl KafkaSink {
     pub fn new(
         config: &ClientConfig,
         metrics: Arc<Metrics>,
+        health: Arc<Health>,
     ) -> Result<(KafkaSink, mpsc::UnboundedReceiver<Delivery>), SendError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let producer = config
             .create_with_context(SinkContext {
                 deliveries: tx,
                 metrics,
+                health,
             })
             .map_err(SendError::Create)?;
         let txn = config
@@ -241,6 +258,12 @@ impl KafkaSink {
                 topic: record.topic.clone(),
                 error,
             })
+    }
+
+    /// Whether the brokers answer a metadata request within `timeout` (blocking: call it from
+    /// `spawn_blocking`).
+    pub fn brokers_answer(&self, timeout: Duration) -> bool {
+        self.producer.client().fetch_metadata(None, timeout).is_ok()
     }
 
     /// Records enqueued and not yet reported.
