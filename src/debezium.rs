@@ -53,6 +53,33 @@ pub enum DebeziumError {
     Key { key: String, message: String },
 }
 
+/// The entries of a comma-separated Debezium include list (blank ones skipped), each as written
+/// and as the exact name it stands for: `\.` (how a careful regular expression writes a literal
+/// dot) is read as the dot, any other regular expression character is an error whose fix is
+/// `needed` ("the outbox tables named exactly; …").
+fn exact_names(
+    key: &str,
+    list: &str,
+    needed: &str,
+) -> Result<Vec<(String, String)>, DebeziumError> {
+    let mut names = Vec::new();
+    for raw in list.split(',') {
+        let entry = raw.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let name = entry.replace("\\.", ".");
+        if let Some(c) = name.chars().find(|c| "\\^$*+?()[]{}|".contains(*c)) {
+            return Err(key_error(
+                key,
+                format!("{entry:?} is a regular expression (it contains {c:?}): Debezium matches these entries as regular expressions, outboxd needs {needed}"),
+            ));
+        }
+        names.push((entry.to_string(), name));
+    }
+    Ok(names)
+}
+
 fn key_error(key: &str, message: impl Into<String>) -> DebeziumError {
     DebeziumError::Key {
         key: key.to_string(),
@@ -956,19 +983,12 @@ impl<'a> Mapper<'a> {
             }
         };
         let mut tables = Vec::new();
-        for raw in list.split(',') {
-            let entry = raw.trim();
-            if entry.is_empty() {
-                continue;
-            }
-            // `\.` is how a careful regular expression writes the dot of `schema.table`.
-            let name = entry.replace("\\.", ".");
-            if let Some(c) = name.chars().find(|c| "\\^$*+?()[]{}|".contains(*c)) {
-                return Err(key_error(
-                    key,
-                    format!("{entry:?} is a regular expression (it contains {c:?}): Debezium matches these entries as regular expressions, outboxd needs the outbox tables named exactly; list them as schema.table, comma-separated (e.g. public.outbox,billing.outbox)"),
-                ));
-            }
+        let entries = exact_names(
+            key,
+            &list,
+            "the outbox tables named exactly; list them as schema.table, comma-separated (e.g. public.outbox,billing.outbox)",
+        )?;
+        for (entry, name) in entries {
             match name.split_once('.') {
                 Some((schema, table))
                     if !schema.is_empty() && !table.is_empty() && !table.contains('.') => {}
@@ -1003,19 +1023,12 @@ impl<'a> Mapper<'a> {
             ));
         }
         let mut prefixes: Vec<String> = Vec::new();
-        for raw in list.split(',') {
-            let entry = raw.trim();
-            if entry.is_empty() {
-                continue;
-            }
-            // `\.` is how a careful regular expression writes a literal dot.
-            let name = entry.replace("\\.", ".");
-            if let Some(c) = name.chars().find(|c| "\\^$*+?()[]{}|".contains(*c)) {
-                return Err(key_error(
-                    KEY,
-                    format!("{entry:?} is a regular expression (it contains {c:?}): Debezium matches these entries as regular expressions, outboxd needs the prefixes named exactly; list them comma-separated (e.g. outbox,billing)"),
-                ));
-            }
+        let entries = exact_names(
+            KEY,
+            &list,
+            "the prefixes named exactly; list them comma-separated (e.g. outbox,billing)",
+        )?;
+        for (_, name) in entries {
             if !prefixes.contains(&name) {
                 prefixes.push(name);
             }
