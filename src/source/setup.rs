@@ -74,9 +74,8 @@ impl SetupError {
     /// Whether retrying later may help (a lost connection), as opposed to a setup that is wrong.
     pub fn is_transient(&self) -> bool {
         // 55006: a slot to drop is still held by the walsender of a predecessor that just died.
-        matches!(self, SetupError::Sql { error, .. } if error.is_closed()
-            || error.code().is_none()
-            || error.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE))
+        self.is_object_in_use()
+            || matches!(self, SetupError::Sql { error, .. } if error.is_closed() || error.code().is_none())
     }
 }
 
