@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -362,7 +363,39 @@ async fn run_slot_drop(args: &CommonArgs, yes: bool) -> anyhow::Result<ExitCode>
     let client = plan.params.connect_sql().await?;
     crate::admin::drop_slot(&client, slot).await?;
     println!("dropped replication slot {slot}");
+    forget_position(&plan).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// After `slot drop`: deletes the slot's recorded position (a tombstone in the offsets topic), so
+/// that the slot outboxd creates next is not taken for one moved by someone else. A failure only
+/// warns: the next start then stops with the moved-slot error, which says how to accept it.
+async fn forget_position(plan: &Plan) {
+    let topic = match (&plan.offsets, &plan.exactly_once) {
+        (_, Some(eos)) => eos.offsets_topic.clone(),
+        (Some(offsets), None) => offsets.topic.clone(),
+        (None, None) => return,
+    };
+    let forgotten = async {
+        let mut conn =
+            crate::source::connection::ReplicationConnection::connect(&plan.params).await?;
+        let system = conn.identify_system().await?;
+        let key =
+            crate::position::offsets_key(system.system_id, &plan.params.dbname, &plan.setup.slot);
+        let (producer, t, k) = (plan.producer.clone(), topic.clone(), key.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::sink::offsets::forget_position(&producer, &t, &k, Duration::from_secs(10))
+        })
+        .await??;
+        anyhow::Ok(key)
+    };
+    match forgotten.await {
+        Ok(key) => println!("forgot its recorded position (tombstone for {key} in {topic})"),
+        Err(e) => eprintln!(
+            "warning: the slot's recorded position in {topic} was not deleted ({}); the next start stops saying the slot is ahead of it: accept the new slot's position then with offsets.accept_slot_position",
+            error_chain(&e)
+        ),
+    }
 }
 
 /// The error and its causes, `: `-separated, leaving out a cause whose text an outer message

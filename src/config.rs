@@ -57,6 +57,10 @@ pub struct Config {
     /// Validated by `exactly_once`.
     #[serde(default)]
     pub exactly_once: crate::exactly_once::ExactlyOnceConfig,
+    /// Where the published position is recorded in Kafka, so that a slot moved or recreated by
+    /// someone else is detected at start. Validated by `position`.
+    #[serde(default)]
+    pub offsets: crate::position::OffsetsConfig,
 }
 
 /// `[source]`: where the outbox lives and how it is replicated.

@@ -1151,10 +1151,15 @@ impl<'a> Mapper<'a> {
             }
         }
         if let Some(topic) = self.get("offsets.storage.topic") {
-            self.warnings.push(format!("offsets.storage.topic={topic}: outboxd keeps its exactly-once positions in a topic of its own (exactly_once.offsets_topic, default outboxd-offsets), not in Kafka Connect's offsets topic"));
+            self.warnings.push(format!("offsets.storage.topic={topic}: outboxd keeps its positions in a topic of its own (offsets.topic, default outboxd-offsets), not in Kafka Connect's offsets topic"));
         }
-        eos.resolve("debezium")
-            .map_err(|e| key_error("transaction.boundary.interval.ms", e.to_string()))?;
+        eos.resolve(
+            "debezium",
+            &crate::position::OffsetsConfig::default()
+                .resolve()
+                .expect("the defaults are valid"),
+        )
+        .map_err(|e| key_error("transaction.boundary.interval.ms", e.to_string()))?;
         Ok(eos)
     }
 
@@ -1957,7 +1962,10 @@ mod tests {
         let c = i.config();
         assert!(c.exactly_once.enabled);
         assert_eq!(c.exactly_once.commit_interval_ms, 250);
-        assert_eq!(c.exactly_once.offsets_topic, "outboxd-offsets");
+        assert_eq!(
+            c.exactly_once.offsets_topic, None,
+            "offsets.topic's default"
+        );
         assert!(
             i.warnings
                 .iter()

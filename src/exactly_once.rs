@@ -30,9 +30,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::lsn::Lsn;
+pub use crate::position::{offsets_key, resume_position, OffsetRecord};
+use crate::position::{parse_accept, Offsets, SlotAhead};
 
 /// `[exactly_once]`: the opt-in exactly-once mode. See the module documentation.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -46,19 +48,16 @@ pub struct ExactlyOnceConfig {
     /// same slot must use the same one (that is what fences a zombie instance), and no two slots
     /// may share one.
     pub transactional_id: Option<String>,
-    /// The compacted topic holding each slot's committed position. Default `outboxd-offsets`.
-    /// Created (1 partition, `cleanup.policy=compact`) when missing.
-    #[serde(default = "default_offsets_topic")]
-    pub offsets_topic: String,
+    /// The compacted topic holding each slot's committed position. Default: `offsets.topic`
+    /// (`outboxd-offsets`); kept for configurations written before `[offsets]` existed.
+    pub offsets_topic: Option<String>,
     /// Commit the Kafka transaction after this many milliseconds. Default 100.
     #[serde(default = "default_commit_interval_ms")]
     pub commit_interval_ms: u64,
     /// ... or once it holds this many events, whichever comes first. Default 5000.
     #[serde(default = "default_commit_max_events")]
     pub commit_max_events: u64,
-    /// After the slot was moved by someone else (outboxd stops with an error naming both
-    /// positions), set this to the slot's position *as printed in that error* to accept it and
-    /// resume from there. Has no effect at any other position.
+    /// The same as `offsets.accept_slot_position` (either may be used).
     pub accept_slot_position: Option<String>,
 }
 
@@ -67,7 +66,7 @@ impl Default for ExactlyOnceConfig {
         ExactlyOnceConfig {
             enabled: false,
             transactional_id: None,
-            offsets_topic: default_offsets_topic(),
+            offsets_topic: None,
             commit_interval_ms: default_commit_interval_ms(),
             commit_max_events: default_commit_max_events(),
             accept_slot_position: None,
@@ -75,9 +74,6 @@ impl Default for ExactlyOnceConfig {
     }
 }
 
-fn default_offsets_topic() -> String {
-    "outboxd-offsets".into()
-}
 const fn default_commit_interval_ms() -> u64 {
     100
 }
@@ -96,8 +92,13 @@ pub struct ExactlyOnce {
 }
 
 impl ExactlyOnceConfig {
-    /// `None` when the mode is off; the resolved settings for `slot` otherwise.
-    pub fn resolve(&self, slot: &str) -> Result<Option<ExactlyOnce>, ExactlyOnceError> {
+    /// `None` when the mode is off; the resolved settings for `slot` otherwise. The offsets topic
+    /// and the accepted slot position default to `[offsets]`'s.
+    pub fn resolve(
+        &self,
+        slot: &str,
+        offsets: &Offsets,
+    ) -> Result<Option<ExactlyOnce>, ExactlyOnceError> {
         if !self.enabled {
             return Ok(None);
         }
@@ -115,10 +116,14 @@ impl ExactlyOnceConfig {
                 "must not be empty; remove the key to use outboxd-<slot>".into(),
             ));
         }
-        if self.offsets_topic.trim().is_empty() {
+        let offsets_topic = self
+            .offsets_topic
+            .clone()
+            .unwrap_or_else(|| offsets.topic.clone());
+        if offsets_topic.trim().is_empty() {
             return Err(invalid(
                 "offsets_topic",
-                "must not be empty; remove the key to use outboxd-offsets".into(),
+                "must not be empty; remove the key to use offsets.topic (outboxd-offsets)".into(),
             ));
         }
         if self.commit_interval_ms == 0 || self.commit_interval_ms > 60_000 {
@@ -133,18 +138,18 @@ impl ExactlyOnceConfig {
         if self.commit_max_events == 0 {
             return Err(invalid("commit_max_events", "must be at least 1".into()));
         }
-        let accept_slot_position = match &self.accept_slot_position {
-            None => None,
-            Some(s) => Some(s.parse::<Lsn>().map_err(|e| {
-                invalid(
-                    "accept_slot_position",
-                    format!("{e}; copy the position from outboxd's error message"),
-                )
-            })?),
-        };
+        let accept_slot_position = parse_accept(
+            "exactly_once.accept_slot_position",
+            &self.accept_slot_position,
+        )
+        .map_err(|e| ExactlyOnceError::Config {
+            key: e.key,
+            message: e.message,
+        })?
+        .or(offsets.accept_slot_position);
         Ok(Some(ExactlyOnce {
             transactional_id,
-            offsets_topic: self.offsets_topic.clone(),
+            offsets_topic,
             commit_interval: Duration::from_millis(self.commit_interval_ms),
             commit_max_events: self.commit_max_events,
             accept_slot_position,
@@ -157,14 +162,8 @@ impl ExactlyOnceConfig {
 pub enum ExactlyOnceError {
     #[error("config key {key}: {message}")]
     Config { key: String, message: String },
-    #[error("slot {slot}: its confirmed_flush_lsn {slot_lsn} is ahead of the position outboxd last published ({recorded}, offsets topic {topic}, key {key}); outboxd never confirms beyond what it published, so someone else moved or recreated the slot, and the events between may never have reached Kafka. outboxd does not skip them silently: re-publish what is missing from the outbox table (or accept the gap), then set exactly_once.accept_slot_position = \"{slot_lsn}\" to resume from the slot's position; or, to start over, drop the slot (outboxd slot drop) and let outboxd create it again, with accept_slot_position set to the new slot's position")]
-    SlotAhead {
-        slot: String,
-        slot_lsn: Lsn,
-        recorded: Lsn,
-        topic: String,
-        key: String,
-    },
+    #[error(transparent)]
+    SlotAhead(#[from] SlotAhead),
     #[error("this instance was fenced: another outboxd started with transactional.id {transactional_id} ({error}); two instances must not relay one slot, and the newer one wins, so this one stops")]
     Fenced {
         transactional_id: String,
@@ -177,7 +176,7 @@ pub enum ExactlyOnceError {
         /// librdkafka said the producer cannot go on (a new one is needed, after a restart).
         fatal: bool,
     },
-    #[error("offsets topic {topic}: record at partition {partition} offset {offset} for this slot is not an outboxd position ({message}); another program writes to the topic: give outboxd a topic of its own (exactly_once.offsets_topic)")]
+    #[error("offsets topic {topic}: record at partition {partition} offset {offset} for this slot is not an outboxd position ({message}); another program writes to the topic: give outboxd a topic of its own (offsets.topic)")]
     BadRecord {
         topic: String,
         partition: i32,
@@ -190,67 +189,6 @@ impl ExactlyOnceError {
     /// Whether a restart (new producer, positions read again, replay from the slot) may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, ExactlyOnceError::Kafka { .. })
-    }
-}
-
-/// The value of an offsets record (JSON). `lsn` is the position `R` of the module documentation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OffsetRecord {
-    /// `R` in Postgres' `X/Y` form.
-    pub lsn: String,
-    /// The slot, for people reading the topic.
-    pub slot: String,
-    /// The Postgres timeline when it was written (diagnostics).
-    pub timeline: u32,
-    /// The producer's transactional id (diagnostics).
-    pub transactional_id: String,
-}
-
-impl OffsetRecord {
-    pub fn position(&self) -> Result<Lsn, String> {
-        self.lsn.parse::<Lsn>().map_err(|e| e.to_string())
-    }
-
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("an OffsetRecord always serializes")
-    }
-
-    pub fn from_json(bytes: &[u8]) -> Result<OffsetRecord, String> {
-        let record: OffsetRecord = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        record.position()?;
-        Ok(record)
-    }
-}
-
-/// The offsets-record key of one slot: `<system identifier>/<database>/<slot>`, so that slots of
-/// the same name in other databases or clusters never share a position.
-pub fn offsets_key(system_id: u64, database: &str, slot: &str) -> String {
-    format!("{system_id}/{database}/{slot}")
-}
-
-/// Where to resume, given the slot's `confirmed_flush_lsn` and the position read from the offsets
-/// topic (`None`: no record for this slot yet, a first start). Returns the position `R` to skip
-/// below and to cap confirmations at; a slot ahead of `R` is an error unless accepted by
-/// `accept` (exactly that position).
-pub fn resume_position(
-    slot_name: &str,
-    slot_lsn: Lsn,
-    recorded: Option<Lsn>,
-    accept: Option<Lsn>,
-    topic: &str,
-    key: &str,
-) -> Result<Lsn, ExactlyOnceError> {
-    match recorded {
-        None => Ok(slot_lsn),
-        Some(recorded) if slot_lsn <= recorded => Ok(recorded),
-        Some(_) if accept == Some(slot_lsn) => Ok(slot_lsn),
-        Some(recorded) => Err(ExactlyOnceError::SlotAhead {
-            slot: slot_name.to_string(),
-            slot_lsn,
-            recorded,
-            topic: topic.to_string(),
-            key: key.to_string(),
-        }),
     }
 }
 
@@ -401,24 +339,33 @@ impl Batcher {
 mod tests {
     use super::*;
 
+    fn offsets() -> Offsets {
+        crate::position::OffsetsConfig::default().resolve().unwrap()
+    }
+
     fn settings() -> ExactlyOnce {
         ExactlyOnceConfig {
             enabled: true,
             ..Default::default()
         }
-        .resolve("s1")
+        .resolve("s1", &offsets())
         .unwrap()
         .unwrap()
     }
 
     #[test]
     fn defaults_and_validation() {
-        assert_eq!(ExactlyOnceConfig::default().resolve("s").unwrap(), None);
+        assert_eq!(
+            ExactlyOnceConfig::default()
+                .resolve("s", &offsets())
+                .unwrap(),
+            None
+        );
         let s = settings();
         assert_eq!(s.transactional_id, "outboxd-s1");
         assert_eq!(s.offsets_topic, "outboxd-offsets");
         assert_eq!(s.commit_interval, Duration::from_millis(100));
-        let bad = |c: ExactlyOnceConfig| c.resolve("s").unwrap_err().to_string();
+        let bad = |c: ExactlyOnceConfig| c.resolve("s", &offsets()).unwrap_err().to_string();
         let on = ExactlyOnceConfig {
             enabled: true,
             ..Default::default()
@@ -481,29 +428,41 @@ mod tests {
     }
 
     #[test]
-    fn slot_ahead_of_the_recorded_position_is_an_error_unless_accepted() {
-        let r = |slot, rec, accept| resume_position("s1", Lsn(slot), rec, accept, "t", "k");
-        assert_eq!(r(100, None, None).unwrap(), Lsn(100), "first start");
-        assert_eq!(
-            r(100, Some(Lsn(300)), None).unwrap(),
-            Lsn(300),
-            "slot behind: replay and skip"
-        );
-        assert_eq!(r(300, Some(Lsn(300)), None).unwrap(), Lsn(300));
-        let e = r(400, Some(Lsn(300)), None).unwrap_err();
+    fn a_moved_slot_stops_exactly_once_mode_for_good() {
+        let e: ExactlyOnceError = resume_position("s1", Lsn(400), Some(Lsn(300)), None, "t", "k")
+            .unwrap_err()
+            .into();
         assert!(!e.is_transient());
-        let m = e.to_string();
         assert!(
-            m.contains("0/190 is ahead of the position outboxd last published (0/12C")
-                && m.contains("accept_slot_position = \"0/190\"")
-                && m.contains("outboxd slot drop"),
-            "{m}"
+            e.to_string().contains("accept_slot_position = \"0/190\""),
+            "{e}"
         );
-        assert!(
-            r(400, Some(Lsn(300)), Some(Lsn(399))).is_err(),
-            "accepting another position does not count"
-        );
-        assert_eq!(r(400, Some(Lsn(300)), Some(Lsn(400))).unwrap(), Lsn(400));
+    }
+
+    #[test]
+    fn the_offsets_section_is_the_default_and_the_old_keys_still_win() {
+        let on = ExactlyOnceConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        let offsets = crate::position::OffsetsConfig {
+            topic: "positions".into(),
+            accept_slot_position: Some("0/10".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let s = on.resolve("s1", &offsets).unwrap().unwrap();
+        assert_eq!(s.offsets_topic, "positions");
+        assert_eq!(s.accept_slot_position, Some(Lsn(16)));
+        let own = ExactlyOnceConfig {
+            offsets_topic: Some("eos-positions".into()),
+            accept_slot_position: Some("0/20".into()),
+            ..on
+        };
+        let s = own.resolve("s1", &offsets).unwrap().unwrap();
+        assert_eq!(s.offsets_topic, "eos-positions");
+        assert_eq!(s.accept_slot_position, Some(Lsn(32)));
     }
 
     #[test]
@@ -579,23 +538,5 @@ mod tests {
             .is_some());
         b.committed();
         assert_eq!(b.confirmable(Lsn(180)), Lsn(180));
-    }
-
-    #[test]
-    fn offset_records_round_trip_and_bad_ones_are_refused() {
-        let r = OffsetRecord {
-            lsn: Lsn(0x1_0000_0010).to_string(),
-            slot: "s1".into(),
-            timeline: 1,
-            transactional_id: "outboxd-s1".into(),
-        };
-        let back = OffsetRecord::from_json(&r.to_json()).unwrap();
-        assert_eq!(back.position().unwrap(), Lsn(0x1_0000_0010));
-        assert!(OffsetRecord::from_json(
-            b"{\"lsn\":\"x\",\"slot\":\"s\",\"timeline\":1,\"transactional_id\":\"t\"}"
-        )
-        .is_err());
-        assert!(OffsetRecord::from_json(b"not json").is_err());
-        assert_eq!(offsets_key(7, "app", "s1"), "7/app/s1");
     }
 }

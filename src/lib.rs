@@ -16,6 +16,9 @@
 //! - [`exactly_once`]: the opt-in exactly-once mode's rules (Kafka transactions with the position in
 //!   an offsets topic: what to skip after a replay, when to commit, how far to confirm); its Kafka
 //!   I/O is `sink::transactional`.
+//! - [`position`]: slot safety: the published position recorded in an offsets topic, never
+//!   confirmed past, and checked against the slot at start (a slot moved by someone else stops
+//!   outboxd); its Kafka I/O is `sink::offsets`.
 //! - [`dead_letter`]: poison events (rows the router refuses, records Kafka rejects for good) and
 //!   the dead-letter queue, with Kafka Connect's `errors.*` settings (pure).
 //! - [`pipeline`]: wires the four together in one event loop, with backpressure and shutdown
@@ -43,6 +46,7 @@ pub mod http;
 pub mod lsn;
 pub mod metrics;
 pub mod pipeline;
+pub mod position;
 pub mod router;
 pub mod secrets;
 pub mod sink;

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub kafka_commit_seconds: Histogram,
     /// Exactly-once mode: replayed Postgres transactions skipped as already published.
     pub transactions_skipped: IntCounter,
+    /// At-least-once mode: position records written to the offsets topic, by outcome.
+    pub position_records: IntCounterVec,
+    /// The position last recorded in the offsets topic (as a 64-bit number).
+    pub recorded_lsn: IntGauge,
 }
 
 impl Metrics {
@@ -129,6 +133,15 @@ impl Metrics {
             transactions_skipped: counter(
                 "outboxd_transactions_skipped_total",
                 "Exactly-once mode: Postgres transactions sent again by Postgres and skipped, being already published.",
+            ),
+            position_records: counter_vec(
+                "outboxd_position_records_total",
+                "At-least-once mode: records of the published position written to the offsets topic (offsets.topic), by outcome (acknowledged, failed).",
+                &["outcome"],
+            ),
+            recorded_lsn: gauge(
+                "outboxd_recorded_lsn",
+                "The position last recorded in the offsets topic, which the confirmed position never passes (as a 64-bit number).",
             ),
             commit_to_ack_seconds: {
                 let h = Histogram::with_opts(

@@ -30,13 +30,16 @@ use crate::dead_letter::{self, DeadLetterTag, ErrorPolicy, ErrorsConfigError, Fa
 use crate::exactly_once::{ExactlyOnce, ExactlyOnceError};
 use crate::lsn::Lsn;
 use crate::metrics::{Health, Metrics};
+use crate::position::{Offsets, OffsetsConfigError, Recorder, SlotAhead};
 use crate::router::{
     InvalidOpBehavior, OutboxRecord, RawRow, RouteError, Routed, Router, RouterConfigError,
     RouterOptions,
 };
+use crate::sink::offsets::{self, OffsetsError, PositionTarget};
 use crate::sink::transactional::{self, Transactions};
 use crate::sink::{
-    producer_config, Delivery, DeliveryFailure, KafkaSink, SendError, SendTag, SinkConfigError,
+    producer_config, Delivery, DeliveryFailure, KafkaSink, Report, SendError, SendTag,
+    SinkConfigError,
 };
 use crate::source::connection::{ReplicationConnection, ReplicationMessage, ReplicationStream};
 use crate::source::error::describe_sql_error;
@@ -97,6 +100,12 @@ pub enum PipelineError {
     DeadLetter(Box<DeadLetterFailure>),
     #[error("exactly-once: {0}")]
     ExactlyOnce(#[from] ExactlyOnceError),
+    #[error(transparent)]
+    OffsetsConfig(#[from] OffsetsConfigError),
+    #[error(transparent)]
+    SlotAhead(#[from] SlotAhead),
+    #[error(transparent)]
+    Offsets(#[from] OffsetsError),
 }
 
 /// Kafka rejected an event for good and `errors.tolerance` is `none`.
@@ -140,6 +149,7 @@ impl PipelineError {
             PipelineError::Delivery(f) => !is_permanent_kafka_error(&f.error),
             PipelineError::DeadLetter(f) => !is_permanent_kafka_error(&f.error),
             PipelineError::ExactlyOnce(e) => e.is_transient(),
+            PipelineError::Offsets(e) => e.is_transient(),
             PipelineError::Send(SendError::Transaction(e)) => e.is_transient(),
             _ => false,
         }
@@ -228,6 +238,9 @@ pub struct Plan {
     pub errors: ErrorPolicy,
     /// `[exactly_once]`, when enabled (`producer` is then transactional).
     pub exactly_once: Option<ExactlyOnce>,
+    /// `[offsets]` in at-least-once mode, when enabled: positions recorded and checked
+    /// (`position`).
+    pub offsets: Option<Offsets>,
     /// `source.message_prefixes`: logical decoding messages routed as outbox events.
     pub message_prefixes: Vec<String>,
 }
@@ -250,7 +263,8 @@ impl Plan {
             &Config::string_map("kafka", &config.kafka)?,
             config.pipeline.max_in_flight_events,
         )?;
-        let exactly_once = config.exactly_once.resolve(&config.source.slot)?;
+        let offsets = config.offsets.resolve()?;
+        let exactly_once = config.exactly_once.resolve(&config.source.slot, &offsets)?;
         if exactly_once.is_some() && config.source.snapshot_mode != SnapshotMode::NoData {
             // The snapshot's end would have to wait for its Kafka transaction's commit, not
             // only its deliveries, before the marker slot goes: not done yet.
@@ -298,6 +312,8 @@ impl Plan {
             max_in_flight_bytes: config.pipeline.max_in_flight_bytes,
             shutdown_timeout: Duration::from_millis(config.pipeline.shutdown_timeout_ms),
             errors,
+            // Exactly-once mode records positions in its transactions.
+            offsets: (config.offsets.enabled && exactly_once.is_none()).then_some(offsets),
             exactly_once,
             message_prefixes: config.source.message_prefixes.clone(),
         })
@@ -584,6 +600,21 @@ async fn run_once(
         ),
         None => None,
     };
+    let positions = match &plan.offsets {
+        Some(settings) if slot.snapshot != SnapshotPlan::Only => Some(
+            start_positions(
+                plan,
+                settings,
+                &slot,
+                system.system_id,
+                system.timeline,
+                start_lsn,
+                metrics,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     tracing::info!(
         slot = %slot_name,
         slot_created = slot.created,
@@ -605,6 +636,7 @@ async fn run_once(
         checkpoint: Checkpoint::new(start_lsn),
         sink,
         transactions,
+        positions,
         skipping: false,
         stream,
         in_flight_bytes: 0,
@@ -622,6 +654,61 @@ async fn run_once(
     relay
         .stream_until_shutdown(shutdown, deliveries, health)
         .await
+}
+
+/// At-least-once mode with `[offsets]`: makes sure the offsets topic exists, reads the slot's
+/// recorded position and checks the slot against it (`position::resume_position`). A slot this
+/// run created with a snapshot is accepted (with a warning) when it is ahead: the snapshot
+/// publishes the rows in the tables.
+async fn start_positions(
+    plan: &Plan,
+    settings: &Offsets,
+    slot: &setup::SlotState,
+    system_id: u64,
+    timeline: u32,
+    start_lsn: Lsn,
+    metrics: &Metrics,
+) -> Result<(Recorder, PositionTarget), PipelineError> {
+    let started = Instant::now();
+    let key = crate::position::offsets_key(system_id, &plan.params.dbname, &plan.setup.slot);
+    offsets::ensure_offsets_topic(&plan.producer, &settings.topic).await?;
+    let (p, t, k) = (plan.producer.clone(), settings.topic.clone(), key.clone());
+    let recorded = tokio::task::spawn_blocking(move || {
+        offsets::read_position(&p, &t, &k, offsets::OFFSETS_TIMEOUT)
+    })
+    .await
+    .expect("reading the offsets topic panicked")?;
+    let accept = match recorded {
+        Some(r) if r < start_lsn && slot.snapshot == SnapshotPlan::NewSlot => {
+            tracing::warn!(slot = %plan.setup.slot, recorded = %r, slot_lsn = %start_lsn, "the slot was created anew at {start_lsn}, ahead of the position recorded for a slot of this name ({r}): events committed in between and no longer in the outbox tables are not published; the snapshot publishes the rows still there");
+            Some(start_lsn)
+        }
+        _ => settings.accept_slot_position,
+    };
+    let resume = crate::position::resume_position(
+        &plan.setup.slot,
+        start_lsn,
+        recorded,
+        accept,
+        &settings.topic,
+        &key,
+    )?;
+    if recorded.is_some_and(|r| r < start_lsn) {
+        tracing::warn!(slot = %plan.setup.slot, slot_lsn = %start_lsn, "accepted the slot's position {start_lsn} (offsets.accept_slot_position); remove the setting once outboxd has run");
+    }
+    metrics.recorded_lsn.set(resume.0 as i64);
+    tracing::info!(
+        offsets_topic = %settings.topic,
+        key = %key,
+        recorded = %recorded.map_or_else(|| "none".to_string(), |l| l.to_string()),
+        slot_lsn = %start_lsn,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "positions: the slot is confirmed up to the position recorded in Kafka, from {resume}"
+    );
+    Ok((
+        Recorder::new(resume),
+        PositionTarget::new(settings, key, &plan.setup.slot, timeline),
+    ))
 }
 
 /// Opens the snapshot `slot.snapshot` asks for: creates the slot with an exported snapshot on `conn`
@@ -722,6 +809,8 @@ struct Relay<'a> {
     sink: Arc<KafkaSink>,
     /// Exactly-once mode (`None`: at-least-once).
     transactions: Option<Transactions>,
+    /// At-least-once mode with `[offsets]`: the position records (`position`).
+    positions: Option<(Recorder, PositionTarget)>,
     /// Exactly-once mode: the open transaction was published before this run (it is skipped).
     skipping: bool,
     stream: ReplicationStream,
@@ -745,7 +834,7 @@ impl Relay<'_> {
     async fn stream_until_shutdown(
         mut self,
         shutdown: &mut watch::Receiver<bool>,
-        mut deliveries: mpsc::UnboundedReceiver<Delivery>,
+        mut deliveries: mpsc::UnboundedReceiver<Report>,
         health: &Health,
     ) -> Result<(), PipelineError> {
         // The timer checks often; an update goes out when the confirmed position moved (so a crash
@@ -764,7 +853,7 @@ impl Relay<'_> {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break Ok(()),
-                Some(delivery) = deliveries.recv() => self.on_delivery(delivery),
+                Some(report) = deliveries.recv() => self.on_report(report),
                 Some(result) = transactional::next_commit(&mut commits) => self.on_kafka_commit(result),
                 _ = status_timer.tick() => self.send_status_if_due().await,
                 item = next_snapshot_item(&mut self.snapshot), if has_room => self.on_snapshot_item(item),
@@ -1059,6 +1148,75 @@ impl Relay<'_> {
         }
         self.update_in_flight_gauges();
         Ok(())
+    }
+
+    fn on_report(&mut self, report: Report) -> Result<(), PipelineError> {
+        match report {
+            Report::Event(delivery) => self.on_delivery(delivery),
+            Report::Position { lsn, outcome } => self.on_position_record(lsn, outcome),
+        }
+    }
+
+    /// A position record was delivered (the cap moves) or failed (the run stops).
+    fn on_position_record(
+        &mut self,
+        lsn: Lsn,
+        outcome: Result<(), KafkaError>,
+    ) -> Result<(), PipelineError> {
+        let Some((recorder, target)) = &mut self.positions else {
+            return Ok(());
+        };
+        match outcome {
+            Ok(()) => {
+                recorder.acknowledged(lsn);
+                self.metrics
+                    .position_records
+                    .with_label_values(&["acknowledged"])
+                    .inc();
+                self.metrics.recorded_lsn.set(recorder.recorded().0 as i64);
+                Ok(())
+            }
+            Err(error) => {
+                recorder.failed(lsn);
+                self.metrics
+                    .position_records
+                    .with_label_values(&["failed"])
+                    .inc();
+                Err(OffsetsError::Write {
+                    topic: target.topic.clone(),
+                    lsn,
+                    error,
+                }
+                .into())
+            }
+        }
+    }
+
+    /// At-least-once mode with `[offsets]`: writes the checkpoint's position to the offsets
+    /// topic when it moved past the last record (one record at a time).
+    fn record_position(&mut self) -> Result<(), PipelineError> {
+        let confirmed = self.checkpoint.confirmed();
+        let Some((recorder, target)) = &mut self.positions else {
+            return Ok(());
+        };
+        let Some(lsn) = recorder.due(confirmed) else {
+            return Ok(());
+        };
+        match self.sink.send_position(target, lsn) {
+            Ok(()) => Ok(()),
+            Err(SendError::Enqueue { error, .. })
+                if error.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) =>
+            {
+                // Sent again at the next check.
+                recorder.failed(lsn);
+                Ok(())
+            }
+            Err(SendError::Enqueue { topic, error }) => {
+                recorder.failed(lsn);
+                Err(OffsetsError::Write { topic, lsn, error }.into())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn on_delivery(&mut self, delivery: Delivery) -> Result<(), PipelineError> {
@@ -1359,10 +1517,13 @@ impl Relay<'_> {
         }
     }
 
-    /// What may be confirmed to Postgres: the checkpoint's position, capped in exactly-once mode
-    /// at the last committed offsets record.
+    /// What may be confirmed to Postgres: the checkpoint's position, capped at the last position
+    /// recorded in the offsets topic (exactly-once mode: the last committed offsets record).
     fn confirmable(&mut self) -> Lsn {
         let confirmed = self.checkpoint.confirmed();
+        if let Some((recorder, _)) = &self.positions {
+            return recorder.confirmable(confirmed);
+        }
         match &mut self.transactions {
             Some(t) => t.batcher().confirmable(confirmed),
             None => confirmed,
@@ -1370,7 +1531,9 @@ impl Relay<'_> {
     }
 
     /// Sends a status update when the confirmed position moved or `status_interval` has passed.
+    /// Records the position first when it moved.
     async fn send_status_if_due(&mut self) -> Result<(), PipelineError> {
+        self.record_position()?;
         if self.confirmable() != self.sent_flush
             || self.last_status_at.elapsed() >= self.plan.status_interval
         {
@@ -1401,11 +1564,39 @@ impl Relay<'_> {
         Ok(())
     }
 
+    /// At shutdown: writes the checkpoint's position and waits (bounded) for its delivery.
+    async fn record_last_position(
+        &mut self,
+        deliveries: &mut mpsc::UnboundedReceiver<Report>,
+    ) -> Result<(), PipelineError> {
+        let deadline =
+            tokio::time::Instant::now() + self.plan.shutdown_timeout.min(Duration::from_secs(10));
+        loop {
+            let Some((recorder, _)) = &self.positions else {
+                return Ok(());
+            };
+            if !recorder.in_flight() && recorder.recorded() >= self.checkpoint.confirmed() {
+                return Ok(());
+            }
+            self.record_position()?;
+            tokio::select! {
+                Some(report) = deliveries.recv() => self.on_report(report)?,
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(PipelineError::Offsets(OffsetsError::Kafka {
+                        topic: self.positions.as_ref().map_or_else(String::new, |(_, t)| t.topic.clone()),
+                        doing: "recording the last position at shutdown",
+                        error: "timed out".into(),
+                    }))
+                }
+            }
+        }
+    }
+
     /// Stop reading, give Kafka a bounded time to acknowledge what is in flight, confirm, and close
     /// the replication connection so the slot is released at once.
     async fn shut_down(
         mut self,
-        mut deliveries: mpsc::UnboundedReceiver<Delivery>,
+        mut deliveries: mpsc::UnboundedReceiver<Report>,
     ) -> Result<(), PipelineError> {
         tracing::info!(
             in_flight = self.checkpoint.in_flight(),
@@ -1420,17 +1611,23 @@ impl Relay<'_> {
         let flushed = loop {
             tokio::select! {
                 flushed = &mut flush => break flushed.unwrap_or(false),
-                Some(delivery) = deliveries.recv() => {
-                    if let Err(e) = self.on_delivery(delivery) {
+                Some(report) = deliveries.recv() => {
+                    if let Err(e) = self.on_report(report) {
                         failure.get_or_insert(e);
                     }
                 }
                 _ = status_timer.tick() => self.send_status(false).await?,
             }
         };
-        while let Ok(delivery) = deliveries.try_recv() {
-            if let Err(e) = self.on_delivery(delivery) {
+        while let Ok(report) = deliveries.try_recv() {
+            if let Err(e) = self.on_report(report) {
                 failure.get_or_insert(e);
+            }
+        }
+        // The last position record, so that the final confirmation covers everything delivered.
+        if flushed && failure.is_none() {
+            if let Err(e) = self.record_last_position(&mut deliveries).await {
+                tracing::warn!("the last position was not recorded ({e}); the events after the previous one are sent again on the next start");
             }
         }
         self.send_status(false).await?;

@@ -4,8 +4,9 @@
 //! asynchronously, each tagged with the event's sequence number, and feed the checkpoint.
 
 pub mod config;
+pub mod offsets;
 pub mod producer;
 pub mod transactional;
 
 pub use config::{producer_config, SinkConfigError};
-pub use producer::{Delivery, DeliveryFailure, KafkaSink, SendError, SendTag};
+pub use producer::{Delivery, DeliveryFailure, KafkaSink, Report, SendError, SendTag};

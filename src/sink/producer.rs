@@ -2,7 +2,8 @@
 //!
 //! Built on rdkafka's `ThreadedProducer` (a background thread polls librdkafka). Each record carries
 //! a [`SendTag`] (its checkpoint sequence number and where it comes from) as the delivery opaque;
-//! the delivery callback forwards `(tag, outcome)` over an unbounded channel to the pipeline, with a
+//! the delivery callback forwards `(tag, outcome)` over an unbounded channel to the pipeline
+//! ([`Report`]; position records of at-least-once mode are reported there too), with a
 //! copy of the record when it failed (for the dead-letter queue). The channel is bounded in practice by
 //! the pipeline's in-flight cap. `send` never waits for an acknowledgement.
 
@@ -34,6 +35,18 @@ pub struct SendTag {
     pub commit_lsn: Lsn,
     /// `Some` for the dead-letter record of a poison event.
     pub dead_letter: Option<DeadLetterTag>,
+}
+
+/// What the delivery callback sends to the pipeline.
+#[derive(Debug)]
+pub enum Report {
+    /// An event's (or a dead-letter record's) delivery.
+    Event(Delivery),
+    /// At-least-once mode: the delivery of the position record of `lsn` (`sink::offsets`).
+    Position {
+        lsn: Lsn,
+        outcome: Result<(), KafkaError>,
+    },
 }
 
 /// What the delivery callback reports for one record.
@@ -68,15 +81,23 @@ pub enum SendError {
 
 /// The opaque carried through librdkafka with each record.
 pub struct Tag {
-    /// `None` for outboxd's own records (the exactly-once offsets record): their delivery is not
-    /// an event's, and a failure surfaces as the failed commit.
-    tag: Option<SendTag>,
+    kind: TagKind,
     bytes: u64,
+}
+
+/// Whose record it is.
+enum TagKind {
+    Event(SendTag),
+    /// A position record of at-least-once mode.
+    Position(Lsn),
+    /// The exactly-once offsets record: no delivery report (a failure surfaces as the failed
+    /// commit).
+    Unreported,
 }
 
 /// Forwards delivery reports (and counts them), and librdkafka's log lines.
 pub struct SinkContext {
-    deliveries: mpsc::UnboundedSender<Delivery>,
+    deliveries: mpsc::UnboundedSender<Report>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
 }
@@ -118,7 +139,15 @@ impl ProducerContext for SinkContext {
         if result.is_ok() {
             self.health.kafka_reachable();
         }
-        let Some(send_tag) = tag.tag else { return };
+        let send_tag = match tag.kind {
+            TagKind::Event(send_tag) => send_tag,
+            TagKind::Position(lsn) => {
+                let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| e.clone());
+                let _ = self.deliveries.send(Report::Position { lsn, outcome });
+                return;
+            }
+            TagKind::Unreported => return,
+        };
         let outcome = match result {
             Ok(msg) => {
                 let topic = msg.topic();
@@ -174,11 +203,11 @@ impl ProducerContext for SinkContext {
             }
         };
         // The receiver is gone only when the pipeline has stopped; nothing left to confirm then.
-        let _ = self.deliveries.send(Delivery {
+        let _ = self.deliveries.send(Report::Event(Delivery {
             tag: send_tag,
             bytes: tag.bytes,
             outcome,
-        });
+        }));
     }
 }
 
@@ -195,7 +224,7 @@ impl KafkaSink {
         config: &ClientConfig,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
-    ) -> Result<(KafkaSink, mpsc::UnboundedReceiver<Delivery>), SendError> {
+    ) -> Result<(KafkaSink, mpsc::UnboundedReceiver<Report>), SendError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let producer = config
             .create_with_context(SinkContext {
@@ -214,7 +243,7 @@ impl KafkaSink {
     /// partitioner picks from the key); its delivery is reported later with `tag`. Never blocks.
     pub fn send(&self, record: &OutboxRecord, tag: SendTag) -> Result<(), SendError> {
         self.begin_if_needed()?;
-        self.enqueue(record, Some(tag))
+        self.enqueue(record, TagKind::Event(tag))
             .map_err(|e| self.fenced_or(e))?;
         if let Some(txn) = &self.txn {
             txn.event_sent();
@@ -222,12 +251,21 @@ impl KafkaSink {
         Ok(())
     }
 
-    /// Enqueues one record with `tag` (`None`: outboxd's own record, no delivery reported).
-    pub(super) fn enqueue(
+    /// Enqueues outboxd's own record, whose delivery is not reported (exactly-once offsets).
+    pub(super) fn enqueue_unreported(&self, record: &OutboxRecord) -> Result<(), SendError> {
+        self.enqueue(record, TagKind::Unreported)
+    }
+
+    /// Enqueues the position record of `lsn`, reported as [`Report::Position`].
+    pub(super) fn enqueue_position(
         &self,
         record: &OutboxRecord,
-        tag: Option<SendTag>,
+        lsn: Lsn,
     ) -> Result<(), SendError> {
+        self.enqueue(record, TagKind::Position(lsn))
+    }
+
+    fn enqueue(&self, record: &OutboxRecord, kind: TagKind) -> Result<(), SendError> {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
         for (key, value) in &record.headers {
             headers = headers.insert(Header {
@@ -236,7 +274,7 @@ impl KafkaSink {
             });
         }
         let tag = Box::new(Tag {
-            tag,
+            kind,
             bytes: record.size(),
         });
         let mut base: BaseRecord<'_, [u8], [u8], Box<Tag>> =

@@ -6,20 +6,16 @@
 //! by the first [`KafkaSink::send`] after a commit; [`KafkaSink::commit_position`] adds the offsets
 //! record and commits.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
 use rdkafka::producer::Producer;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use tokio::sync::mpsc;
 
+use super::offsets::{ensure_offsets_topic, read_position, OffsetsError};
 use super::producer::{KafkaSink, SendError};
 use crate::exactly_once::{
     offsets_key, resume_position, Batcher, ExactlyOnce, ExactlyOnceError, OffsetRecord,
@@ -161,7 +157,7 @@ impl KafkaSink {
                 .map_or(0, |d| d.as_millis() as i64),
         };
         let result = self
-            .enqueue(&offsets, None)
+            .enqueue_unreported(&offsets)
             .map_err(|e| match e {
                 SendError::Enqueue { error, .. } => {
                     txn_error("producing the offsets record", &id, error)
@@ -219,156 +215,26 @@ impl KafkaSink {
     }
 }
 
-/// The connection-related properties of the producer configuration, for the admin client and the
-/// offsets reader (producer-only properties would only make librdkafka warn).
-fn client_config(producer: &ClientConfig) -> ClientConfig {
-    const PREFIXES: &[&str] = &[
-        "bootstrap.servers",
-        "security.",
-        "sasl.",
-        "ssl.",
-        "ssl_",
-        "socket.",
-        "broker.",
-        "client.",
-        "api.version",
-        "metadata.",
-        "log_level",
-        "debug",
-    ];
-    let mut config = ClientConfig::new();
-    let map: BTreeMap<String, String> = producer
-        .config_map()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    for (k, v) in map {
-        if PREFIXES.iter().any(|p| k.starts_with(p)) {
-            config.set(k, v);
-        }
+/// An offsets-topic error, as exactly-once mode reports it.
+fn offsets_error(e: OffsetsError) -> ExactlyOnceError {
+    match e {
+        OffsetsError::BadRecord {
+            topic,
+            partition,
+            offset,
+            message,
+        } => ExactlyOnceError::BadRecord {
+            topic,
+            partition,
+            offset,
+            message,
+        },
+        other => ExactlyOnceError::Kafka {
+            doing: "the offsets topic",
+            error: other.to_string(),
+            fatal: false,
+        },
     }
-    config
-}
-
-/// Creates the offsets topic (1 partition, compacted, the broker's default replication factor)
-/// unless it exists.
-pub async fn ensure_offsets_topic(
-    producer: &ClientConfig,
-    topic: &str,
-) -> Result<(), ExactlyOnceError> {
-    let kafka = |error: String| ExactlyOnceError::Kafka {
-        doing: "creating the offsets topic",
-        error,
-        fatal: false,
-    };
-    let admin: AdminClient<DefaultClientContext> = client_config(producer)
-        .create()
-        .map_err(|e| kafka(e.to_string()))?;
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
-    let results = admin
-        .create_topics([&new], &options)
-        .await
-        .map_err(|e| kafka(e.to_string()))?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => {
-                return Err(kafka(format!(
-                    "{t}: {code:?} (create it yourself: 1 partition, cleanup.policy=compact, and let outboxd read and write it)"
-                )))
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Reads the offsets topic to its end (`read_committed`) and returns the highest position
-/// recorded under `key`, or `None` when there is none. Blocking.
-pub fn read_position(
-    producer: &ClientConfig,
-    topic: &str,
-    key: &str,
-    timeout: Duration,
-) -> Result<Option<Lsn>, ExactlyOnceError> {
-    let kafka = |error: String| ExactlyOnceError::Kafka {
-        doing: "reading the offsets topic",
-        error,
-        fatal: false,
-    };
-    let consumer: BaseConsumer = client_config(producer)
-        .set("group.id", "outboxd-offsets-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
-        .set("allow.auto.create.topics", "false")
-        .create()
-        .map_err(|e| kafka(e.to_string()))?;
-    let deadline = Instant::now() + timeout;
-    let partitions: Vec<i32> = loop {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .map_err(|e| kafka(e.to_string()))?;
-        let found = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            .map(|t| t.partitions().iter().map(|p| p.id()).collect());
-        match found {
-            Some(p) => break p,
-            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
-            None => return Err(kafka(format!("topic {topic} not found"))),
-        }
-    };
-    let mut assignment = TopicPartitionList::new();
-    for p in &partitions {
-        assignment
-            .add_partition_offset(topic, *p, Offset::Beginning)
-            .map_err(|e| kafka(e.to_string()))?;
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|e| kafka(e.to_string()))?;
-    // Read until every partition reported its end (with read_committed: the last stable offset).
-    let mut at_end = std::collections::HashSet::new();
-    let mut best: Option<Lsn> = None;
-    while at_end.len() < partitions.len() {
-        if Instant::now() > deadline {
-            return Err(kafka(format!(
-                "not at the end of {topic} after {timeout:?} (an open transaction of another producer holds it back?)"
-            )));
-        }
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                at_end.insert(p);
-            }
-            Some(Err(e)) => return Err(kafka(e.to_string())),
-            Some(Ok(m)) => {
-                if m.key() != Some(key.as_bytes()) {
-                    continue;
-                }
-                let Some(value) = m.payload() else {
-                    // A tombstone: the position was deleted on purpose (start over).
-                    best = None;
-                    continue;
-                };
-                let record = OffsetRecord::from_json(value).map_err(|message| {
-                    ExactlyOnceError::BadRecord {
-                        topic: topic.to_string(),
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        message,
-                    }
-                })?;
-                let lsn = record.position().expect("validated by from_json");
-                best = Some(best.map_or(lsn, |b| b.max(lsn)));
-            }
-        }
-    }
-    Ok(best)
 }
 
 /// How long a commit, an abort or `init_transactions` may take before the run is restarted.
@@ -435,7 +301,9 @@ impl Transactions {
             .await
             .expect("init_transactions panicked")?;
         let init_ms = started.elapsed().as_millis() as u64;
-        ensure_offsets_topic(producer, &settings.offsets_topic).await?;
+        ensure_offsets_topic(producer, &settings.offsets_topic)
+            .await
+            .map_err(offsets_error)?;
         let (p, t, k) = (
             producer.clone(),
             settings.offsets_topic.clone(),
@@ -443,7 +311,8 @@ impl Transactions {
         );
         let recorded = tokio::task::spawn_blocking(move || read_position(&p, &t, &k, TXN_TIMEOUT))
             .await
-            .expect("reading the offsets topic panicked")?;
+            .expect("reading the offsets topic panicked")
+            .map_err(offsets_error)?;
         let resume = resume_position(
             slot,
             start_lsn,
@@ -621,20 +490,5 @@ mod tests {
             KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
         );
         assert!(other.is_transient(), "{other}");
-    }
-
-    #[test]
-    fn side_clients_get_only_connection_properties() {
-        let mut p = ClientConfig::new();
-        p.set("bootstrap.servers", "k:9092")
-            .set("security.protocol", "SASL_SSL")
-            .set("sasl.username", "u")
-            .set("linger.ms", "5")
-            .set("transactional.id", "x");
-        let c = client_config(&p);
-        assert_eq!(c.get("bootstrap.servers"), Some("k:9092"));
-        assert_eq!(c.get("sasl.username"), Some("u"));
-        assert_eq!(c.get("linger.ms"), None);
-        assert_eq!(c.get("transactional.id"), None);
     }
 }

@@ -1,5 +1,5 @@
 //! outboxd's pure modules, compiled from the main crate's own source files: the pgoutput decoder,
-//! the configuration file, the router and the converters, the dead-letter policy. Nothing else of
+//! the configuration file, the router and the converters, the dead-letter policy, the position rules. Nothing else of
 //! the main crate is built, so the fuzz build does not compile librdkafka, tokio or the Postgres
 //! client again with instrumentation (see docs/fuzzing.md).
 //!
@@ -17,6 +17,8 @@ pub mod dead_letter;
 pub mod exactly_once;
 #[path = "../../../src/lsn.rs"]
 pub mod lsn;
+#[path = "../../../src/position.rs"]
+pub mod position;
 #[path = "../../../src/router/mod.rs"]
 pub mod router;
 #[path = "../../../src/secrets.rs"]

@@ -1,0 +1,400 @@
+//! Slot safety: the position outboxd published, recorded in Kafka, against the slot's.
+//!
+//! # The invariant
+//! outboxd writes its confirmed position `R` to a compacted offsets topic (key: this slot,
+//! [`offsets_key`]) and **never confirms to Postgres a position beyond the last `R` that Kafka
+//! acknowledged**. So, as long as only outboxd moves the slot, its `confirmed_flush_lsn` is at or
+//! below `R`. A slot found *ahead* of `R` at start was moved by someone else (dropped and
+//! recreated, advanced with `pg_replication_slot_advance`, consumed by another program): the
+//! events between may never have reached Kafka, so outboxd stops with [`SlotAhead`] naming both
+//! positions instead of skipping them silently ([`resume_position`]). The operator accepts the
+//! gap with `offsets.accept_slot_position` (exactly the slot's position), or `outboxd slot drop`
+//! forgets the recorded position together with the slot.
+//!
+//! A slot *behind* `R` is normal: Postgres persists `confirmed_flush_lsn` lazily, so after its
+//! crash it replays from an older position (duplicates in at-least-once mode, skipped in
+//! exactly-once mode).
+//!
+//! In at-least-once mode [`Recorder`] decides when a record is written: when the checkpoint moved
+//! past the last one sent, one at a time, and the confirmable position is
+//! `min(checkpoint, acknowledged R)`. In exactly-once mode the record travels inside each Kafka
+//! transaction instead (see [`crate::exactly_once`]); both modes write the same records under the
+//! same key, so a slot can switch between them.
+//!
+//! This module is pure: no I/O (the Kafka side is `sink::offsets`), no clock.
+
+use serde::{Deserialize, Serialize};
+
+use crate::lsn::Lsn;
+
+/// `[offsets]`: where outboxd records the position it published.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OffsetsConfig {
+    /// Record the published position in Kafka and check the slot against it at start, so a slot
+    /// moved or recreated by someone else stops outboxd instead of losing events silently.
+    /// Default true. Exactly-once mode always records it.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The compacted topic holding each slot's position. Default `outboxd-offsets`. Created
+    /// (1 partition, `cleanup.policy=compact`) when missing.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// After outboxd stopped because the slot was moved by someone else (the error names both
+    /// positions), set this to the slot's position *as printed in that error* to accept it and
+    /// resume from there. Has no effect at any other position.
+    pub accept_slot_position: Option<String>,
+}
+
+impl Default for OffsetsConfig {
+    fn default() -> Self {
+        OffsetsConfig {
+            enabled: true,
+            topic: default_topic(),
+            accept_slot_position: None,
+        }
+    }
+}
+
+const fn default_true() -> bool {
+    true
+}
+
+/// The default offsets topic.
+pub fn default_topic() -> String {
+    "outboxd-offsets".into()
+}
+
+/// The `[offsets]` settings, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offsets {
+    pub topic: String,
+    pub accept_slot_position: Option<Lsn>,
+}
+
+/// A bad `[offsets]` (or `[exactly_once]`) key.
+#[derive(Debug, thiserror::Error)]
+#[error("config key {key}: {message}")]
+pub struct OffsetsConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl OffsetsConfig {
+    /// The settings, whether or not at-least-once mode records positions (`enabled`).
+    pub fn resolve(&self) -> Result<Offsets, OffsetsConfigError> {
+        if self.topic.trim().is_empty() {
+            return Err(OffsetsConfigError {
+                key: "offsets.topic".into(),
+                message: "must not be empty; remove the key to use outboxd-offsets (or set offsets.enabled = false to record no position)".into(),
+            });
+        }
+        Ok(Offsets {
+            topic: self.topic.clone(),
+            accept_slot_position: parse_accept(
+                "offsets.accept_slot_position",
+                &self.accept_slot_position,
+            )?,
+        })
+    }
+}
+
+/// Parses an `accept_slot_position` value.
+pub fn parse_accept(key: &str, value: &Option<String>) -> Result<Option<Lsn>, OffsetsConfigError> {
+    match value {
+        None => Ok(None),
+        Some(s) => s.parse::<Lsn>().map(Some).map_err(|e| OffsetsConfigError {
+            key: key.to_string(),
+            message: format!("{e}; copy the position from outboxd's error message"),
+        }),
+    }
+}
+
+/// The value of an offsets record (JSON). `lsn` is the position `R` of the module documentation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetRecord {
+    /// `R` in Postgres' `X/Y` form.
+    pub lsn: String,
+    /// The slot, for people reading the topic.
+    pub slot: String,
+    /// The Postgres timeline when it was written (diagnostics).
+    pub timeline: u32,
+    /// The producer's transactional id in exactly-once mode (diagnostics); absent otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub transactional_id: String,
+}
+
+impl OffsetRecord {
+    pub fn position(&self) -> Result<Lsn, String> {
+        self.lsn.parse::<Lsn>().map_err(|e| e.to_string())
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an OffsetRecord always serializes")
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<OffsetRecord, String> {
+        let record: OffsetRecord = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        record.position()?;
+        Ok(record)
+    }
+}
+
+/// The offsets-record key of one slot: `<system identifier>/<database>/<slot>`, so that slots of
+/// the same name in other databases or clusters never share a position.
+pub fn offsets_key(system_id: u64, database: &str, slot: &str) -> String {
+    format!("{system_id}/{database}/{slot}")
+}
+
+/// The slot is ahead of the position outboxd recorded: someone else moved it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("slot {slot}: its confirmed_flush_lsn {slot_lsn} is ahead of the position outboxd last published ({recorded}, offsets topic {topic}, key {key}); outboxd never confirms beyond what it published, so someone else moved or recreated the slot, and the events between may never have reached Kafka. outboxd does not skip them silently: re-publish what is missing from the outbox table (or accept the gap), then set offsets.accept_slot_position = \"{slot_lsn}\" to resume from the slot's position; or, to start over, drop the slot with `outboxd slot drop` (which also forgets the recorded position) and let outboxd create it again")]
+pub struct SlotAhead {
+    pub slot: String,
+    pub slot_lsn: Lsn,
+    pub recorded: Lsn,
+    pub topic: String,
+    pub key: String,
+}
+
+/// Where to resume, given the slot's `confirmed_flush_lsn` and the position read from the offsets
+/// topic (`None`: no record for this slot yet, a first start). Returns the position `R` that is
+/// published (the confirmation cap); a slot ahead of `R` is an error unless accepted by `accept`
+/// (exactly that position).
+pub fn resume_position(
+    slot_name: &str,
+    slot_lsn: Lsn,
+    recorded: Option<Lsn>,
+    accept: Option<Lsn>,
+    topic: &str,
+    key: &str,
+) -> Result<Lsn, SlotAhead> {
+    match recorded {
+        None => Ok(slot_lsn),
+        Some(recorded) if slot_lsn <= recorded => Ok(recorded),
+        Some(_) if accept == Some(slot_lsn) => Ok(slot_lsn),
+        Some(recorded) => Err(SlotAhead {
+            slot: slot_name.to_string(),
+            slot_lsn,
+            recorded,
+            topic: topic.to_string(),
+            key: key.to_string(),
+        }),
+    }
+}
+
+/// At-least-once mode: which offsets record to write, and how far Postgres may be confirmed.
+#[derive(Debug)]
+pub struct Recorder {
+    /// The newest position Kafka acknowledged (or read at start): the confirmation cap.
+    recorded: Lsn,
+    /// The newest position sent (acknowledged or not).
+    sent: Lsn,
+    /// A record is on its way.
+    in_flight: bool,
+}
+
+impl Recorder {
+    /// `resume` comes from [`resume_position`].
+    pub fn new(resume: Lsn) -> Recorder {
+        Recorder {
+            recorded: resume,
+            sent: resume,
+            in_flight: false,
+        }
+    }
+
+    /// The position to write now, if any: the checkpoint's, when it moved past the last record
+    /// sent and no record is on its way. The caller must send it and report the outcome.
+    pub fn due(&mut self, checkpoint_confirmed: Lsn) -> Option<Lsn> {
+        if self.in_flight || checkpoint_confirmed <= self.sent {
+            return None;
+        }
+        self.in_flight = true;
+        self.sent = checkpoint_confirmed;
+        Some(checkpoint_confirmed)
+    }
+
+    /// Kafka acknowledged the record of `lsn`.
+    pub fn acknowledged(&mut self, lsn: Lsn) {
+        self.in_flight = false;
+        self.recorded = self.recorded.max(lsn);
+    }
+
+    /// The record of `lsn` failed (the run stops; a restart reads the topic again).
+    pub fn failed(&mut self, lsn: Lsn) {
+        self.in_flight = false;
+        if self.sent == lsn {
+            self.sent = self.recorded;
+        }
+    }
+
+    /// Whether a record is on its way.
+    pub fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    /// The newest acknowledged position.
+    pub fn recorded(&self) -> Lsn {
+        self.recorded
+    }
+
+    /// What may be confirmed to Postgres: the checkpoint's position, capped at the acknowledged
+    /// record.
+    pub fn confirmable(&self, checkpoint_confirmed: Lsn) -> Lsn {
+        checkpoint_confirmed.min(self.recorded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_behind_or_at_the_record_resumes_and_one_ahead_stops() {
+        let r = |slot: u64, recorded: Option<u64>, accept: Option<u64>| {
+            resume_position(
+                "s1",
+                Lsn(slot),
+                recorded.map(Lsn),
+                accept.map(Lsn),
+                "t",
+                "k",
+            )
+        };
+        assert_eq!(r(100, None, None).unwrap(), Lsn(100), "first start");
+        assert_eq!(r(100, Some(100), None).unwrap(), Lsn(100));
+        assert_eq!(
+            r(80, Some(100), None).unwrap(),
+            Lsn(100),
+            "a Postgres crash replays from behind the record: still capped at it"
+        );
+        let e = r(150, Some(100), None).unwrap_err();
+        assert_eq!((e.slot_lsn, e.recorded), (Lsn(150), Lsn(100)));
+        let message = e.to_string();
+        assert!(
+            message.contains("offsets.accept_slot_position = \"0/96\"")
+                && message.contains("outboxd slot drop")
+                && message.contains("ahead of the position outboxd last published (0/64"),
+            "{message}"
+        );
+        assert_eq!(r(150, Some(100), Some(150)).unwrap(), Lsn(150), "accepted");
+        assert!(
+            r(151, Some(100), Some(150)).is_err(),
+            "an acceptance is for one position only"
+        );
+    }
+
+    #[test]
+    fn the_recorder_caps_confirmation_at_the_acknowledged_record() {
+        let mut rec = Recorder::new(Lsn(10));
+        assert_eq!(rec.confirmable(Lsn(10)), Lsn(10));
+        assert_eq!(rec.due(Lsn(10)), None, "nothing new");
+        assert_eq!(rec.due(Lsn(20)), Some(Lsn(20)));
+        assert_eq!(rec.confirmable(Lsn(20)), Lsn(10), "not acknowledged yet");
+        assert_eq!(rec.due(Lsn(30)), None, "one record at a time");
+        rec.acknowledged(Lsn(20));
+        assert_eq!(rec.confirmable(Lsn(30)), Lsn(20));
+        assert_eq!(rec.due(Lsn(30)), Some(Lsn(30)));
+        rec.failed(Lsn(30));
+        assert!(!rec.in_flight());
+        assert_eq!(
+            rec.confirmable(Lsn(30)),
+            Lsn(20),
+            "a failed record moves nothing"
+        );
+        assert_eq!(rec.due(Lsn(30)), Some(Lsn(30)), "sent again");
+        rec.acknowledged(Lsn(30));
+        assert_eq!(rec.recorded(), Lsn(30));
+    }
+
+    #[test]
+    fn the_cap_never_goes_backwards_and_never_passes_the_checkpoint() {
+        // Random interleavings of checkpoint moves, sends and outcomes.
+        let mut state = 0x9e3779b97f4a7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..200 {
+            let mut rec = Recorder::new(Lsn(0));
+            let mut checkpoint = 0u64;
+            let mut last = Lsn(0);
+            let mut pending: Option<Lsn> = None;
+            for _ in 0..200 {
+                match next() % 4 {
+                    0 => checkpoint += next() % 50,
+                    1 => {
+                        if let Some(l) = rec.due(Lsn(checkpoint)) {
+                            pending = Some(l);
+                        }
+                    }
+                    2 => {
+                        if let Some(l) = pending.take() {
+                            rec.acknowledged(l);
+                        }
+                    }
+                    _ => {
+                        if next() % 8 == 0 {
+                            if let Some(l) = pending.take() {
+                                rec.failed(l);
+                            }
+                        }
+                    }
+                }
+                let c = rec.confirmable(Lsn(checkpoint));
+                assert!(c >= last, "went backwards");
+                assert!(c <= Lsn(checkpoint), "past the checkpoint");
+                assert!(c <= rec.recorded(), "past the acknowledged record");
+                last = c;
+            }
+        }
+    }
+
+    #[test]
+    fn records_of_either_mode_read_back() {
+        let alo = OffsetRecord {
+            lsn: "0/16B3748".into(),
+            slot: "outboxd".into(),
+            timeline: 1,
+            transactional_id: String::new(),
+        };
+        let json = String::from_utf8(alo.to_json()).unwrap();
+        assert!(!json.contains("transactional_id"), "{json}");
+        assert_eq!(OffsetRecord::from_json(json.as_bytes()).unwrap(), alo);
+        let eos = br#"{"lsn":"0/10","slot":"s","timeline":2,"transactional_id":"outboxd-s"}"#;
+        assert_eq!(
+            OffsetRecord::from_json(eos).unwrap().position(),
+            Ok(Lsn(16))
+        );
+        assert!(OffsetRecord::from_json(br#"{"lsn":"nope","slot":"s","timeline":1}"#).is_err());
+        assert_eq!(offsets_key(7, "app", "outboxd"), "7/app/outboxd");
+    }
+
+    #[test]
+    fn the_section_defaults_and_validates() {
+        let d = OffsetsConfig::default();
+        assert!(d.enabled);
+        assert_eq!(d.resolve().unwrap().topic, "outboxd-offsets");
+        let bad = OffsetsConfig {
+            accept_slot_position: Some("x".into()),
+            ..OffsetsConfig::default()
+        };
+        assert!(bad
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("offsets.accept_slot_position"));
+        let empty = OffsetsConfig {
+            topic: " ".into(),
+            ..OffsetsConfig::default()
+        };
+        assert!(empty
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("offsets.topic"));
+    }
+}

@@ -1,0 +1,350 @@
+//! The offsets topic, the Kafka side of [`crate::position`]: creating it, reading a slot's last
+//! recorded position, and (at-least-once mode) writing position records.
+//!
+//! Reading blocks: call [`read_position`] from `spawn_blocking`. Position records are produced
+//! by the pipeline's own producer like events, and their delivery comes back as
+//! [`Report::Position`](super::producer::Report).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use super::producer::{KafkaSink, SendError};
+use crate::lsn::Lsn;
+use crate::position::{OffsetRecord, Offsets};
+use crate::router::OutboxRecord;
+
+/// How long creating or reading the offsets topic may take at start.
+pub const OFFSETS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The offsets topic could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetsError {
+    #[error("offsets topic {topic} ({doing}): {error}; outboxd records the position it published there (offsets.topic) and reads it at start: let outboxd create the topic (1 partition, cleanup.policy=compact) or create it yourself, grant outboxd READ, WRITE and DESCRIBE on it, or set offsets.enabled = false to record no position (a slot moved by someone else then goes unnoticed)")]
+    Kafka {
+        topic: String,
+        doing: &'static str,
+        error: String,
+    },
+    #[error("offsets topic {topic}: record at partition {partition} offset {offset} for this slot is not an outboxd position ({message}); another program writes to the topic: give outboxd a topic of its own (offsets.topic)")]
+    BadRecord {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        message: String,
+    },
+    #[error("offsets topic {topic}: the record of position {lsn} was not written ({error}); the slot is not confirmed past the last position recorded, so nothing is lost: fix the topic (it must exist and be writable by outboxd) or set offsets.enabled = false")]
+    Write {
+        topic: String,
+        lsn: Lsn,
+        error: KafkaError,
+    },
+}
+
+impl OffsetsError {
+    /// Whether a restart may succeed (Kafka unreachable, not a wrong topic).
+    pub fn is_transient(&self) -> bool {
+        use RDKafkaErrorCode::*;
+        match self {
+            OffsetsError::Kafka { .. } => true,
+            OffsetsError::BadRecord { .. } => false,
+            OffsetsError::Write { error, .. } => !matches!(
+                error.rdkafka_error_code(),
+                Some(
+                    TopicAuthorizationFailed
+                        | ClusterAuthorizationFailed
+                        | InvalidTopic
+                        | UnknownTopic
+                        | UnknownTopicOrPartition
+                        | PolicyViolation
+                        | MessageSizeTooLarge
+                )
+            ),
+        }
+    }
+}
+
+/// The connection-related properties of the producer configuration, for the admin client and the
+/// offsets reader (producer-only properties would only make librdkafka warn).
+pub(super) fn client_config(producer: &ClientConfig) -> ClientConfig {
+    const PREFIXES: &[&str] = &[
+        "bootstrap.servers",
+        "security.",
+        "sasl.",
+        "ssl.",
+        "ssl_",
+        "socket.",
+        "broker.",
+        "client.",
+        "api.version",
+        "metadata.",
+        "log_level",
+        "debug",
+    ];
+    let mut config = ClientConfig::new();
+    let map: BTreeMap<String, String> = producer
+        .config_map()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, v) in map {
+        if PREFIXES.iter().any(|p| k.starts_with(p)) {
+            config.set(k, v);
+        }
+    }
+    config
+}
+
+/// Creates the offsets topic (1 partition, compacted, the broker's default replication factor)
+/// unless it exists. Looks first, so a principal allowed to use the topic but not to create
+/// topics works with a topic created for it.
+pub async fn ensure_offsets_topic(
+    producer: &ClientConfig,
+    topic: &str,
+) -> Result<(), OffsetsError> {
+    let kafka = |doing, error: String| OffsetsError::Kafka {
+        topic: topic.to_string(),
+        doing,
+        error,
+    };
+    let config = client_config(producer);
+    let t = topic.to_string();
+    let exists = tokio::task::spawn_blocking(move || -> Result<bool, String> {
+        let probe: BaseProducer = config.create().map_err(|e| e.to_string())?;
+        let metadata = probe
+            .client()
+            .fetch_metadata(Some(&t), Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .any(|m| m.name() == t && m.error().is_none() && !m.partitions().is_empty()))
+    })
+    .await
+    .map_err(|e| kafka("looking it up", e.to_string()))?
+    .map_err(|e| kafka("looking it up", e))?;
+    if exists {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = client_config(producer)
+        .create()
+        .map_err(|e| kafka("creating it", e.to_string()))?;
+    let options = AdminOptions::new().request_timeout(Some(OFFSETS_TIMEOUT));
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
+    let results = admin
+        .create_topics([&new], &options)
+        .await
+        .map_err(|e| kafka("creating it", e.to_string()))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(kafka("creating it", format!("{code:?}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Reads the offsets topic to its end (`read_committed`) and returns the highest position
+/// recorded under `key`, or `None` when there is none (or the last record is a tombstone).
+/// Blocking.
+pub fn read_position(
+    producer: &ClientConfig,
+    topic: &str,
+    key: &str,
+    timeout: Duration,
+) -> Result<Option<Lsn>, OffsetsError> {
+    let kafka = |error: String| OffsetsError::Kafka {
+        topic: topic.to_string(),
+        doing: "reading it",
+        error,
+    };
+    let consumer: BaseConsumer = client_config(producer)
+        .set("group.id", "outboxd-offsets-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .map_err(|e| kafka(e.to_string()))?;
+    let deadline = Instant::now() + timeout;
+    let partitions: Vec<i32> = loop {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .map_err(|e| kafka(e.to_string()))?;
+        let found = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect());
+        match found {
+            Some(p) => break p,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            None => return Err(kafka("topic not found".into())),
+        }
+    };
+    let mut assignment = TopicPartitionList::new();
+    for p in &partitions {
+        assignment
+            .add_partition_offset(topic, *p, Offset::Beginning)
+            .map_err(|e| kafka(e.to_string()))?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| kafka(e.to_string()))?;
+    // Read until every partition reported its end (with read_committed: the last stable offset).
+    let mut at_end = std::collections::HashSet::new();
+    let mut best: Option<Lsn> = None;
+    while at_end.len() < partitions.len() {
+        if Instant::now() > deadline {
+            return Err(kafka(format!(
+                "not at the end of the topic after {timeout:?} (an open transaction of another producer holds it back?)"
+            )));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => return Err(kafka(e.to_string())),
+            Some(Ok(m)) => {
+                if m.key() != Some(key.as_bytes()) {
+                    continue;
+                }
+                let Some(value) = m.payload() else {
+                    // A tombstone: the position was deleted on purpose (`outboxd slot drop`).
+                    best = None;
+                    continue;
+                };
+                let record =
+                    OffsetRecord::from_json(value).map_err(|message| OffsetsError::BadRecord {
+                        topic: topic.to_string(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        message,
+                    })?;
+                let lsn = record.position().expect("validated by from_json");
+                best = Some(best.map_or(lsn, |b| b.max(lsn)));
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// Writes a tombstone for `key`: the slot's position is forgotten (`outboxd slot drop`), so a new
+/// slot of the same name starts without the moved-slot check. Blocking.
+pub fn forget_position(
+    producer: &ClientConfig,
+    topic: &str,
+    key: &str,
+    timeout: Duration,
+) -> Result<(), OffsetsError> {
+    let kafka = |error: String| OffsetsError::Kafka {
+        topic: topic.to_string(),
+        doing: "writing a tombstone",
+        error,
+    };
+    let producer: BaseProducer = client_config(producer)
+        .set("enable.idempotence", "true")
+        .create()
+        .map_err(|e| kafka(e.to_string()))?;
+    producer
+        .send(BaseRecord::<str, [u8]>::to(topic).key(key))
+        .map_err(|(e, _)| kafka(e.to_string()))?;
+    producer.flush(timeout).map_err(|e| kafka(e.to_string()))
+}
+
+/// Where a run's position records go: topic, key and what the record says besides the position.
+#[derive(Debug, Clone)]
+pub struct PositionTarget {
+    pub topic: String,
+    pub key: String,
+    pub slot: String,
+    pub timeline: u32,
+}
+
+impl PositionTarget {
+    pub fn new(offsets: &Offsets, key: String, slot: &str, timeline: u32) -> PositionTarget {
+        PositionTarget {
+            topic: offsets.topic.clone(),
+            key,
+            slot: slot.to_string(),
+            timeline,
+        }
+    }
+}
+
+impl KafkaSink {
+    /// At-least-once mode: enqueues the position record of `lsn`; its delivery is reported as
+    /// `Report::Position`. Never blocks.
+    pub fn send_position(&self, target: &PositionTarget, lsn: Lsn) -> Result<(), SendError> {
+        let record = OffsetRecord {
+            lsn: lsn.to_string(),
+            slot: target.slot.clone(),
+            timeline: target.timeline,
+            transactional_id: String::new(),
+        };
+        let record = OutboxRecord {
+            topic: target.topic.clone(),
+            partition: None,
+            key: Some(bytes::Bytes::copy_from_slice(target.key.as_bytes())),
+            value: Some(record.to_json().into()),
+            headers: Vec::new(),
+            timestamp_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        };
+        self.enqueue_position(&record, lsn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn side_clients_get_only_connection_properties() {
+        let mut p = ClientConfig::new();
+        p.set("bootstrap.servers", "k:9092")
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.username", "u")
+            .set("linger.ms", "5")
+            .set("transactional.id", "x");
+        let c = client_config(&p);
+        assert_eq!(c.get("bootstrap.servers"), Some("k:9092"));
+        assert_eq!(c.get("sasl.username"), Some("u"));
+        assert_eq!(c.get("linger.ms"), None);
+        assert_eq!(c.get("transactional.id"), None);
+    }
+
+    #[test]
+    fn a_write_refused_for_good_is_not_retried() {
+        let write = |code| OffsetsError::Write {
+            topic: "outboxd-offsets".into(),
+            lsn: Lsn(16),
+            error: KafkaError::MessageProduction(code),
+        };
+        assert!(!write(RDKafkaErrorCode::TopicAuthorizationFailed).is_transient());
+        assert!(write(RDKafkaErrorCode::MessageTimedOut).is_transient());
+        let m = write(RDKafkaErrorCode::TopicAuthorizationFailed).to_string();
+        assert!(
+            m.contains("0/10") && m.contains("offsets.enabled = false"),
+            "{m}"
+        );
+        let bad = OffsetsError::BadRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset: 3,
+            message: "x".into(),
+        };
+        assert!(!bad.is_transient());
+    }
+}
