@@ -338,7 +338,26 @@ async fn kafka_checks(plan: &Plan) -> Vec<CheckResult> {
     if let Some(settings) = &plan.exactly_once {
         results.push(exactly_once_check(plan, settings, &topics).await);
     }
+    if let Some(offsets) = &plan.offsets {
+        results.push(offsets_topic_check(&offsets.topic, &topics));
+    }
     results
+}
+
+/// `[offsets]` in at-least-once mode: where the published position is recorded (pure: from the
+/// metadata). A missing topic passes: outboxd creates it at start.
+fn offsets_topic_check(topic: &str, topics: &[(String, usize)]) -> CheckResult {
+    let name = "offsets topic";
+    match topics.iter().find(|(t, _)| t == topic) {
+        Some((_, partitions)) => CheckResult::pass(
+            name,
+            format!("{topic} exists ({partitions} partition(s)); outboxd records the published position there"),
+        ),
+        None => CheckResult::pass(
+            name,
+            format!("{topic} does not exist yet: outboxd creates it at start (1 partition, compacted; with ACLs it needs CREATE, or create it and grant READ, WRITE and DESCRIBE on it)"),
+        ),
+    }
 }
 
 /// Exactly-once mode: the brokers run transactions for outboxd (tried with the transactional id
@@ -396,6 +415,21 @@ fn dead_letter_topic_check(dlq: &str, topics: &[(String, usize)]) -> CheckResult
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_offsets_topic_line_says_where_positions_go() {
+        let topics = vec![("outboxd-offsets".to_string(), 1)];
+        let there = offsets_topic_check("outboxd-offsets", &topics);
+        assert!(
+            there.passed && there.detail.contains("exists (1 partition"),
+            "{there:?}"
+        );
+        let missing = offsets_topic_check("positions", &topics);
+        assert!(
+            missing.passed && missing.detail.contains("creates it at start"),
+            "{missing:?}"
+        );
+    }
 
     #[test]
     fn the_dead_letter_topic_must_exist() {
