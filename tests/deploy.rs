@@ -945,6 +945,7 @@ fn rendered_metrics() -> BTreeMap<String, (String, BTreeSet<String>)> {
         &m.events_dead_lettered,
         &m.changes_ignored,
         &m.kafka_transactions,
+        &m.position_records,
     ] {
         let arity = vec.desc()[0].variable_labels.len();
         vec.with_label_values(&vec!["sample"; arity]).inc();
