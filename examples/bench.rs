@@ -120,6 +120,9 @@ struct Args {
     /// An outboxd [exactly_once] setting, e.g. --exactly-once enabled=true (repeatable).
     #[arg(long = "exactly-once", value_name = "KEY=VALUE")]
     exactly_once: Vec<String>,
+    /// An outboxd [offsets] setting, e.g. --offsets enabled=false (repeatable).
+    #[arg(long = "offsets", value_name = "KEY=VALUE")]
+    offsets: Vec<String>,
     /// Skip the pg_recvlogical baseline.
     #[arg(long)]
     no_recvlogical: bool,
@@ -1056,6 +1059,7 @@ impl Outboxd {
              [kafka]\n\"bootstrap.servers\" = {}\n{}\n\
              [pipeline]\n{}\n\
              [exactly_once]\n{}\n\
+             [offsets]\n{}\n\
              [http]\naddr = {}\n",
             toml_string(c.url),
             toml_string(c.slot),
@@ -1068,6 +1072,7 @@ impl Outboxd {
             toml_lines(&args.kafka, "kafka")?,
             toml_lines(&args.pipeline, "pipeline")?,
             toml_lines(&args.exactly_once, "exactly_once")?,
+            toml_lines(&args.offsets, "offsets")?,
             toml_string(&metrics_addr),
         );
         let path = work.join(format!("outboxd-{name}.toml"));

@@ -103,7 +103,10 @@ fn route(
         "/readyz" => (
             "503 Service Unavailable",
             TEXT,
-            "not streaming (connecting, retrying or waiting for the slot)\n".into(),
+            match health.kafka_problem() {
+                None => "not streaming (connecting, retrying or waiting for the slot)\n".into(),
+                Some(why) => format!("not streaming: Kafka is unreachable: {why}\n"),
+            },
         ),
         _ => (
             "404 Not Found",

@@ -604,6 +604,7 @@ async fn run_once(
         Some(settings) if slot.snapshot != SnapshotPlan::Only => Some(
             start_positions(
                 plan,
+                &sink,
                 settings,
                 &slot,
                 system.system_id,
@@ -662,6 +663,7 @@ async fn run_once(
 /// publishes the rows in the tables.
 async fn start_positions(
     plan: &Plan,
+    sink: &Arc<KafkaSink>,
     settings: &Offsets,
     slot: &setup::SlotState,
     system_id: u64,
@@ -671,7 +673,7 @@ async fn start_positions(
 ) -> Result<(Recorder, PositionTarget), PipelineError> {
     let started = Instant::now();
     let key = crate::position::offsets_key(system_id, &plan.params.dbname, &plan.setup.slot);
-    offsets::ensure_offsets_topic(&plan.producer, &settings.topic).await?;
+    offsets::ensure_offsets_topic(sink, &plan.producer, &settings.topic).await?;
     let (p, t, k) = (plan.producer.clone(), settings.topic.clone(), key.clone());
     let recorded = tokio::task::spawn_blocking(move || {
         offsets::read_position(&p, &t, &k, offsets::OFFSETS_TIMEOUT)

@@ -5,18 +5,16 @@
 //! by the pipeline's own producer like events, and their delivery comes back as
 //! [`Report::Position`](super::producer::Report).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use super::producer::{KafkaSink, SendError};
+use super::producer::{KafkaSink, SendError, SideContext};
 use crate::lsn::Lsn;
 use crate::position::{OffsetRecord, Offsets};
 use crate::router::OutboxRecord;
@@ -71,41 +69,22 @@ impl OffsetsError {
     }
 }
 
-/// The connection-related properties of the producer configuration, for the admin client and the
-/// offsets reader (producer-only properties would only make librdkafka warn).
+/// The configuration of outboxd's side clients (offsets reader, admin client, tombstone
+/// producer): the producer's, without the transactional id. Not a list of connection properties:
+/// measured, a consumer built from only the connection-related properties failed SCRAM
+/// authentication where one built from the whole producer configuration succeeded, and librdkafka
+/// ignores producer-only properties in other clients without a warning.
 pub(super) fn client_config(producer: &ClientConfig) -> ClientConfig {
-    const PREFIXES: &[&str] = &[
-        "bootstrap.servers",
-        "security.",
-        "sasl.",
-        "ssl.",
-        "ssl_",
-        "socket.",
-        "broker.",
-        "client.",
-        "api.version",
-        "metadata.",
-        "log_level",
-        "debug",
-    ];
-    let mut config = ClientConfig::new();
-    let map: BTreeMap<String, String> = producer
-        .config_map()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    for (k, v) in map {
-        if PREFIXES.iter().any(|p| k.starts_with(p)) {
-            config.set(k, v);
-        }
-    }
+    let mut config = producer.clone();
+    config.remove("transactional.id");
     config
 }
 
 /// Creates the offsets topic (1 partition, compacted, the broker's default replication factor)
-/// unless it exists. Looks first, so a principal allowed to use the topic but not to create
-/// topics works with a topic created for it.
+/// unless it exists. Looks first (with the pipeline's own producer), so a principal allowed to use
+/// the topic but not to create topics works with a topic created for it.
 pub async fn ensure_offsets_topic(
+    sink: &std::sync::Arc<KafkaSink>,
     producer: &ClientConfig,
     topic: &str,
 ) -> Result<(), OffsetsError> {
@@ -114,27 +93,16 @@ pub async fn ensure_offsets_topic(
         doing,
         error,
     };
-    let config = client_config(producer);
-    let t = topic.to_string();
-    let exists = tokio::task::spawn_blocking(move || -> Result<bool, String> {
-        let probe: BaseProducer = config.create().map_err(|e| e.to_string())?;
-        let metadata = probe
-            .client()
-            .fetch_metadata(Some(&t), Duration::from_secs(10))
-            .map_err(|e| e.to_string())?;
-        Ok(metadata
-            .topics()
-            .iter()
-            .any(|m| m.name() == t && m.error().is_none() && !m.partitions().is_empty()))
-    })
-    .await
-    .map_err(|e| kafka("looking it up", e.to_string()))?
-    .map_err(|e| kafka("looking it up", e))?;
+    let (s, t) = (sink.clone(), topic.to_string());
+    let exists = tokio::task::spawn_blocking(move || s.topic_exists(&t, Duration::from_secs(10)))
+        .await
+        .map_err(|e| kafka("looking it up", e.to_string()))?
+        .map_err(|e| kafka("looking it up", e.to_string()))?;
     if exists {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = client_config(producer)
-        .create()
+    let admin: AdminClient<SideContext> = client_config(producer)
+        .create_with_context(SideContext)
         .map_err(|e| kafka("creating it", e.to_string()))?;
     let options = AdminOptions::new().request_timeout(Some(OFFSETS_TIMEOUT));
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
@@ -165,20 +133,26 @@ pub fn read_position(
         doing: "reading it",
         error,
     };
-    let consumer: BaseConsumer = client_config(producer)
+    let consumer: BaseConsumer<SideContext> = client_config(producer)
         .set("group.id", "outboxd-offsets-reader")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .set("allow.auto.create.topics", "false")
-        .create()
+        .create_with_context(SideContext)
         .map_err(|e| kafka(e.to_string()))?;
     let deadline = Instant::now() + timeout;
     let partitions: Vec<i32> = loop {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .map_err(|e| kafka(e.to_string()))?;
+        // A new client may not have a usable broker connection yet (SASL, TLS): retry.
+        let metadata = match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(m) => m,
+            Err(_) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            Err(e) => return Err(kafka(e.to_string())),
+        };
         let found = metadata
             .topics()
             .iter()
@@ -252,9 +226,9 @@ pub fn forget_position(
         doing: "writing a tombstone",
         error,
     };
-    let producer: BaseProducer = client_config(producer)
+    let producer: BaseProducer<SideContext> = client_config(producer)
         .set("enable.idempotence", "true")
-        .create()
+        .create_with_context(SideContext)
         .map_err(|e| kafka(e.to_string()))?;
     producer
         .send(BaseRecord::<str, [u8]>::to(topic).key(key))
@@ -283,6 +257,18 @@ impl PositionTarget {
 }
 
 impl KafkaSink {
+    /// Whether `topic` exists with at least one partition (blocking).
+    pub fn topic_exists(&self, topic: &str, timeout: Duration) -> Result<bool, KafkaError> {
+        let metadata = self
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), timeout)?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .any(|m| m.name() == topic && m.error().is_none() && !m.partitions().is_empty()))
+    }
+
     /// At-least-once mode: enqueues the position record of `lsn`; its delivery is reported as
     /// `Report::Position`. Never blocks.
     pub fn send_position(&self, target: &PositionTarget, lsn: Lsn) -> Result<(), SendError> {
@@ -311,7 +297,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn side_clients_get_only_connection_properties() {
+    fn side_clients_get_the_producer_settings_but_not_its_transactional_id() {
         let mut p = ClientConfig::new();
         p.set("bootstrap.servers", "k:9092")
             .set("security.protocol", "SASL_SSL")
@@ -321,7 +307,6 @@ mod tests {
         let c = client_config(&p);
         assert_eq!(c.get("bootstrap.servers"), Some("k:9092"));
         assert_eq!(c.get("sasl.username"), Some("u"));
-        assert_eq!(c.get("linger.ms"), None);
         assert_eq!(c.get("transactional.id"), None);
     }
 

@@ -102,17 +102,44 @@ pub struct SinkContext {
     health: Arc<Health>,
 }
 
+/// librdkafka's log line, through `tracing`.
+fn log_librdkafka(level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+    use rdkafka::config::RDKafkaLogLevel::*;
+    match level {
+        Emerg | Alert | Critical | Error => {
+            tracing::error!(target: "librdkafka", "{fac}: {log_message}")
+        }
+        Warning => tracing::warn!(target: "librdkafka", "{fac}: {log_message}"),
+        Notice | Info => tracing::info!(target: "librdkafka", "{fac}: {log_message}"),
+        Debug => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
+    }
+}
+
+/// The context of outboxd's side clients (offsets topic reader, admin client, probes): their
+/// librdkafka log lines and errors go to outboxd's log like the producer's.
+pub struct SideContext;
+
+impl ClientContext for SideContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_librdkafka(level, fac, log_message)
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", "{error}: {reason}");
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for SideContext {}
+
+impl ProducerContext for SideContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
 impl ClientContext for SinkContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        use rdkafka::config::RDKafkaLogLevel::*;
-        match level {
-            Emerg | Alert | Critical | Error => {
-                tracing::error!(target: "librdkafka", "{fac}: {log_message}")
-            }
-            Warning => tracing::warn!(target: "librdkafka", "{fac}: {log_message}"),
-            Notice | Info => tracing::info!(target: "librdkafka", "{fac}: {log_message}"),
-            Debug => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
-        }
+        log_librdkafka(level, fac, log_message)
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

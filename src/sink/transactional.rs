@@ -301,7 +301,7 @@ impl Transactions {
             .await
             .expect("init_transactions panicked")?;
         let init_ms = started.elapsed().as_millis() as u64;
-        ensure_offsets_topic(producer, &settings.offsets_topic)
+        ensure_offsets_topic(sink, producer, &settings.offsets_topic)
             .await
             .map_err(offsets_error)?;
         let (p, t, k) = (
