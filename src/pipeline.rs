@@ -41,7 +41,9 @@ use crate::sink::{
     producer_config, Delivery, DeliveryFailure, KafkaSink, Report, SendError, SendTag,
     SinkConfigError,
 };
-use crate::source::connection::{ReplicationConnection, ReplicationMessage, ReplicationStream};
+use crate::source::connection::{
+    ReplicationConnection, ReplicationMessage, ReplicationStream, SystemIdentity,
+};
 use crate::source::error::describe_sql_error;
 use crate::source::params::ConnectParams;
 use crate::source::pgoutput::{self, Message};
@@ -601,19 +603,9 @@ async fn run_once(
         None => None,
     };
     let positions = match &plan.offsets {
-        Some(settings) if slot.snapshot != SnapshotPlan::Only => Some(
-            start_positions(
-                plan,
-                &sink,
-                settings,
-                &slot,
-                system.system_id,
-                system.timeline,
-                start_lsn,
-                metrics,
-            )
-            .await?,
-        ),
+        Some(settings) if slot.snapshot != SnapshotPlan::Only => {
+            Some(start_positions(plan, &sink, settings, &slot, &system, start_lsn, metrics).await?)
+        }
         _ => None,
     };
     tracing::info!(
@@ -666,11 +658,11 @@ async fn start_positions(
     sink: &Arc<KafkaSink>,
     settings: &Offsets,
     slot: &setup::SlotState,
-    system_id: u64,
-    timeline: u32,
+    system: &SystemIdentity,
     start_lsn: Lsn,
     metrics: &Metrics,
 ) -> Result<(Recorder, PositionTarget), PipelineError> {
+    let (system_id, timeline) = (system.system_id, system.timeline);
     let started = Instant::now();
     let key = crate::position::offsets_key(system_id, &plan.params.dbname, &plan.setup.slot);
     offsets::ensure_offsets_topic(sink, &plan.producer, &settings.topic).await?;
