@@ -267,15 +267,11 @@ impl Plan {
         )?;
         let offsets = config.offsets.resolve()?;
         let exactly_once = config.exactly_once.resolve(&config.source.slot, &offsets)?;
-        if exactly_once.is_some() && config.source.snapshot_mode != SnapshotMode::NoData {
-            // The snapshot's end would have to wait for its Kafka transaction's commit, not
-            // only its deliveries, before the marker slot goes: not done yet.
+        if exactly_once.is_some() && config.source.snapshot_mode == SnapshotMode::InitialOnly {
+            // initial_only publishes from a temporary slot and keeps no position.
             return Err(ConfigError::Invalid {
                 key: "source.snapshot_mode".into(),
-                message: format!(
-                    "{} cannot be combined with [exactly_once] yet: use no_data with exactly-once mode, or publish the existing rows once with snapshot_mode = \"initial_only\" in at-least-once mode first",
-                    config.source.snapshot_mode.name()
-                ),
+                message: "initial_only cannot be combined with [exactly_once]: it reads the tables once from a temporary slot and records no position; use initial (the rows, then the stream, exactly once) or run initial_only in at-least-once mode".into(),
             }
             .into());
         }
@@ -594,6 +590,7 @@ async fn run_once(
                     database: &plan.params.dbname,
                     slot: &plan.setup.slot,
                     start_lsn,
+                    new_slot_with_snapshot: slot.snapshot == SnapshotPlan::NewSlot,
                 },
                 plan.status_interval,
                 metrics.clone(),
@@ -1649,13 +1646,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snapshots_are_refused_with_exactly_once_for_now() {
+    fn only_initial_only_snapshots_are_refused_with_exactly_once() {
         let base = "[source]\nurl = \"postgres://u@h/db\"\nsnapshot_mode = \"MODE\"\n\n[kafka]\n\"bootstrap.servers\" = \"k:9092\"\n\n[exactly_once]\nenabled = true\n";
         let plan = |mode: &str| {
             Plan::from_config(&Config::from_toml(&base.replace("MODE", mode)).unwrap())
         };
-        assert!(plan("no_data").is_ok());
-        let e = plan("initial").err().expect("refused").to_string();
+        for mode in ["no_data", "initial", "always", "when_needed"] {
+            assert!(plan(mode).is_ok(), "{mode}");
+        }
+        let e = plan("initial_only").err().expect("refused").to_string();
         assert!(
             e.contains("source.snapshot_mode") && e.contains("exactly_once"),
             "{e}"

@@ -309,3 +309,57 @@ async fn when_needed_recreates_an_invalidated_slot_with_a_snapshot() {
         outboxd.log()
     );
 }
+
+/// Exactly-once mode: the snapshot's rows go out in one Kafka transaction, the marker slot goes
+/// only once it is committed, the stream follows, and a restart publishes nothing again (each row
+/// exactly once for a `read_committed` consumer, the support consumer's isolation level).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_initial_snapshot_in_exactly_once_mode_publishes_each_row_once() {
+    let broker = Broker::shared();
+    let (pg, client) = database().await;
+    let aggregatetype = format!("Snap{}", unique("x"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 1).await;
+    insert_rows(&client, &aggregatetype, 0, 20).await;
+    let cfg = format!(
+        "{}\n[exactly_once]\nenabled = true\noffsets_topic = \"{}\"\n",
+        config(&pg, broker.bootstrap(), "initial"),
+        unique("offsets")
+    );
+    let mut outboxd = Outboxd::start(&cfg);
+    wait_published(&outboxd, 1).await;
+    assert!(
+        !slot_exists(&client, "outboxd_snapshot").await,
+        "the marker slot must be gone once the snapshot's transaction is committed"
+    );
+    insert_rows(&client, &aggregatetype, 20, 5).await;
+    let records = consume(broker.bootstrap(), &topic, 26, 20).await;
+    assert_eq!(
+        numbers(&records),
+        (0..25).collect::<Vec<i64>>(),
+        "{}",
+        outboxd.log()
+    );
+    assert!(outboxd
+        .terminate(Duration::from_secs(30))
+        .unwrap()
+        .success());
+
+    // Restarted on its slot: no snapshot again, nothing published twice.
+    outboxd.restart();
+    assert!(
+        outboxd
+            .wait_for_log("exactly-once: transactions above", Duration::from_secs(60))
+            .await,
+        "{}",
+        outboxd.log()
+    );
+    insert_rows(&client, &aggregatetype, 25, 1).await;
+    let records = consume(broker.bootstrap(), &topic, 27, 20).await;
+    assert_eq!(
+        numbers(&records),
+        (0..26).collect::<Vec<i64>>(),
+        "{}",
+        outboxd.log()
+    );
+}

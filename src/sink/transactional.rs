@@ -273,6 +273,9 @@ pub struct Origin<'a> {
     pub slot: &'a str,
     /// The slot's `confirmed_flush_lsn`: where Postgres streams from.
     pub start_lsn: Lsn,
+    /// The slot was created by this run with a snapshot: ahead of an old record is accepted (the
+    /// snapshot publishes the rows in the tables).
+    pub new_slot_with_snapshot: bool,
 }
 
 impl Transactions {
@@ -293,6 +296,7 @@ impl Transactions {
             database,
             slot,
             start_lsn,
+            new_slot_with_snapshot,
         } = origin;
         let key = offsets_key(system_id, database, slot);
         let started = Instant::now();
@@ -313,11 +317,18 @@ impl Transactions {
             .await
             .expect("reading the offsets topic panicked")
             .map_err(offsets_error)?;
+        let accept = match recorded {
+            Some(r) if r < start_lsn && new_slot_with_snapshot => {
+                tracing::warn!(%slot, recorded = %r, slot_lsn = %start_lsn, "the slot was created anew at {start_lsn}, ahead of the position recorded for a slot of this name ({r}): events committed in between and no longer in the outbox tables are not published; the snapshot publishes the rows still there");
+                Some(start_lsn)
+            }
+            _ => settings.accept_slot_position,
+        };
         let resume = resume_position(
             slot,
             start_lsn,
             recorded,
-            settings.accept_slot_position,
+            accept,
             &settings.offsets_topic,
             &key,
         )?;
