@@ -1977,6 +1977,12 @@ mod tests {
         let back = Config::from_toml(&text).unwrap();
         assert!(back.exactly_once.enabled, "{text}");
         assert_eq!(back.exactly_once.commit_interval_ms, 250);
+        // With Debezium's default snapshot.mode (initial): a plan that runs.
+        let mut c = c;
+        c.source.snapshot_mode = crate::config::SnapshotMode::Initial;
+        c.kafka.insert("bootstrap.servers".into(), "k:9092".into());
+        let plan = crate::pipeline::Plan::from_config(&c).expect("exactly-once with initial");
+        assert!(plan.exactly_once.is_some() && plan.offsets.is_none());
         // requested (Connect's default) is at-least-once when the worker cannot do better: ignored.
         let i = ok(&[
             ("exactly.once.support", "requested"),
