@@ -140,6 +140,9 @@ pub fn read_position(
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .set("allow.auto.create.topics", "false")
+        // The topic is read to its end once: a broker that holds an empty fetch for the whole
+        // wait (librdkafka's default 500 ms) would delay every start by that much.
+        .set("fetch.wait.max.ms", "10")
         .create_with_context(SideContext)
         .map_err(|e| kafka(e.to_string()))?;
     let deadline = Instant::now() + timeout;
