@@ -328,9 +328,10 @@ pub async fn run(
 ) -> Result<(), PipelineError> {
     let mut attempt: u32 = 0;
     let mut standing_by = false;
+    let mut poison = PoisonEvents::default();
     loop {
         let started = Instant::now();
-        let result = run_once(plan, &mut shutdown, &metrics, &health).await;
+        let result = run_once(plan, &mut shutdown, &metrics, &health, &mut poison).await;
         health.set_streaming(false);
         let err = match result {
             Ok(()) => return Ok(()),
@@ -381,6 +382,14 @@ pub async fn run(
         }
     }
 }
+
+/// Exactly-once mode: events Kafka rejected for good in a delivery report, by (commit LSN of
+/// their transaction, event id), with why. Such a rejection dooms the whole Kafka transaction, so
+/// with a dead-letter topic the run restarts (the transaction is aborted) and, on the replay,
+/// these events go straight to the dead-letter topic. Kept across restarts of one process; a new
+/// process meets the rejection again and does the same.
+#[derive(Debug, Default)]
+pub struct PoisonEvents(std::collections::HashMap<(Lsn, String), Failure>);
 
 /// How often a standby (the slot is held by another process) tries to take the slot, ±25 %.
 const STANDBY_RETRY_MS: u64 = 2_000;
@@ -534,6 +543,7 @@ async fn run_once(
     shutdown: &mut watch::Receiver<bool>,
     metrics: &Arc<Metrics>,
     health: &Arc<Health>,
+    poison: &mut PoisonEvents,
 ) -> Result<(), PipelineError> {
     let client = plan.params.connect_sql().await?;
     let slot = setup::ensure(&client, &plan.setup).await?;
@@ -627,6 +637,7 @@ async fn run_once(
         sink,
         transactions,
         positions,
+        poison,
         skipping: false,
         stream,
         in_flight_bytes: 0,
@@ -802,6 +813,8 @@ struct Relay<'a> {
     transactions: Option<Transactions>,
     /// At-least-once mode with `[offsets]`: the position records (`position`).
     positions: Option<(Recorder, PositionTarget)>,
+    /// Exactly-once mode: events to dead-letter on sight (see [`PoisonEvents`]).
+    poison: &'a mut PoisonEvents,
     /// Exactly-once mode: the open transaction was published before this run (it is skipped).
     skipping: bool,
     stream: ReplicationStream,
@@ -1122,6 +1135,14 @@ impl Relay<'_> {
         if let Some(table) = self.router.outbox_table(relation_id) {
             self.metrics.events_read.with_label_values(&[table]).inc();
         }
+        if !self.poison.0.is_empty() {
+            let key = (self.final_lsn, dead_letter::event_id(&record));
+            if let Some(failure) = self.poison.0.get(&key).cloned() {
+                self.dead_letter(tag, &record, failure)?;
+                self.update_in_flight_gauges();
+                return Ok(());
+            }
+        }
         match self.sink.send(&record, tag) {
             Ok(()) => self.in_flight_bytes += record.size(),
             // librdkafka refuses some records already when they are enqueued (larger
@@ -1237,6 +1258,20 @@ impl Relay<'_> {
                     return Err(PipelineError::Delivery(failure));
                 };
                 let reason = kafka_failure(&failure.topic, &failure.error);
+                if self.sink.is_transactional() {
+                    // The Kafka transaction cannot commit now: abort it (restart) and send the
+                    // event to the dead-letter topic on the replay.
+                    let event_id = dead_letter::event_id(record);
+                    tracing::warn!(event_id, lsn = %tag.commit_lsn, topic = %failure.topic, "exactly-once: Kafka rejected an event for good ({}); its Kafka transaction is aborted and sent again, with this event going to the dead-letter topic", failure.error);
+                    self.poison
+                        .0
+                        .insert((tag.commit_lsn, event_id.clone()), reason);
+                    return Err(PipelineError::ExactlyOnce(ExactlyOnceError::Kafka {
+                        doing: "a delivery report",
+                        error: format!("event {event_id} rejected for topic {} ({}); replaying its transaction with the event dead-lettered", failure.topic, failure.error),
+                        fatal: false,
+                    }));
+                }
                 self.dead_letter(tag, record, reason)?;
                 self.update_in_flight_gauges();
                 Ok(())

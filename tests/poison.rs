@@ -479,3 +479,83 @@ async fn a_record_refused_in_the_delivery_report_goes_to_the_dead_letter_topic()
         outboxd.log()
     );
 }
+
+/// Exactly-once mode: a record refused in its delivery report dooms its Kafka transaction, so
+/// outboxd aborts it (a restart of the run), replays it and sends the refused event to the
+/// dead-letter topic; its neighbours are published and the slot moves past it. On librdkafka's
+/// mock cluster, as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_mode_dead_letters_a_record_refused_in_the_delivery_report() {
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::RDKafkaRespErr;
+
+    let mock = MockCluster::new(1).expect("librdkafka mock cluster");
+    let bootstrap = mock.bootstrap_servers();
+    let (good_topic, denied_topic, dlq, offsets) = (
+        "outbox.event.Allowed",
+        "outbox.event.Denied",
+        "dlq.mock",
+        "offsets.mock",
+    );
+    for topic in [good_topic, denied_topic, dlq, offsets] {
+        mock.create_topic(topic, 1, 1).unwrap();
+    }
+    mock.topic_error(
+        denied_topic,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+    )
+    .unwrap();
+
+    let (pg, client) = database().await;
+    let extra = format!(
+        "\n[errors]\n\"errors.tolerance\" = \"all\"\n\"errors.deadletterqueue.topic.name\" = \"{dlq}\"\n\n[exactly_once]\nenabled = true\noffsets_topic = \"{offsets}\"\n"
+    );
+    let outboxd = start_outboxd(&config(&pg, &bootstrap, &extra)).await;
+    transaction(&client, &good("Allowed", 0)).await;
+    transaction(
+        &client,
+        &format!("INSERT INTO public.outbox VALUES ('{TOO_LARGE_ID}', 'Denied', 'k-denied', 'E', '{{\"secret\": 1}}');"),
+    )
+    .await;
+    transaction(&client, &good("Allowed", 1)).await;
+    let end = current_wal_lsn(&client).await;
+
+    let dead = consume(&bootstrap, &[dlq], 1, 30).await;
+    assert!(
+        !dead.is_empty() && dead.iter().all(|r| header(r, "id") == TOO_LARGE_ID),
+        "outboxd log:\n{}",
+        outboxd.log()
+    );
+    assert_eq!(header(&dead[0], "__connect.errors.topic"), denied_topic);
+    let records = consume(&bootstrap, &[good_topic], 3, 15).await;
+    let seqs: std::collections::BTreeSet<i64> = records
+        .iter()
+        .map(|r| r.value_json().unwrap()["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        [0, 1].into_iter().collect(),
+        "outboxd log:\n{}",
+        outboxd.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            slot_confirmed_lsn(&client, SLOT).await.unwrap() >= end
+        })
+        .await,
+        "the slot did not move past the refused event:\n{}",
+        outboxd.log()
+    );
+    assert!(
+        outboxd
+            .log()
+            .contains("its Kafka transaction is aborted and sent again"),
+        "{}",
+        outboxd.log()
+    );
+    eprintln!(
+        "mock cluster, read_committed: {} record(s) on {good_topic}, {} on {dlq}",
+        records.len(),
+        dead.len()
+    );
+}
