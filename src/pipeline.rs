@@ -30,7 +30,7 @@ use crate::dead_letter::{self, DeadLetterTag, ErrorPolicy, ErrorsConfigError, Fa
 use crate::exactly_once::{ExactlyOnce, ExactlyOnceError};
 use crate::lsn::Lsn;
 use crate::metrics::{Health, Metrics};
-use crate::position::{Offsets, OffsetsConfigError, Recorder, SlotAhead};
+use crate::position::{Offsets, OffsetsConfigError, Recorder};
 use crate::router::{
     InvalidOpBehavior, OutboxRecord, RawRow, RouteError, Routed, Router, RouterConfigError,
     RouterOptions,
@@ -104,8 +104,6 @@ pub enum PipelineError {
     ExactlyOnce(#[from] ExactlyOnceError),
     #[error(transparent)]
     OffsetsConfig(#[from] OffsetsConfigError),
-    #[error(transparent)]
-    SlotAhead(#[from] SlotAhead),
     #[error(transparent)]
     Offsets(#[from] OffsetsError),
 }
@@ -670,34 +668,21 @@ async fn start_positions(
     start_lsn: Lsn,
     metrics: &Metrics,
 ) -> Result<(Recorder, PositionTarget), PipelineError> {
-    let (system_id, timeline) = (system.system_id, system.timeline);
     let started = Instant::now();
-    let key = crate::position::offsets_key(system_id, &plan.params.dbname, &plan.setup.slot);
-    offsets::ensure_offsets_topic(sink, &plan.producer, &settings.topic).await?;
-    let (p, t, k) = (plan.producer.clone(), settings.topic.clone(), key.clone());
-    let recorded = tokio::task::spawn_blocking(move || {
-        offsets::read_position(&p, &t, &k, offsets::OFFSETS_TIMEOUT)
-    })
-    .await
-    .expect("reading the offsets topic panicked")?;
-    let accept = match recorded {
-        Some(r) if r < start_lsn && slot.snapshot == SnapshotPlan::NewSlot => {
-            tracing::warn!(slot = %plan.setup.slot, recorded = %r, slot_lsn = %start_lsn, "the slot was created anew at {start_lsn}, ahead of the position recorded for a slot of this name ({r}): events committed in between and no longer in the outbox tables are not published; the snapshot publishes the rows still there");
-            Some(start_lsn)
-        }
-        _ => settings.accept_slot_position,
-    };
-    let resume = crate::position::resume_position(
-        &plan.setup.slot,
-        start_lsn,
-        recorded,
-        accept,
-        &settings.topic,
-        &key,
-    )?;
-    if recorded.is_some_and(|r| r < start_lsn) {
-        tracing::warn!(slot = %plan.setup.slot, slot_lsn = %start_lsn, "accepted the slot's position {start_lsn} (offsets.accept_slot_position); remove the setting once outboxd has run");
-    }
+    let key = crate::position::offsets_key(system.system_id, &plan.params.dbname, &plan.setup.slot);
+    let offsets::Resumed { recorded, resume } = offsets::resume(
+        sink,
+        &plan.producer,
+        offsets::ResumeFrom {
+            topic: &settings.topic,
+            key: &key,
+            slot: &plan.setup.slot,
+            start_lsn,
+            new_slot_with_snapshot: slot.snapshot == SnapshotPlan::NewSlot,
+            accept: settings.accept_slot_position,
+        },
+    )
+    .await?;
     metrics.recorded_lsn.set(resume.0 as i64);
     tracing::info!(
         offsets_topic = %settings.topic,
@@ -709,7 +694,7 @@ async fn start_positions(
     );
     Ok((
         Recorder::new(resume),
-        PositionTarget::new(settings, key, &plan.setup.slot, timeline),
+        PositionTarget::new(settings, key, &plan.setup.slot, system.timeline),
     ))
 }
 

@@ -183,6 +183,21 @@ pub fn resume_position(
     }
 }
 
+/// The slot position [`resume_position`] may accept besides one at or behind the record: the
+/// configured one (`accept_slot_position`), or the slot's own when this run created the slot with
+/// a snapshot, which publishes the rows still in the tables.
+pub fn acceptable(
+    recorded: Option<Lsn>,
+    slot_lsn: Lsn,
+    new_slot_with_snapshot: bool,
+    configured: Option<Lsn>,
+) -> Option<Lsn> {
+    match recorded {
+        Some(r) if r < slot_lsn && new_slot_with_snapshot => Some(slot_lsn),
+        _ => configured,
+    }
+}
+
 /// At-least-once mode: which offsets record to write, and how far Postgres may be confirmed.
 #[derive(Debug)]
 pub struct Recorder {
@@ -283,6 +298,26 @@ mod tests {
             r(151, Some(100), Some(150)).is_err(),
             "an acceptance is for one position only"
         );
+    }
+
+    #[test]
+    fn a_new_slot_with_a_snapshot_is_accepted_ahead_of_an_old_record() {
+        let configured = Some(Lsn(7));
+        assert_eq!(
+            acceptable(Some(Lsn(100)), Lsn(150), true, configured),
+            Some(Lsn(150))
+        );
+        assert_eq!(
+            acceptable(Some(Lsn(100)), Lsn(150), false, configured),
+            configured,
+            "an existing slot needs the operator's acceptance"
+        );
+        assert_eq!(
+            acceptable(Some(Lsn(200)), Lsn(150), true, None),
+            None,
+            "behind: nothing to accept"
+        );
+        assert_eq!(acceptable(None, Lsn(150), true, None), None, "first start");
     }
 
     #[test]

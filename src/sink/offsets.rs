@@ -16,11 +16,11 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::producer::{KafkaSink, SendError, SideContext};
 use crate::lsn::Lsn;
-use crate::position::{OffsetRecord, Offsets};
+use crate::position::{acceptable, resume_position, OffsetRecord, Offsets, SlotAhead};
 use crate::router::OutboxRecord;
 
 /// How long creating or reading the offsets topic may take at start.
-pub const OFFSETS_TIMEOUT: Duration = Duration::from_secs(30);
+const OFFSETS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The offsets topic could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,8 @@ pub enum OffsetsError {
         offset: i64,
         message: String,
     },
+    #[error(transparent)]
+    SlotAhead(#[from] SlotAhead),
     #[error("offsets topic {topic}: the record of position {lsn} was not written ({error}); the slot is not confirmed past the last position recorded, so nothing is lost: fix the topic (it must exist and be writable by outboxd) or set offsets.enabled = false")]
     Write {
         topic: String,
@@ -52,7 +54,7 @@ impl OffsetsError {
         use RDKafkaErrorCode::*;
         match self {
             OffsetsError::Kafka { .. } => true,
-            OffsetsError::BadRecord { .. } => false,
+            OffsetsError::BadRecord { .. } | OffsetsError::SlotAhead(_) => false,
             OffsetsError::Write { error, .. } => !matches!(
                 error.rdkafka_error_code(),
                 Some(
@@ -83,7 +85,7 @@ pub(super) fn client_config(producer: &ClientConfig) -> ClientConfig {
 /// Creates the offsets topic (1 partition, compacted, the broker's default replication factor)
 /// unless it exists. Looks first (with the pipeline's own producer), so a principal allowed to use
 /// the topic but not to create topics works with a topic created for it.
-pub async fn ensure_offsets_topic(
+async fn ensure_offsets_topic(
     sink: &std::sync::Arc<KafkaSink>,
     producer: &ClientConfig,
     topic: &str,
@@ -122,7 +124,7 @@ pub async fn ensure_offsets_topic(
 /// Reads the offsets topic to its end (`read_committed`) and returns the highest position
 /// recorded under `key`, or `None` when there is none (or the last record is a tombstone).
 /// Blocking.
-pub fn read_position(
+fn read_position(
     producer: &ClientConfig,
     topic: &str,
     key: &str,
@@ -216,6 +218,64 @@ pub fn read_position(
     Ok(best)
 }
 
+/// Where a run resumes ([`resume`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resumed {
+    /// The position read from the topic (`None`: none recorded for this slot).
+    pub recorded: Option<Lsn>,
+    /// The confirmation cap `R` to start from (see `position::resume_position`).
+    pub resume: Lsn,
+}
+
+/// A slot to check against its recorded position ([`resume`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ResumeFrom<'a> {
+    /// The offsets topic and the slot's key in it.
+    pub topic: &'a str,
+    pub key: &'a str,
+    pub slot: &'a str,
+    /// The slot's `confirmed_flush_lsn`.
+    pub start_lsn: Lsn,
+    /// This run created the slot with a snapshot.
+    pub new_slot_with_snapshot: bool,
+    /// `accept_slot_position`.
+    pub accept: Option<Lsn>,
+}
+
+/// What the start of a run needs from the offsets topic, in either mode: makes sure the topic
+/// exists, reads the slot's recorded position and checks the slot against it, accepting the
+/// configured position or a slot this run created with a snapshot (`position::acceptable`), each
+/// with a warning.
+pub async fn resume(
+    sink: &std::sync::Arc<KafkaSink>,
+    producer: &ClientConfig,
+    from: ResumeFrom<'_>,
+) -> Result<Resumed, OffsetsError> {
+    let ResumeFrom {
+        topic,
+        key,
+        slot,
+        start_lsn,
+        new_slot_with_snapshot,
+        accept,
+    } = from;
+    ensure_offsets_topic(sink, producer, topic).await?;
+    let (p, t, k) = (producer.clone(), topic.to_string(), key.to_string());
+    let recorded = tokio::task::spawn_blocking(move || read_position(&p, &t, &k, OFFSETS_TIMEOUT))
+        .await
+        .expect("reading the offsets topic panicked")?;
+    let accepted = acceptable(recorded, start_lsn, new_slot_with_snapshot, accept);
+    let resume = resume_position(slot, start_lsn, recorded, accepted, topic, key)?;
+    if let Some(r) = recorded.filter(|r| *r < start_lsn) {
+        if new_slot_with_snapshot {
+            tracing::warn!(%slot, recorded = %r, slot_lsn = %start_lsn, "the slot was created anew at {start_lsn}, ahead of the position recorded for a slot of this name ({r}): events committed in between and no longer in the outbox tables are not published; the snapshot publishes the rows still there");
+        } else {
+            tracing::warn!(%slot, recorded = %r, slot_lsn = %start_lsn, "accepted the slot's position {start_lsn} (offsets.accept_slot_position); remove the setting once outboxd has run");
+        }
+    }
+    Ok(Resumed { recorded, resume })
+}
+
 /// Writes a tombstone for `key`: the slot's position is forgotten (`outboxd slot drop`), so a new
 /// slot of the same name starts without the moved-slot check. Blocking.
 pub fn forget_position(
@@ -281,17 +341,21 @@ impl KafkaSink {
             timeline: target.timeline,
             transactional_id: String::new(),
         };
-        let record = OutboxRecord {
-            topic: target.topic.clone(),
-            partition: None,
-            key: Some(bytes::Bytes::copy_from_slice(target.key.as_bytes())),
-            value: Some(record.to_json().into()),
-            headers: Vec::new(),
-            timestamp_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
-        };
-        self.enqueue_position(&record, lsn)
+        self.enqueue_position(&offsets_record(&target.topic, &target.key, &record), lsn)
+    }
+}
+
+/// The Kafka record carrying `record` under `key` (either mode), timestamped now.
+pub(super) fn offsets_record(topic: &str, key: &str, record: &OffsetRecord) -> OutboxRecord {
+    OutboxRecord {
+        topic: topic.to_string(),
+        partition: None,
+        key: Some(bytes::Bytes::copy_from_slice(key.as_bytes())),
+        value: Some(record.to_json().into()),
+        headers: Vec::new(),
+        timestamp_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
     }
 }
 

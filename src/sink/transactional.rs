@@ -15,14 +15,11 @@ use rdkafka::producer::Producer;
 use rdkafka::ClientConfig;
 use tokio::sync::mpsc;
 
-use super::offsets::{ensure_offsets_topic, read_position, OffsetsError};
+use super::offsets::{offsets_record, resume, OffsetsError, ResumeFrom, Resumed};
 use super::producer::{KafkaSink, SendError};
-use crate::exactly_once::{
-    offsets_key, resume_position, Batcher, ExactlyOnce, ExactlyOnceError, OffsetRecord,
-};
+use crate::exactly_once::{offsets_key, Batcher, ExactlyOnce, ExactlyOnceError, OffsetRecord};
 use crate::lsn::Lsn;
 use crate::metrics::Metrics;
-use crate::router::OutboxRecord;
 
 /// The open Kafka transaction, as seen by the sink.
 #[derive(Debug)]
@@ -146,16 +143,7 @@ impl KafkaSink {
                 fatal: false,
             },
         })?;
-        let offsets = OutboxRecord {
-            topic: topic.to_string(),
-            partition: None,
-            key: Some(bytes::Bytes::copy_from_slice(key.as_bytes())),
-            value: Some(record.to_json().into()),
-            headers: Vec::new(),
-            timestamp_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
-        };
+        let offsets = offsets_record(topic, key, record);
         let result = self
             .enqueue_unreported(&offsets)
             .map_err(|e| match e {
@@ -229,6 +217,7 @@ fn offsets_error(e: OffsetsError) -> ExactlyOnceError {
             offset,
             message,
         },
+        OffsetsError::SlotAhead(e) => ExactlyOnceError::SlotAhead(e),
         other => ExactlyOnceError::Kafka {
             doing: "the offsets topic",
             error: other.to_string(),
@@ -305,33 +294,20 @@ impl Transactions {
             .await
             .expect("init_transactions panicked")?;
         let init_ms = started.elapsed().as_millis() as u64;
-        ensure_offsets_topic(sink, producer, &settings.offsets_topic)
-            .await
-            .map_err(offsets_error)?;
-        let (p, t, k) = (
-            producer.clone(),
-            settings.offsets_topic.clone(),
-            key.clone(),
-        );
-        let recorded = tokio::task::spawn_blocking(move || read_position(&p, &t, &k, TXN_TIMEOUT))
-            .await
-            .expect("reading the offsets topic panicked")
-            .map_err(offsets_error)?;
-        let accept = match recorded {
-            Some(r) if r < start_lsn && new_slot_with_snapshot => {
-                tracing::warn!(%slot, recorded = %r, slot_lsn = %start_lsn, "the slot was created anew at {start_lsn}, ahead of the position recorded for a slot of this name ({r}): events committed in between and no longer in the outbox tables are not published; the snapshot publishes the rows still there");
-                Some(start_lsn)
-            }
-            _ => settings.accept_slot_position,
-        };
-        let resume = resume_position(
-            slot,
-            start_lsn,
-            recorded,
-            accept,
-            &settings.offsets_topic,
-            &key,
-        )?;
+        let Resumed { recorded, resume } = resume(
+            sink,
+            producer,
+            ResumeFrom {
+                topic: &settings.offsets_topic,
+                key: &key,
+                slot,
+                start_lsn,
+                new_slot_with_snapshot,
+                accept: settings.accept_slot_position,
+            },
+        )
+        .await
+        .map_err(offsets_error)?;
         tracing::info!(
             transactional_id = %settings.transactional_id,
             offsets_topic = %settings.offsets_topic,
