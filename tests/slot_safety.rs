@@ -63,35 +63,67 @@ async fn wait_exit(outboxd: &mut Outboxd) -> (bool, String) {
     (status.is_some_and(|s| !s.success()), outboxd.log())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_slot_moved_by_someone_else_stops_outboxd_until_its_position_is_accepted() {
-    let broker = Broker::shared();
+/// A fresh database and slot through which outboxd published two events and stopped (SIGTERM).
+struct Published {
+    pg: PgCluster,
+    client: tokio_postgres::Client,
+    slot: String,
+    aggregatetype: String,
+    topic: String,
+    offsets: String,
+    cfg: String,
+    outboxd: Outboxd,
+}
+
+async fn publish_two_and_stop(broker: &Broker, name: &str) -> Published {
     let pg = PgCluster::start();
     let client = pg.client().await;
     support::create_outbox_table(&client).await;
-    let slot = unique("moved");
-    let aggregatetype = unique("Moved");
+    let slot = unique(&name.to_lowercase());
+    let aggregatetype = unique(name);
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 1).await;
     let offsets = unique("offsets");
     let cfg = config(&pg, &slot, broker.bootstrap(), &offsets);
     let mut outboxd = Outboxd::start(&cfg);
-    assert!(
-        outboxd
-            .wait_for_log(
-                "positions: the slot is confirmed up to",
-                Duration::from_secs(60)
-            )
-            .await,
-        "{}",
-        outboxd.log()
-    );
+    for line in ["positions: the slot is confirmed up to", "streaming"] {
+        assert!(
+            outboxd.wait_for_log(line, Duration::from_secs(60)).await,
+            "{}",
+            outboxd.log()
+        );
+    }
     insert_events(&client, &aggregatetype, 2).await;
     assert_eq!(count(broker.bootstrap(), &topic, 2).await, 2);
     assert!(outboxd
         .terminate(Duration::from_secs(30))
         .unwrap()
         .success());
+    Published {
+        pg,
+        client,
+        slot,
+        aggregatetype,
+        topic,
+        offsets,
+        cfg,
+        outboxd,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slot_moved_by_someone_else_stops_outboxd_until_its_position_is_accepted() {
+    let broker = Broker::shared();
+    let Published {
+        pg: _pg,
+        client,
+        slot,
+        aggregatetype,
+        topic,
+        offsets,
+        cfg,
+        mut outboxd,
+    } = publish_two_and_stop(broker, "Moved").await;
 
     // The invariant: the slot is confirmed (after the shutdown, up to the last event) but never
     // past the position recorded in Kafka.
@@ -150,29 +182,16 @@ async fn a_slot_moved_by_someone_else_stops_outboxd_until_its_position_is_accept
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slot_recreated_by_hand_stops_outboxd_and_slot_drop_starts_over_cleanly() {
     let broker = Broker::shared();
-    let pg = PgCluster::start();
-    let client = pg.client().await;
-    support::create_outbox_table(&client).await;
-    let slot = unique("recreated");
-    let aggregatetype = unique("Recreated");
-    let topic = format!("outbox.event.{aggregatetype}");
-    broker.create_topic(&topic, 1).await;
-    let offsets = unique("offsets");
-    let cfg = config(&pg, &slot, broker.bootstrap(), &offsets);
-    let mut outboxd = Outboxd::start(&cfg);
-    assert!(
-        outboxd
-            .wait_for_log("streaming", Duration::from_secs(60))
-            .await,
-        "{}",
-        outboxd.log()
-    );
-    insert_events(&client, &aggregatetype, 2).await;
-    assert_eq!(count(broker.bootstrap(), &topic, 2).await, 2);
-    assert!(outboxd
-        .terminate(Duration::from_secs(30))
-        .unwrap()
-        .success());
+    let Published {
+        pg: _pg,
+        client,
+        slot,
+        aggregatetype,
+        topic,
+        cfg,
+        mut outboxd,
+        ..
+    } = publish_two_and_stop(broker, "Recreated").await;
 
     // Dropped by hand, with events committed after it that no slot holds any more: outboxd
     // creates the slot again, sees it is ahead of what it published, and stops.
