@@ -406,6 +406,24 @@ async fn a_record_the_broker_rejects_goes_to_the_dead_letter_topic_with_its_valu
     );
 }
 
+/// librdkafka's in-process mock cluster with one-partition `topics` and `denied`, which it refuses
+/// with TOPIC_AUTHORIZATION_FAILED (a permanent error that reaches outboxd in the delivery report).
+fn mock_refusing(
+    denied: &str,
+    topics: &[&str],
+) -> rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("librdkafka mock cluster");
+    for topic in topics.iter().chain([&denied]) {
+        mock.create_topic(topic, 1, 1).unwrap();
+    }
+    mock.topic_error(
+        denied,
+        rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+    )
+    .unwrap();
+    mock
+}
+
 /// The delivery-report path on any machine: librdkafka's in-process mock cluster (a real
 /// Kafka-protocol listener the `outboxd` process connects to) is told to refuse one topic with
 /// TOPIC_AUTHORIZATION_FAILED, a permanent error that reaches outboxd in the delivery report, not
@@ -414,21 +432,10 @@ async fn a_record_the_broker_rejects_goes_to_the_dead_letter_topic_with_its_valu
 /// broker tests above, which need Apache Kafka for the size limit.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_refused_in_the_delivery_report_goes_to_the_dead_letter_topic() {
-    use rdkafka::mocking::MockCluster;
-    use rdkafka::types::RDKafkaRespErr;
-
-    let mock = MockCluster::new(1).expect("librdkafka mock cluster");
-    let bootstrap = mock.bootstrap_servers();
     let (good_topic, denied_topic, dlq) =
         ("outbox.event.Allowed", "outbox.event.Denied", "dlq.mock");
-    for topic in [good_topic, denied_topic, dlq] {
-        mock.create_topic(topic, 1, 1).unwrap();
-    }
-    mock.topic_error(
-        denied_topic,
-        RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
-    )
-    .unwrap();
+    let mock = mock_refusing(denied_topic, &[good_topic, dlq]);
+    let bootstrap = mock.bootstrap_servers();
 
     let (pg, client) = database().await;
     let extra = format!(
@@ -486,25 +493,14 @@ async fn a_record_refused_in_the_delivery_report_goes_to_the_dead_letter_topic()
 /// mock cluster, as above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_mode_dead_letters_a_record_refused_in_the_delivery_report() {
-    use rdkafka::mocking::MockCluster;
-    use rdkafka::types::RDKafkaRespErr;
-
-    let mock = MockCluster::new(1).expect("librdkafka mock cluster");
-    let bootstrap = mock.bootstrap_servers();
     let (good_topic, denied_topic, dlq, offsets) = (
         "outbox.event.Allowed",
         "outbox.event.Denied",
         "dlq.mock",
         "offsets.mock",
     );
-    for topic in [good_topic, denied_topic, dlq, offsets] {
-        mock.create_topic(topic, 1, 1).unwrap();
-    }
-    mock.topic_error(
-        denied_topic,
-        RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
-    )
-    .unwrap();
+    let mock = mock_refusing(denied_topic, &[good_topic, dlq, offsets]);
+    let bootstrap = mock.bootstrap_servers();
 
     let (pg, client) = database().await;
     let extra = format!(
@@ -546,15 +542,21 @@ async fn exactly_once_mode_dead_letters_a_record_refused_in_the_delivery_report(
         "the slot did not move past the refused event:\n{}",
         outboxd.log()
     );
+    // Which path refused it depends on timing: librdkafka reports the refusal in the delivery
+    // report (the transaction is aborted and replayed), or, once it knows the topic's error from
+    // metadata, already at enqueue (dead-lettered at once). Seen once in ten runs under load.
+    let log = outboxd.log();
+    let replayed = log.contains("its Kafka transaction is aborted and sent again");
     assert!(
-        outboxd
-            .log()
-            .contains("its Kafka transaction is aborted and sent again"),
-        "{}",
-        outboxd.log()
+        replayed || log.contains("poison event sent to the dead-letter topic"),
+        "{log}"
+    );
+    assert!(
+        log.contains(TOO_LARGE_ID),
+        "the refused event is named:\n{log}"
     );
     eprintln!(
-        "mock cluster, read_committed: {} record(s) on {good_topic}, {} on {dlq}",
+        "mock cluster, read_committed: {} record(s) on {good_topic}, {} on {dlq}; refused in the delivery report: {replayed}",
         records.len(),
         dead.len()
     );
