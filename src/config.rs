@@ -97,6 +97,12 @@ pub struct SourceConfig {
     /// under half of the server's `wal_sender_timeout` (default 60 s). Default 1000.
     #[serde(default = "default_status_interval_ms")]
     pub status_interval_ms: u64,
+    /// How long the server may send nothing at all before the replication connection is taken
+    /// for dead and opened again, in milliseconds (Postgres's `wal_receiver_timeout` for outboxd):
+    /// after half of it, outboxd asks the server to answer at once. Catches network partitions
+    /// that never reset the connection. 0 = never. Default 60000.
+    #[serde(default = "default_receive_timeout_ms")]
+    pub receive_timeout_ms: u64,
     /// How often `heartbeat_action_query` runs, in milliseconds; 0 (the default) = never. Debezium's
     /// `heartbeat.interval.ms`.
     #[serde(default)]
@@ -200,6 +206,9 @@ const fn default_true() -> bool {
 }
 const fn default_status_interval_ms() -> u64 {
     SourceConfig::DEFAULT_STATUS_INTERVAL_MS
+}
+const fn default_receive_timeout_ms() -> u64 {
+    60_000
 }
 const fn default_max_in_flight_events() -> u64 {
     10_000
@@ -373,6 +382,12 @@ impl Config {
             return Err(invalid(
                 "source.status_interval_ms",
                 "must be between 1 and 20000 (well under half of wal_sender_timeout)",
+            ));
+        }
+        if self.source.receive_timeout_ms != 0 && self.source.receive_timeout_ms < 1_000 {
+            return Err(invalid(
+                "source.receive_timeout_ms",
+                "must be 0 (never give up on a silent connection) or at least 1000",
             ));
         }
         match (

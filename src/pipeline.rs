@@ -45,6 +45,7 @@ use crate::source::connection::{
     ReplicationConnection, ReplicationMessage, ReplicationStream, SystemIdentity,
 };
 use crate::source::error::describe_sql_error;
+use crate::source::liveness::{Liveness, Verdict};
 use crate::source::params::ConnectParams;
 use crate::source::pgoutput::{self, Message};
 use crate::source::setup::{self, SetupError, SetupPlan, SnapshotPlan};
@@ -229,6 +230,8 @@ pub struct Plan {
     pub converters: Converters,
     pub producer: rdkafka::ClientConfig,
     pub status_interval: Duration,
+    /// `source.receive_timeout_ms` (`None`: off).
+    pub receive_timeout: Option<Duration>,
     /// `source.heartbeat_*`: a query run periodically on an ordinary connection.
     pub heartbeat: Option<Heartbeat>,
     pub max_in_flight_events: u64,
@@ -294,6 +297,8 @@ impl Plan {
             converters,
             producer,
             status_interval: Duration::from_millis(config.source.status_interval_ms),
+            receive_timeout: Some(Duration::from_millis(config.source.receive_timeout_ms))
+                .filter(|t| !t.is_zero()),
             heartbeat: match (
                 config.source.heartbeat_interval_ms,
                 &config.source.heartbeat_action_query,
@@ -642,6 +647,7 @@ async fn run_once(
         received: start_lsn,
         sent_flush: Lsn::ZERO,
         last_status_at: Instant::now(),
+        liveness: Liveness::new(plan.receive_timeout, Instant::now()),
         commit_time_us: 0,
         final_lsn: Lsn::ZERO,
         snapshot: None,
@@ -811,6 +817,8 @@ struct Relay<'a> {
     sent_flush: Lsn,
     /// When the last status update went out.
     last_status_at: Instant,
+    /// How long the server has been silent (`source.receive_timeout_ms`).
+    liveness: Liveness,
     /// Commit time of the open transaction (µs since 2000-01-01): the records' timestamp.
     commit_time_us: i64,
     /// Commit LSN of the open transaction, to name it in errors.
@@ -839,6 +847,9 @@ impl Relay<'_> {
                 && self.in_flight_bytes < self.plan.max_in_flight_bytes
                 && !self.transactions.as_ref().is_some_and(|t| t.committing());
             let streaming = self.snapshot.is_none();
+            if !(has_room && streaming) {
+                self.liveness.not_reading(Instant::now());
+            }
             let step = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break Ok(()),
@@ -978,6 +989,7 @@ impl Relay<'_> {
     }
 
     async fn on_message(&mut self, message: ReplicationMessage) -> Result<(), PipelineError> {
+        self.liveness.heard(Instant::now());
         match message {
             ReplicationMessage::XLogData {
                 wal_start,
@@ -1543,8 +1555,23 @@ impl Relay<'_> {
 
     /// Sends a status update when the confirmed position moved or `status_interval` has passed.
     /// Records the position first when it moved.
+    /// Gives the connection up when the server has been silent too long (`source::liveness`).
     async fn send_status_if_due(&mut self) -> Result<(), PipelineError> {
         self.record_position()?;
+        match self.liveness.check(Instant::now()) {
+            Verdict::Alive => {}
+            Verdict::AskForReply => {
+                tracing::debug!("the server has been silent for half of source.receive_timeout_ms: asking it to answer");
+                return self.send_status_asking(false, true).await;
+            }
+            Verdict::Dead(after) => {
+                return Err(SourceError::Timeout {
+                    what: "waiting for any message from the server (source.receive_timeout_ms): the connection is taken for dead",
+                    after,
+                }
+                .into())
+            }
+        }
         if self.confirmable() != self.sent_flush
             || self.last_status_at.elapsed() >= self.plan.status_interval
         {
@@ -1555,13 +1582,25 @@ impl Relay<'_> {
 
     /// Sends a standby status update: `flush` = the checkpoint's confirmed position.
     async fn send_status(&mut self, reply_requested_by_server: bool) -> Result<(), PipelineError> {
+        self.send_status_asking(reply_requested_by_server, false)
+            .await
+    }
+
+    /// [`Self::send_status`], with `ask_reply`: the server answers with a keepalive at once.
+    async fn send_status_asking(
+        &mut self,
+        reply_requested_by_server: bool,
+        ask_reply: bool,
+    ) -> Result<(), PipelineError> {
         let flush = self.confirmable();
         debug_assert!(
             flush >= self.sent_flush,
             "confirmed position went backwards"
         );
         let write = self.received.max(flush);
-        self.stream.send_status(write, flush, flush, false).await?;
+        self.stream
+            .send_status(write, flush, flush, ask_reply)
+            .await?;
         if flush != self.sent_flush {
             tracing::debug!(%flush, reply_requested_by_server, "confirmed");
             self.metrics.confirmed_lsn.set(flush.0 as i64);
