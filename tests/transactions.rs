@@ -9,9 +9,11 @@
 //!   then) before the final confirmation; the next start sends nothing again.
 //!
 //! Also pins what the test broker supports (`tansu_transaction_support`): tansu 0.6 runs the
-//! transactional protocol and hides open transactions from `read_committed` consumers, but it does
-//! not filter the records of *aborted* transactions. Tests that abort (kill -9 in the middle of a
-//! Kafka transaction) therefore assert "no duplicates" only on a broker that filters them.
+//! transactional protocol, fences old producer epochs and hides open transactions from
+//! `read_committed` consumers, but it does not filter the records of *aborted* transactions. It
+//! writes the transaction markers, though, so the tests that abort judge what a `read_committed`
+//! consumer may see from the log itself (`support::txlog`, checked here by
+//! `the_log_tells_committed_aborted_and_open_transactions_apart`).
 
 mod support;
 
@@ -33,10 +35,80 @@ async fn tansu_transaction_support() {
     .unwrap();
     eprintln!("broker filters aborted transactions for read_committed consumers: {filters}");
     if !broker.is_external() {
-        // Pinned so that a tansu upgrade that starts filtering is noticed (then the chaos test's
-        // duplicate assertion applies on tansu too).
+        // Pinned so that a tansu upgrade that starts filtering is noticed. The exactly-once
+        // verifications do not depend on it: they read the markers (support::txlog).
         assert!(!filters, "tansu now filters aborted transactions");
     }
+}
+
+/// The verifier of the exactly-once tests (`support::txlog`) against the broker: a plain record,
+/// a committed, an aborted and a still open transaction, each told apart from the log's markers.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_tells_committed_aborted_and_open_transactions_apart() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use support::txlog::{self, Fate};
+    let broker = Broker::shared();
+    let topic = unique("txlog");
+    broker.create_topic(&topic, 1).await;
+    let (b, t) = (broker.bootstrap().to_string(), topic.clone());
+    tokio::task::spawn_blocking(move || {
+        let send = |p: &BaseProducer, value: &str| {
+            p.send(BaseRecord::<str, str>::to(&t).key("k").payload(value))
+                .unwrap();
+            p.flush(Duration::from_secs(10)).unwrap();
+        };
+        let plain: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("log_level", "3")
+            .create()
+            .unwrap();
+        send(&plain, "plain");
+        let txn: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("transactional.id", unique("txlog"))
+            .set("log_level", "3")
+            .create()
+            .unwrap();
+        txn.init_transactions(Duration::from_secs(30)).unwrap();
+        txn.begin_transaction().unwrap();
+        send(&txn, "committed-1");
+        send(&txn, "committed-2");
+        txn.commit_transaction(Duration::from_secs(30)).unwrap();
+        txn.begin_transaction().unwrap();
+        send(&txn, "aborted");
+        txn.abort_transaction(Duration::from_secs(30)).unwrap();
+        txn.begin_transaction().unwrap();
+        send(&txn, "open");
+
+        let log = txlog::scan(&b, &t).remove(&0).expect("partition 0 scanned");
+        // Offsets: plain 0, committed 1-2, marker 3, aborted 4, marker 5, open 6.
+        let fates: Vec<_> = [0, 1, 2, 4, 6].iter().map(|o| log.fate(*o)).collect();
+        let expected = [
+            Fate::Visible,
+            Fate::Visible,
+            Fate::Visible,
+            Fate::Aborted,
+            Fate::Open,
+        ];
+        assert_eq!(fates, expected.map(Some), "{log:?}");
+        assert_eq!(log.fate(3), None, "a marker is no data record");
+        assert_eq!(
+            (
+                log.count(Fate::Visible),
+                log.count(Fate::Aborted),
+                log.count(Fate::Open)
+            ),
+            (3, 1, 1)
+        );
+        txn.commit_transaction(Duration::from_secs(30)).unwrap();
+        let (records, aborted) = txlog::committed_records(&b, &[&t], 4, Duration::from_secs(20));
+        let values: Vec<String> = records.iter().filter_map(|r| r.value_str()).collect();
+        assert_eq!(values, ["plain", "committed-1", "committed-2", "open"]);
+        // On a broker that filters, the consumer never saw the aborted record.
+        assert!(aborted <= 1);
+    })
+    .await
+    .unwrap();
 }
 
 /// outboxd config for exactly-once mode with its own offsets topic.
@@ -317,8 +389,8 @@ async fn check_tries_transactions_without_fencing_a_running_instance() {
             && out.contains(&format!("offsets topic {offsets} does not exist yet")),
         "{out}"
     );
-    // With an instance running, check uses its own transactional id: the instance goes on (tansu
-    // does not fence at all, so there this shows only that check and instance coexist).
+    // With an instance running, check uses its own transactional id, so it does not fence the
+    // instance (which a second init_transactions with the instance's id would: tests/partition.rs).
     let outboxd = Outboxd::start(&config);
     assert!(
         outboxd

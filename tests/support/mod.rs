@@ -22,6 +22,7 @@ pub mod kafka;
 pub mod outboxd;
 pub mod pg;
 pub mod proxy;
+pub mod txlog;
 
 use std::future::Future;
 use std::io;

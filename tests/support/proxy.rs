@@ -36,6 +36,7 @@ pub struct Proxy {
     addr: SocketAddr,
     upstream: SocketAddr,
     paused: Arc<watch::Sender<bool>>,
+    frozen: Arc<watch::Sender<bool>>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -51,6 +52,8 @@ impl Proxy {
         let addr = std_listener.local_addr().expect("proxy local addr");
         let (paused_tx, paused_rx) = watch::channel(false);
         let paused = Arc::new(paused_tx);
+        let (frozen_tx, frozen_rx) = watch::channel(false);
+        let frozen = Arc::new(frozen_tx);
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("proxy-{}", addr.port()))
@@ -62,7 +65,7 @@ impl Proxy {
                 rt.block_on(async move {
                     let listener = TcpListener::from_std(std_listener).expect("tokio listener");
                     tokio::select! {
-                        _ = accept_loop(listener, upstream, paused_rx) => {}
+                        _ = accept_loop(listener, upstream, paused_rx, frozen_rx) => {}
                         _ = shutdown_rx => {}
                     }
                 });
@@ -73,6 +76,7 @@ impl Proxy {
             addr,
             upstream,
             paused,
+            frozen,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         }
@@ -101,6 +105,19 @@ impl Proxy {
     pub fn is_paused(&self) -> bool {
         *self.paused.borrow()
     }
+
+    /// A silent network partition: every connection stays open but nothing crosses it any more
+    /// in either direction (no reset, no FIN), and new connections are accepted and left hanging
+    /// the same way. [`thaw`](Self::thaw) ends it.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    /// Ends a [`freeze`](Self::freeze): the connections it held are reset (as both ends find
+    /// out when a partition heals), and new ones are forwarded again.
+    pub fn thaw(&self) {
+        self.frozen.send_replace(false);
+    }
 }
 
 impl Drop for Proxy {
@@ -114,7 +131,12 @@ impl Drop for Proxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: SocketAddr, paused: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    paused: watch::Receiver<bool>,
+    frozen: watch::Receiver<bool>,
+) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -124,9 +146,16 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, paused: watch:
             reset(client);
             continue;
         }
-        let mut paused = paused.clone();
+        let (mut paused, mut frozen) = (paused.clone(), frozen.clone());
         tokio::spawn(async move {
             let mut client = client;
+            let frozen_now = *frozen.borrow();
+            if frozen_now {
+                // Accepted, never answered, until the partition heals.
+                drop(frozen.wait_for(|f| !*f).await);
+                reset(client);
+                return;
+            }
             let mut server = match TcpStream::connect(upstream).await {
                 Ok(s) => s,
                 Err(_) => {
@@ -136,13 +165,19 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, paused: watch:
             };
             let _ = client.set_nodelay(true);
             let _ = server.set_nodelay(true);
-            tokio::select! {
-                _ = copy_bidirectional(&mut client, &mut server) => {}
-                _ = paused.wait_for(|p| *p) => {
-                    reset(client);
-                    reset(server);
-                }
+            // Which way the connection ends (computed first: a watch guard must not be held
+            // across the awaits below).
+            let frozen_now = tokio::select! {
+                _ = copy_bidirectional(&mut client, &mut server) => return,
+                _ = async { drop(paused.wait_for(|p| *p).await) } => false,
+                _ = async { drop(frozen.wait_for(|f| *f).await) } => true,
+            };
+            if frozen_now {
+                // Both sockets stay open, unread and unwritten, until the thaw.
+                drop(frozen.wait_for(|f| !*f).await);
             }
+            reset(client);
+            reset(server);
         });
     }
 }
