@@ -22,8 +22,9 @@
 //!
 //! Zombie instances: the transactional id is the same for every instance of one slot, so the
 //! `init_transactions` of a new instance fences the old one (its next produce or commit fails with
-//! a fatal error, and it stops). `init_transactions` runs only after the replication slot was
-//! acquired, so a standby waiting for the slot never fences the active instance.
+//! a fatal error; it starts over and stands by, as the new instance holds the slot).
+//! `init_transactions` runs only after the replication slot was acquired, so a standby waiting
+//! for the slot never fences the active instance.
 //!
 //! The Kafka I/O lives in [`crate::sink::transactional`]; this module has no I/O and no clock
 //! (callers pass `now`).
@@ -164,7 +165,7 @@ pub enum ExactlyOnceError {
     Config { key: String, message: String },
     #[error(transparent)]
     SlotAhead(#[from] SlotAhead),
-    #[error("this instance was fenced: another outboxd started with transactional.id {transactional_id} ({error}); two instances must not relay one slot, and the newer one wins, so this one stops")]
+    #[error("this instance was fenced: another producer with transactional.id {transactional_id} took over, or the broker aborted this instance's Kafka transaction after transaction.timeout.ms ({error}); it starts over with a new producer and stands by while another instance holds the slot (if this repeats while streaming, two slots share one transactional_id)")]
     Fenced {
         transactional_id: String,
         error: String,
@@ -187,8 +188,14 @@ pub enum ExactlyOnceError {
 
 impl ExactlyOnceError {
     /// Whether a restart (new producer, positions read again, replay from the slot) may succeed.
+    /// Fencing is: the new run takes the slot before `init_transactions`, so it stands by while
+    /// the instance that fenced this one holds the slot, and takes over once it is gone (or when
+    /// the "fencing" was the broker aborting a transaction that outlived its timeout).
     pub fn is_transient(&self) -> bool {
-        matches!(self, ExactlyOnceError::Kafka { .. })
+        matches!(
+            self,
+            ExactlyOnceError::Kafka { .. } | ExactlyOnceError::Fenced { .. }
+        )
     }
 }
 
