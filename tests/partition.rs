@@ -19,15 +19,43 @@ use std::time::Duration;
 use support::proxy::Proxy;
 use support::{unique, Broker, Outboxd, PgCluster};
 
-/// A proxy in front of `pg`, and the source URL through it (short connect timeout, so that
-/// connection attempts into the partition fail fast).
-fn proxied(pg: &PgCluster) -> (Proxy, String) {
+/// What both tests start from: a database with the outbox table, a proxy in front of it (with
+/// the source URL through it: a short connect timeout, so that attempts into the partition fail
+/// fast), a slot name and a topic.
+struct Scene {
+    broker: &'static Broker,
+    pg: PgCluster,
+    client: tokio_postgres::Client,
+    proxy: Proxy,
+    url: String,
+    slot: String,
+    aggregatetype: String,
+    topic: String,
+}
+
+async fn scene(name: &str) -> Scene {
+    let broker = Broker::shared();
+    let pg = PgCluster::start();
+    let client = pg.client().await;
+    support::create_outbox_table(&client).await;
     let proxy = Proxy::start(0, SocketAddr::from(([127, 0, 0, 1], pg.port())));
     let url = format!(
         "postgres://postgres@{}/postgres?sslmode=disable&connect_timeout=2",
         proxy.addr()
     );
-    (proxy, url)
+    let aggregatetype = unique(name);
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 1).await;
+    Scene {
+        broker,
+        pg,
+        client,
+        proxy,
+        url,
+        slot: unique(&name.to_lowercase()),
+        aggregatetype,
+        topic,
+    }
 }
 
 /// `basic_config` with extra `[source]` keys.
@@ -47,38 +75,53 @@ async fn insert(client: &tokio_postgres::Client, aggregatetype: &str, n: usize) 
     ids
 }
 
+/// What a `read_committed` consumer may see of `topic` (at least `expected` records, or what came
+/// within `timeout`), and how many aborted records the log holds besides.
+async fn read_committed(
+    broker: &Broker,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> (Vec<support::Record>, usize) {
+    let (b, t) = (broker.bootstrap().to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        support::txlog::committed_records(&b, &[&t], expected, timeout)
+    })
+    .await
+    .unwrap()
+}
+
+/// Whether `o` started streaming a second time within `timeout`.
+async fn streams_again(o: &Outboxd, timeout: Duration) -> bool {
+    support::wait_until(timeout, || async {
+        o.log().matches(": streaming slot=").count() >= 2
+    })
+    .await
+}
+
 fn ids_of(records: &[support::Record]) -> Vec<String> {
     records.iter().filter_map(|r| r.header_str("id")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_partition_from_postgres_is_detected_and_healed() {
-    let broker = Broker::shared();
-    let pg = PgCluster::start();
-    let client = pg.client().await;
-    support::create_outbox_table(&client).await;
-    let (proxy, url) = proxied(&pg);
-    let slot = unique("part");
-    let aggregatetype = unique("Part");
-    let topic = format!("outbox.event.{aggregatetype}");
-    broker.create_topic(&topic, 1).await;
-    let outboxd = Outboxd::start_with(
-        &config(
-            &url,
-            &slot,
-            broker.bootstrap(),
-            "receive_timeout_ms = 3000\n",
-        ),
-        &[],
-        &[("RUST_LOG", "info,outboxd=debug")],
-    );
-    assert!(
-        outboxd
-            .wait_for_log("streaming", Duration::from_secs(30))
-            .await,
-        "{}",
-        outboxd.log()
-    );
+    let Scene {
+        broker,
+        pg: _pg,
+        client,
+        proxy,
+        url,
+        slot,
+        aggregatetype,
+        topic,
+    } = scene("Part").await;
+    let outboxd = Outboxd::streaming(&config(
+        &url,
+        &slot,
+        broker.bootstrap(),
+        "receive_timeout_ms = 3000\n",
+    ))
+    .await;
     let mut expected = insert(&client, &aggregatetype, 3).await;
     let first =
         support::consume_async(broker.bootstrap(), &topic, 3, Duration::from_secs(30)).await;
@@ -125,10 +168,7 @@ async fn a_silent_partition_from_postgres_is_detected_and_healed() {
 
     proxy.thaw();
     assert!(
-        support::wait_until(Duration::from_secs(60), || async {
-            outboxd.log().matches(": streaming slot=").count() >= 2
-        })
-        .await,
+        streams_again(&outboxd, Duration::from_secs(60)).await,
         "outboxd did not stream again after the partition healed:\n{}",
         outboxd.log()
     );
@@ -142,15 +182,16 @@ async fn a_silent_partition_from_postgres_is_detected_and_healed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zombie_cut_off_from_postgres_is_fenced_in_exactly_once_mode() {
-    let broker = Broker::shared();
-    let pg = PgCluster::start();
-    let client = pg.client().await;
-    support::create_outbox_table(&client).await;
-    let (proxy, url) = proxied(&pg);
-    let slot = unique("zombie");
-    let aggregatetype = unique("Zombie");
-    let topic = format!("outbox.event.{aggregatetype}");
-    broker.create_topic(&topic, 1).await;
+    let Scene {
+        broker,
+        pg,
+        client,
+        proxy,
+        url,
+        slot,
+        aggregatetype,
+        topic,
+    } = scene("Zombie").await;
     let offsets = unique("offsets");
     let eos = |commit_interval_ms: u64| {
         format!(
@@ -164,12 +205,7 @@ async fn a_zombie_cut_off_from_postgres_is_fenced_in_exactly_once_mode() {
         config(&url, &slot, broker.bootstrap(), "receive_timeout_ms = 0\n"),
         eos(20_000)
     );
-    let mut a = Outboxd::start_with(&a_config, &[], &[("RUST_LOG", "info,outboxd=debug")]);
-    assert!(
-        a.wait_for_log("streaming", Duration::from_secs(60)).await,
-        "{}",
-        a.log()
-    );
+    let mut a = Outboxd::streaming(&a_config).await;
     let ids = insert(&client, &aggregatetype, 4).await;
     // A produced them into its open transaction (visible only to read_uncommitted readers).
     let (b, t) = (broker.bootstrap().to_string(), topic.clone());
@@ -202,18 +238,8 @@ async fn a_zombie_cut_off_from_postgres_is_fenced_in_exactly_once_mode() {
         config(&pg.url("postgres"), &slot, broker.bootstrap(), ""),
         eos(100)
     );
-    let mut b = Outboxd::start_with(&b_config, &[], &[("RUST_LOG", "info,outboxd=debug")]);
-    assert!(
-        b.wait_for_log("streaming", Duration::from_secs(60)).await,
-        "{}",
-        b.log()
-    );
-    let (bs, t) = (broker.bootstrap().to_string(), topic.clone());
-    let (committed, _) = tokio::task::spawn_blocking(move || {
-        support::txlog::committed_records(&bs, &[&t], 4, Duration::from_secs(30))
-    })
-    .await
-    .unwrap();
+    let mut b = Outboxd::streaming(&b_config).await;
+    let (committed, _) = read_committed(broker, &topic, 4, Duration::from_secs(30)).await;
     assert_eq!(committed.len(), 4, "B:\n{}", b.log());
 
     // A's commit comes due: refused as fenced, and A starts over with a new producer.
@@ -234,29 +260,16 @@ async fn a_zombie_cut_off_from_postgres_is_fenced_in_exactly_once_mode() {
 
     // Every event once for read_committed consumers, B goes on, and when B stops A takes over.
     let more = insert(&client, &aggregatetype, 2).await;
-    let (bs, t) = (broker.bootstrap().to_string(), topic.clone());
-    let (committed, _) = tokio::task::spawn_blocking(move || {
-        support::txlog::committed_records(&bs, &[&t], 6, Duration::from_secs(30))
-    })
-    .await
-    .unwrap();
+    let (committed, _) = read_committed(broker, &topic, 6, Duration::from_secs(30)).await;
     assert_eq!(committed.len(), 6, "B:\n{}", b.log());
     b.terminate(Duration::from_secs(30));
     assert!(
-        support::wait_until(Duration::from_secs(30), || async {
-            a.log().matches(": streaming slot=").count() >= 2
-        })
-        .await,
+        streams_again(&a, Duration::from_secs(30)).await,
         "A did not take over from B:\n{}",
         a.log()
     );
     let last = insert(&client, &aggregatetype, 2).await;
-    let (bs, t) = (broker.bootstrap().to_string(), topic.clone());
-    let (committed, aborted) = tokio::task::spawn_blocking(move || {
-        support::txlog::committed_records(&bs, &[&t], 9, Duration::from_secs(40))
-    })
-    .await
-    .unwrap();
+    let (committed, aborted) = read_committed(broker, &topic, 9, Duration::from_secs(40)).await;
     let got = ids_of(&committed);
     let unique_ids: HashSet<&String> = got.iter().collect();
     assert_eq!(

@@ -149,6 +149,18 @@ impl Outboxd {
         }
     }
 
+    /// [`start_with`](Self::start_with) with `RUST_LOG=info,outboxd=debug`, then waits (60 s at
+    /// most, else panics with the log) until it streams.
+    pub async fn streaming(config_toml: &str) -> Outboxd {
+        let o = Self::start_with(config_toml, &[], &[("RUST_LOG", "info,outboxd=debug")]);
+        assert!(
+            o.wait_for_log("streaming", Duration::from_secs(60)).await,
+            "outboxd did not start streaming:\n{}",
+            o.log()
+        );
+        o
+    }
+
     /// Waits (async) until the log contains `needle`; returns whether it did within `timeout`.
     pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         super::wait_until(timeout, || async { self.log().contains(needle) }).await
