@@ -12,6 +12,13 @@
 //! transaction, and Postgres crash-replays, which duplicate thousands of events in at-least-once
 //! mode, must duplicate nothing.
 //!
+//! The broker "goes away" behind the test's proxy (connections reset, new ones refused), which is
+//! what a broker restart looks like from outboxd's side; the tansu process itself is not
+//! restarted. On memory storage a restart would lose every topic, and on S3 storage (tried with
+//! moto's S3 server) tansu 0.6 loses records it had acknowledged when it is SIGKILLed (1892
+//! acknowledged, 1786 readable afterwards, its high watermark past the readable end), so a real
+//! restart would test the broker, not outboxd.
+//!
 //! Bounded in time (about a minute each) so CI runs them on every change. The two runs take turns
 //! (one lock), so they do not compete for the two cores.
 
