@@ -70,7 +70,8 @@ impl Record {
     }
 }
 
-fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
+/// A consumer that never joins its group (see the module documentation), with extra properties.
+pub(super) fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap)
         // Required by librdkafka for a consumer, but never joined: we only `assign`.

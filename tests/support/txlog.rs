@@ -18,10 +18,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
+use rdkafka::consumer::Consumer;
 
-use super::kafka::{consume_topics_with, Record};
+use super::kafka::{consume_topics_with, consumer, Record};
 
 /// The outcome of the transaction (if any) an offset range belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,13 +153,7 @@ fn quiet_read(timeout: Duration) -> Duration {
 
 /// Partition → leader address, from metadata.
 fn leaders(bootstrap: &str, topic: &str) -> BTreeMap<i32, String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", super::unique("txlog"))
-        .set("log_level", "3")
-        .create()
-        .expect("create metadata client");
-    let md = consumer
+    let md = consumer(bootstrap, &[])
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
     let brokers: HashMap<i32, String> = md
