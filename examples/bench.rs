@@ -4,6 +4,7 @@
 //! cargo run --release --example bench -- [--rows 1000000] [--backlog 1000x100,200x1]
 //!     [--rates 1000,5000] [--step-secs 15] [--no-ramp] [--json FILE]
 //!     [--kafka KEY=VALUE]... [--pipeline KEY=VALUE]... [--source KEY=VALUE]...
+//!     [--broker-delay-ms MS]
 //! ```
 //!
 //! It starts its own PostgreSQL (initdb into a tempdir, free port, `wal_level=logical`, and
@@ -21,6 +22,8 @@
 //!   on `--gen-conns` connections) inserts at fixed rates, then ramps up by `--ramp-factor` until a
 //!   rate is not sustained; a consumer (explicit partition assignment) measures the latency from
 //!   the row's insert (`clock_timestamp()` in the payload, just before its commit) to receipt.
+//! - with `--broker-delay-ms`, the broker sits behind a delay line (a proxy in this process that
+//!   holds every byte that long each way), as across a network or in front of a slow broker.
 //! - **resources** of the outboxd process: peak RSS (VmHWM) and CPU seconds (utime + stime), from
 //!   /proc; also the CPU of Postgres, the broker, this harness and everything else on the machine.
 //!
@@ -140,6 +143,11 @@ struct Args {
     /// Give up a backlog drain after this many seconds.
     #[arg(long, default_value_t = 900)]
     drain_timeout_secs: u64,
+    /// Put the built-in tansu behind a proxy that delays every byte by this many milliseconds
+    /// each way (a network round trip of twice that), for outboxd and the harness's clients
+    /// alike. 0: no proxy. Not with KAFKA_BOOTSTRAP_SERVERS.
+    #[arg(long, default_value_t = 0.0)]
+    broker_delay_ms: f64,
     /// Write every figure as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -753,6 +761,68 @@ fn tansu_bin() -> Result<PathBuf> {
     })
 }
 
+/// `--broker-delay-ms`, set once at start.
+static BROKER_DELAY: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// A TCP proxy that delays each direction by a fixed time: a network with that latency and
+/// unlimited bandwidth. Every chunk read is stamped and written `delay` later, in order.
+mod delay_line {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    /// Listens on a free port, forwarding each connection to `to`; returns the port.
+    pub fn start(to: &str, delay: Duration) -> std::io::Result<u16> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let to = to.to_string();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&to) else {
+                    continue;
+                };
+                for (from, into) in [(&client, &server), (&server, &client)] {
+                    if let (Ok(from), Ok(into)) = (from.try_clone(), into.try_clone()) {
+                        pipe(from, into, delay);
+                    }
+                }
+            }
+        });
+        Ok(port)
+    }
+
+    fn pipe(mut from: TcpStream, mut into: TcpStream, delay: Duration) {
+        let _ = into.set_nodelay(true);
+        let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                match from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx
+                            .send((Instant::now() + delay, buf[..n].to_vec()))
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            for (due, bytes) in rx {
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                if into.write_all(&bytes).is_err() {
+                    break;
+                }
+            }
+            let _ = into.shutdown(std::net::Shutdown::Write);
+        });
+    }
+}
+
 /// A tansu broker with memory storage (a fresh one per scenario, so memory from one does not
 /// weigh on the next), killed on drop.
 struct Broker {
@@ -772,13 +842,19 @@ impl Broker {
         }
         let bin = tansu_bin()?;
         let port = free_port();
-        let bootstrap = format!("127.0.0.1:{port}");
+        let listen = format!("127.0.0.1:{port}");
+        // Behind the delay line, tansu advertises the proxy's address, so that every client
+        // connection goes through it.
+        let bootstrap = match BROKER_DELAY.get().copied().filter(|d| !d.is_zero()) {
+            Some(delay) => format!("127.0.0.1:{}", delay_line::start(&listen, delay)?),
+            None => listen.clone(),
+        };
         let log = work.join(format!("tansu-{name}.log"));
         let file = File::create(&log)?;
         let mut cmd = Command::new(&bin);
         cmd.arg("broker")
             .arg("--listener-url")
-            .arg(format!("tcp://{bootstrap}"))
+            .arg(format!("tcp://{listen}"))
             .arg("--advertised-listener-url")
             .arg(format!("tcp://{bootstrap}"))
             .arg("--storage-engine")
@@ -2551,6 +2627,14 @@ fn print_report(r: &Report) {
             ""
         }
     );
+    if let Some(delay) = r.settings.get("broker_delay_ms").and_then(|v| v.as_f64()) {
+        if delay > 0.0 {
+            println!(
+                "broker behind a delay line: {delay} ms each way ({} ms round trip)",
+                2.0 * delay
+            );
+        }
+    }
     if !r.backlog.is_empty() {
         println!();
         println!("Backlog drain (events/s from process start to confirmed_flush_lsn at the end of the backlog)");
@@ -2757,6 +2841,7 @@ async fn run(args: Args) -> Result<()> {
     machine.loadavg_end = loadavg();
     let mut settings = BTreeMap::new();
     settings.insert("rows", serde_json::json!(args.rows));
+    settings.insert("broker_delay_ms", serde_json::json!(args.broker_delay_ms));
     settings.insert("partitions", serde_json::json!(args.partitions));
     settings.insert("fill_conns", serde_json::json!(args.fill_conns));
     settings.insert("kafka", serde_json::json!(args.kafka));
@@ -2796,6 +2881,15 @@ async fn run(args: Args) -> Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.broker_delay_ms > 0.0 {
+        if external_kafka().is_some() {
+            eprintln!(
+                "bench: --broker-delay-ms needs the built-in tansu; unset KAFKA_BOOTSTRAP_SERVERS"
+            );
+            return ExitCode::FAILURE;
+        }
+        let _ = BROKER_DELAY.set(Duration::from_secs_f64(args.broker_delay_ms / 1000.0));
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
