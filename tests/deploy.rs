@@ -930,6 +930,40 @@ fn dockerfile_is_multi_stage_with_a_non_root_runtime_user() {
     }
 }
 
+/// Cargo.toml's local paths (`[patch.crates-io]` entries such as vendor/rdkafka-sys) must be in
+/// the build context before the first `cargo build`, or the image does not build.
+#[test]
+fn dockerfile_copies_the_vendored_crates_before_building() {
+    let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
+    let paths: Vec<String> = manifest
+        .get("patch")
+        .and_then(|p| p.get("crates-io"))
+        .and_then(|c| c.as_table())
+        .map(|t| {
+            t.values()
+                .filter_map(|d| d.get("path").and_then(|p| p.as_str()).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let inst = dockerfile();
+    let first_build = inst
+        .iter()
+        .position(|(i, a)| i == "RUN" && a.contains("cargo build"))
+        .expect("docker/Dockerfile runs cargo build");
+    for path in &paths {
+        let top = path.split('/').next().unwrap();
+        assert!(
+            inst[..first_build].iter().any(|(i, a)| i == "COPY"
+                && a.split_whitespace()
+                    .rev()
+                    .skip(1)
+                    .any(|src| src.trim_end_matches('/') == top || src == path)),
+            "docker/Dockerfile must COPY {top} (Cargo.toml patches a crate with path {path}) \
+             before its first cargo build"
+        );
+    }
+}
+
 // ---- Grafana -------------------------------------------------------------------------------
 
 /// Families of `Metrics::render`'s text, name → (type, label names). Labelled families appear
