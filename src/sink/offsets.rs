@@ -74,11 +74,51 @@ impl OffsetsError {
 /// The configuration of outboxd's side clients (offsets reader, admin client, tombstone
 /// producer): the producer's, without the transactional id. Not a list of connection properties:
 /// measured, a consumer built from only the connection-related properties failed SCRAM
-/// authentication where one built from the whole producer configuration succeeded, and librdkafka
-/// ignores producer-only properties in other clients without a warning.
+/// authentication where one built from the whole producer configuration succeeded.
 pub(super) fn client_config(producer: &ClientConfig) -> ClientConfig {
     let mut config = producer.clone();
     config.remove("transactional.id");
+    config
+}
+
+/// librdkafka's producer-only properties (its CONFIGURATION.md, scope "P"), under both names
+/// where it has an alias. A consumer given one logs a CONFWARN line per property at every start.
+const PRODUCER_ONLY: &[&str] = &[
+    "transactional.id",
+    "transaction.timeout.ms",
+    "enable.idempotence",
+    "enable.gapless.guarantee",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes",
+    "queue.buffering.max.ms",
+    "linger.ms",
+    "message.send.max.retries",
+    "retries",
+    "queue.buffering.backpressure.threshold",
+    "compression.codec",
+    "compression.type",
+    "compression.level",
+    "batch.num.messages",
+    "batch.size",
+    "delivery.report.only.error",
+    "sticky.partitioning.linger.ms",
+    "request.required.acks",
+    "acks",
+    "request.timeout.ms",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "queuing.strategy",
+    "produce.offset.report",
+    "partitioner",
+];
+
+/// [`client_config`] for a consumer: without the producer-only properties, which it would only
+/// warn about.
+fn consumer_config(producer: &ClientConfig) -> ClientConfig {
+    let mut config = client_config(producer);
+    for key in PRODUCER_ONLY {
+        config.remove(key);
+    }
     config
 }
 
@@ -135,7 +175,7 @@ fn read_position(
         doing: "reading it",
         error,
     };
-    let consumer: BaseConsumer<SideContext> = client_config(producer)
+    let consumer: BaseConsumer<SideContext> = consumer_config(producer)
         .set("group.id", "outboxd-offsets-reader")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -375,6 +415,33 @@ mod tests {
         assert_eq!(c.get("bootstrap.servers"), Some("k:9092"));
         assert_eq!(c.get("sasl.username"), Some("u"));
         assert_eq!(c.get("transactional.id"), None);
+    }
+
+    #[test]
+    fn the_offsets_reader_gets_no_producer_only_settings() {
+        let user = std::collections::BTreeMap::from([
+            ("bootstrap.servers".to_string(), "k:9092".to_string()),
+            ("security.protocol".to_string(), "SASL_SSL".to_string()),
+            ("sasl.username".to_string(), "u".to_string()),
+            ("compression.type".to_string(), "zstd".to_string()),
+        ]);
+        let producer = crate::sink::producer_config(&user, 1000).unwrap();
+        let c = consumer_config(&producer);
+        assert_eq!(c.get("sasl.username"), Some("u"));
+        assert_eq!(c.get("security.protocol"), Some("SASL_SSL"));
+        for key in c.config_map().keys() {
+            assert!(!PRODUCER_ONLY.contains(key), "{key} left in");
+        }
+        // What outboxd sets on the producer, and the user's compression, are among them.
+        for key in [
+            "enable.idempotence",
+            "linger.ms",
+            "partitioner",
+            "compression.type",
+        ] {
+            assert!(producer.get(key).is_some(), "the producer has {key}");
+            assert_eq!(c.get(key), None, "{key}");
+        }
     }
 
     #[test]
