@@ -2881,14 +2881,21 @@ async fn run(args: Args) -> Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.broker_delay_ms > 0.0 {
+    if args.broker_delay_ms != 0.0 {
+        let Ok(delay) = Duration::try_from_secs_f64(args.broker_delay_ms / 1000.0) else {
+            eprintln!(
+                "bench: --broker-delay-ms {} is not a delay: give milliseconds, 0 or more",
+                args.broker_delay_ms
+            );
+            return ExitCode::FAILURE;
+        };
         if external_kafka().is_some() {
             eprintln!(
                 "bench: --broker-delay-ms needs the built-in tansu; unset KAFKA_BOOTSTRAP_SERVERS"
             );
             return ExitCode::FAILURE;
         }
-        let _ = BROKER_DELAY.set(Duration::from_secs_f64(args.broker_delay_ms / 1000.0));
+        let _ = BROKER_DELAY.set(delay);
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
