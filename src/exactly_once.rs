@@ -12,6 +12,15 @@
 //! replay from an older position after its own crash, or when outboxd died between the Kafka
 //! commit and the confirmation.
 //!
+//! `R` is the *last* record of the slot's key, not the highest ([`crate::position::Latest`]): a
+//! commit that fails is aborted and, when its offsets record may already be in the log, the last
+//! committed `R` is written again in a position-only transaction. Apache Kafka hides aborted
+//! records from `read_committed` readers anyway; a broker that does not (tansu 0.6) would
+//! otherwise hand the aborted position to the next start, which would skip what it claims. Such a
+//! broker still can when outboxd dies between writing the offsets record and the end of the
+//! commit (docs/operations.md, exactly-once limitations): exactly-once needs a broker that
+//! filters aborted transactions.
+//!
 //! outboxd never confirms to Postgres a position beyond `R` ([`Batcher::confirmable`]). So a slot
 //! whose `confirmed_flush_lsn` is *ahead* of `R` was moved by someone else (recreated, advanced by
 //! hand, another tool on the same slot): the events between may never have been published, and

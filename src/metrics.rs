@@ -48,7 +48,8 @@ pub struct Metrics {
     pub confirmed_lsn: IntGauge,
     /// Reconnects: restarts of the pipeline after a transient error.
     pub reconnects: IntCounter,
-    /// Exactly-once mode: Kafka transactions by outcome (`committed`, `failed`).
+    /// Exactly-once mode: Kafka transactions by outcome (`committed`, `failed`; after a failed one,
+    /// `restated` or `restate_failed`: see `sink::transactional`).
     pub kafka_transactions: IntCounterVec,
     /// Exactly-once mode: how long a Kafka commit took.
     pub kafka_commit_seconds: Histogram,

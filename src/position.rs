@@ -140,6 +140,30 @@ impl OffsetRecord {
     }
 }
 
+/// The position the offsets topic holds for one key, read record by record in log order: the
+/// **last** record wins (a tombstone forgets the position). Not the highest: after a failed
+/// commit, exactly-once mode writes the committed position again after the aborted transaction's
+/// record (`sink::transactional`), for brokers whose `read_committed` consumers still see aborted
+/// records. Both modes otherwise write positions in increasing order, so the last is the highest.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Latest(Option<Lsn>);
+
+impl Latest {
+    /// The next record of the key: `None` is a tombstone. A value that is not an offsets record
+    /// is an error (the caller names the record).
+    pub fn record(&mut self, value: Option<&[u8]>) -> Result<(), String> {
+        self.0 = match value {
+            None => None,
+            Some(bytes) => Some(OffsetRecord::from_json(bytes)?.position()?),
+        };
+        Ok(())
+    }
+
+    pub fn position(&self) -> Option<Lsn> {
+        self.0
+    }
+}
+
 /// The offsets-record key of one slot: `<system identifier>/<database>/<slot>`, so that slots of
 /// the same name in other databases or clusters never share a position.
 pub fn offsets_key(system_id: u64, database: &str, slot: &str) -> String {
@@ -264,6 +288,43 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(lsn: &str) -> Vec<u8> {
+        OffsetRecord {
+            lsn: lsn.into(),
+            slot: "s".into(),
+            timeline: 1,
+            transactional_id: String::new(),
+        }
+        .to_json()
+    }
+
+    #[test]
+    fn the_last_record_of_a_key_is_its_position_even_when_lower() {
+        let mut latest = Latest::default();
+        assert_eq!(latest.position(), None);
+        for lsn in ["0/100", "0/300"] {
+            latest.record(Some(&record(lsn))).unwrap();
+        }
+        assert_eq!(latest.position(), Some(Lsn(0x300)));
+        // An aborted transaction's record (0/300) followed by the restated committed position.
+        latest.record(Some(&record("0/200"))).unwrap();
+        assert_eq!(latest.position(), Some(Lsn(0x200)));
+        latest.record(None).unwrap();
+        assert_eq!(latest.position(), None, "a tombstone forgets the position");
+        latest.record(Some(&record("0/50"))).unwrap();
+        assert_eq!(latest.position(), Some(Lsn(0x50)));
+    }
+
+    #[test]
+    fn a_record_that_is_not_a_position_is_an_error_and_changes_nothing() {
+        let mut latest = Latest::default();
+        latest.record(Some(&record("0/100"))).unwrap();
+        let e = latest.record(Some(b"{\"offset\": 7}")).unwrap_err();
+        assert!(e.contains("lsn"), "{e}");
+        assert!(latest.record(Some(&record("0/zz"))).is_err());
+        assert_eq!(latest.position(), Some(Lsn(0x100)));
+    }
 
     #[test]
     fn a_slot_behind_or_at_the_record_resumes_and_one_ahead_stops() {

@@ -16,7 +16,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::producer::{KafkaSink, SendError, SideContext};
 use crate::lsn::Lsn;
-use crate::position::{acceptable, resume_position, OffsetRecord, Offsets, SlotAhead};
+use crate::position::{acceptable, resume_position, Latest, OffsetRecord, Offsets, SlotAhead};
 use crate::router::OutboxRecord;
 
 /// How long creating or reading the offsets topic may take at start.
@@ -161,8 +161,8 @@ async fn ensure_offsets_topic(
     Ok(())
 }
 
-/// Reads the offsets topic to its end (`read_committed`) and returns the highest position
-/// recorded under `key`, or `None` when there is none (or the last record is a tombstone).
+/// Reads the offsets topic to its end (`read_committed`) and returns the last position recorded
+/// under `key` ([`Latest`]), or `None` when there is none (or the last record is a tombstone).
 /// Blocking.
 fn read_position(
     producer: &ClientConfig,
@@ -221,7 +221,7 @@ fn read_position(
         .map_err(|e| kafka(e.to_string()))?;
     // Read until every partition reported its end (with read_committed: the last stable offset).
     let mut at_end = std::collections::HashSet::new();
-    let mut best: Option<Lsn> = None;
+    let mut latest = Latest::default();
     while at_end.len() < partitions.len() {
         if Instant::now() > deadline {
             return Err(kafka(format!(
@@ -238,24 +238,19 @@ fn read_position(
                 if m.key() != Some(key.as_bytes()) {
                     continue;
                 }
-                let Some(value) = m.payload() else {
-                    // A tombstone: the position was deleted on purpose (`outboxd slot drop`).
-                    best = None;
-                    continue;
-                };
-                let record =
-                    OffsetRecord::from_json(value).map_err(|message| OffsetsError::BadRecord {
+                // A tombstone (no payload) forgets the position: `outboxd slot drop`.
+                latest
+                    .record(m.payload())
+                    .map_err(|message| OffsetsError::BadRecord {
                         topic: topic.to_string(),
                         partition: m.partition(),
                         offset: m.offset(),
                         message,
                     })?;
-                let lsn = record.position().expect("validated by from_json");
-                best = Some(best.map_or(lsn, |b| b.max(lsn)));
             }
         }
     }
-    Ok(best)
+    Ok(latest.position())
 }
 
 /// Where a run resumes ([`resume`]).

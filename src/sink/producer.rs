@@ -98,7 +98,7 @@ enum TagKind {
 /// Forwards delivery reports (and counts them), and librdkafka's log lines.
 pub struct SinkContext {
     deliveries: mpsc::UnboundedSender<Report>,
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
     health: Arc<Health>,
 }
 

@@ -126,54 +126,110 @@ impl KafkaSink {
 
     /// Writes the offsets record (`key` → `record`) to `topic` in the open transaction (beginning
     /// one if none is open: a position-only transaction) and commits. On failure the transaction
-    /// is aborted when librdkafka allows it. Blocking.
+    /// is aborted when librdkafka allows it, and, when its offsets record may be in the log,
+    /// `committed` (the position last committed) is written again in a transaction of its own
+    /// ([`KafkaSink::restate_position`]). Blocking.
     pub fn commit_position(
         &self,
         topic: &str,
         key: &str,
         record: &OffsetRecord,
+        committed: &OffsetRecord,
         timeout: Duration,
     ) -> Result<(), ExactlyOnceError> {
         let id = self.transactional_id();
-        self.begin_if_needed().map_err(|e| match e {
-            SendError::Transaction(e) => e,
-            other => ExactlyOnceError::Kafka {
-                doing: "begin",
-                error: other.to_string(),
-                fatal: false,
-            },
-        })?;
-        let offsets = offsets_record(topic, key, record);
-        let result = self
-            .enqueue_unreported(&offsets)
-            .map_err(|e| match e {
-                SendError::Enqueue { error, .. } => {
-                    txn_error("producing the offsets record", &id, error)
+        let mut offsets_enqueued = false;
+        let result = self.begin_if_needed().map_err(begin_error).and_then(|()| {
+            self.enqueue_unreported(&offsets_record(topic, key, record))
+                .map_err(|e| match e {
+                    SendError::Enqueue { error, .. } => {
+                        txn_error("producing the offsets record", &id, error)
+                    }
+                    other => ExactlyOnceError::Kafka {
+                        doing: "producing the offsets record",
+                        error: other.to_string(),
+                        fatal: false,
+                    },
+                })?;
+            offsets_enqueued = true;
+            self.wait_delivered(timeout);
+            self.producer
+                .commit_transaction(timeout)
+                .map_err(|e| txn_error("commit", &id, e))
+        });
+        match &result {
+            Ok(()) => self.transaction_ended(),
+            Err(ExactlyOnceError::Fenced { .. }) => {}
+            Err(e) => match self.abort(timeout) {
+                Ok(()) if offsets_enqueued => {
+                    self.restate_position(topic, key, record, committed, timeout)
                 }
-                other => ExactlyOnceError::Kafka {
-                    doing: "producing the offsets record",
-                    error: other.to_string(),
-                    fatal: false,
-                },
-            })
-            .and_then(|()| {
-                self.wait_delivered(timeout);
-                self.producer
-                    .commit_transaction(timeout)
-                    .map_err(|e| txn_error("commit", &id, e))
-            });
-        if let Some(txn) = &self.txn {
-            if result.is_ok() {
-                txn.events.store(0, Ordering::Relaxed);
-                txn.open.store(false, Ordering::Release);
-            }
-        }
-        if let Err(e) = &result {
-            if !matches!(e, ExactlyOnceError::Fenced { .. }) {
-                let _ = self.abort(timeout);
-            }
+                Ok(()) => {}
+                Err(abort) => tracing::warn!(
+                    "exactly-once: the failed transaction ({e}) could not be aborted ({abort}); the next start aborts it"
+                ),
+            },
         }
         result
+    }
+
+    /// After an aborted transaction whose offsets record (`aborted`) may have reached the log:
+    /// commits `committed` again, in a position-only transaction, so that the last record of
+    /// `key` is a committed one. The offsets reader takes the last record (`position::latest`),
+    /// and a broker that does not filter aborted transactions from `read_committed` consumers
+    /// (tansu 0.6) would otherwise hand the aborted position to the next start, which would skip
+    /// the transactions it claims. On Apache Kafka the restated record changes nothing. A failed
+    /// restatement is logged and counted (`outboxd_kafka_transactions_total{outcome="restate_failed"}`).
+    fn restate_position(
+        &self,
+        topic: &str,
+        key: &str,
+        aborted: &OffsetRecord,
+        committed: &OffsetRecord,
+        timeout: Duration,
+    ) {
+        let id = self.transactional_id();
+        let result = self.begin_if_needed().map_err(begin_error).and_then(|()| {
+            self.enqueue_unreported(&offsets_record(topic, key, committed))
+                .map_err(|e| ExactlyOnceError::Kafka {
+                    doing: "restating the committed position",
+                    error: e.to_string(),
+                    fatal: false,
+                })?;
+            self.wait_delivered(timeout);
+            self.producer
+                .commit_transaction(timeout)
+                .map_err(|e| txn_error("commit", &id, e))
+        });
+        let metrics = &self.producer.context().metrics;
+        match result {
+            Ok(()) => {
+                self.transaction_ended();
+                metrics
+                    .kafka_transactions
+                    .with_label_values(&["restated"])
+                    .inc();
+                tracing::info!(committed = %committed.lsn, aborted = %aborted.lsn, "exactly-once: restated the committed position after the aborted transaction");
+            }
+            Err(e) => {
+                if !matches!(e, ExactlyOnceError::Fenced { .. }) {
+                    let _ = self.abort(timeout);
+                }
+                metrics
+                    .kafka_transactions
+                    .with_label_values(&["restate_failed"])
+                    .inc();
+                tracing::warn!(committed = %committed.lsn, aborted = %aborted.lsn, "exactly-once: could not restate the committed position {} after an aborted transaction ({e}); on a broker whose read_committed consumers see aborted records (tansu 0.6; Apache Kafka filters them), the next start reads {} and skips the Postgres transactions before it that this aborted transaction held", committed.lsn, aborted.lsn);
+            }
+        }
+    }
+
+    /// The open transaction committed (or was aborted): the next send begins a new one.
+    fn transaction_ended(&self) {
+        if let Some(txn) = &self.txn {
+            txn.events.store(0, Ordering::Relaxed);
+            txn.open.store(false, Ordering::Release);
+        }
     }
 
     /// Waits (up to `timeout`) until every enqueued record is delivered and reported, polling every
@@ -197,9 +253,20 @@ impl KafkaSink {
         self.producer
             .abort_transaction(timeout)
             .map_err(|e| txn_error("abort", &self.transactional_id(), e))?;
-        txn.events.store(0, Ordering::Relaxed);
-        txn.open.store(false, Ordering::Release);
+        self.transaction_ended();
         Ok(())
+    }
+}
+
+/// A failed `begin_transaction`, as exactly-once mode reports it.
+fn begin_error(e: SendError) -> ExactlyOnceError {
+    match e {
+        SendError::Transaction(e) => e,
+        other => ExactlyOnceError::Kafka {
+            doing: "begin",
+            error: other.to_string(),
+            fatal: false,
+        },
     }
 }
 
@@ -356,12 +423,13 @@ impl Transactions {
             return;
         };
         tracing::trace!(lsn = %commit.lsn, events, "committing the Kafka transaction");
-        let record = OffsetRecord {
-            lsn: commit.lsn.to_string(),
+        let record = |lsn: Lsn| OffsetRecord {
+            lsn: lsn.to_string(),
             slot: self.slot.clone(),
             timeline: self.timeline,
             transactional_id: self.settings.transactional_id.clone(),
         };
+        let (record, committed) = (record(commit.lsn), record(self.batcher.recorded()));
         let (sink, topic, key, done, metrics) = (
             sink.clone(),
             self.settings.offsets_topic.clone(),
@@ -371,7 +439,7 @@ impl Transactions {
         );
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let result = sink.commit_position(&topic, &key, &record, TXN_TIMEOUT);
+            let result = sink.commit_position(&topic, &key, &record, &committed, TXN_TIMEOUT);
             metrics
                 .kafka_commit_seconds
                 .observe(started.elapsed().as_secs_f64());
