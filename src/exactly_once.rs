@@ -12,14 +12,20 @@
 //! replay from an older position after its own crash, or when outboxd died between the Kafka
 //! commit and the confirmation.
 //!
-//! `R` is the *last* record of the slot's key, not the highest ([`crate::position::Latest`]): a
-//! commit that fails is aborted and, when its offsets record may already be in the log, the last
-//! committed `R` is written again in a position-only transaction. Apache Kafka hides aborted
-//! records from `read_committed` readers anyway; a broker that does not (tansu 0.6) would
-//! otherwise hand the aborted position to the next start, which would skip what it claims. Such a
-//! broker still can when outboxd dies between writing the offsets record and the end of the
-//! commit (docs/operations.md, exactly-once limitations): exactly-once needs a broker that
-//! filters aborted transactions.
+//! # The position at start
+//! `R` is the *last* offsets record of the slot's key that a `read_committed` reader gets, not the
+//! highest ([`crate::position::Latest`]), and it is read **before** `init_transactions`. Such a
+//! reader stops at the first transaction still open, so what it reads was committed. Read after
+//! `init_transactions`, the offsets record of a transaction that a dead instance left open would
+//! be there once `init_transactions` aborted it, on a broker that shows aborted records to
+//! `read_committed` readers (tansu 0.6; Apache Kafka does not): the start would take the aborted
+//! position and skip what it claims. outboxd reads again after `init_transactions` and warns when
+//! the two differ. Read before, it never comes from a transaction a dead instance left open; it
+//! is too low only when another instance's commit completes while this one starts, whose events
+//! are then sent again.
+//! For the same reason a commit that fails is aborted and, when its offsets record may already be
+//! in the log, the last committed `R` is written again in a position-only transaction, so that
+//! the last record of the key is a committed one.
 //!
 //! outboxd never confirms to Postgres a position beyond `R` ([`Batcher::confirmable`]). So a slot
 //! whose `confirmed_flush_lsn` is *ahead* of `R` was moved by someone else (recreated, advanced by

@@ -278,14 +278,34 @@ pub struct ResumeFrom<'a> {
 }
 
 /// What the start of a run needs from the offsets topic, in either mode: makes sure the topic
-/// exists, reads the slot's recorded position and checks the slot against it, accepting the
-/// configured position or a slot this run created with a snapshot (`position::acceptable`), each
-/// with a warning.
+/// exists, reads the slot's recorded position and checks the slot against it ([`check_resume`]).
 pub async fn resume(
     sink: &std::sync::Arc<KafkaSink>,
     producer: &ClientConfig,
     from: ResumeFrom<'_>,
 ) -> Result<Resumed, OffsetsError> {
+    let recorded = read_recorded(sink, producer, from.topic, from.key).await?;
+    check_resume(recorded, from)
+}
+
+/// Makes sure the offsets topic exists and reads the position recorded under `key` (the last
+/// record, [`Latest`]).
+pub async fn read_recorded(
+    sink: &std::sync::Arc<KafkaSink>,
+    producer: &ClientConfig,
+    topic: &str,
+    key: &str,
+) -> Result<Option<Lsn>, OffsetsError> {
+    ensure_offsets_topic(sink, producer, topic).await?;
+    let (p, t, k) = (producer.clone(), topic.to_string(), key.to_string());
+    tokio::task::spawn_blocking(move || read_position(&p, &t, &k, OFFSETS_TIMEOUT))
+        .await
+        .expect("reading the offsets topic panicked")
+}
+
+/// Checks the slot against the position `recorded` for it, accepting the configured position or
+/// a slot this run created with a snapshot (`position::acceptable`), each with a warning.
+pub fn check_resume(recorded: Option<Lsn>, from: ResumeFrom<'_>) -> Result<Resumed, OffsetsError> {
     let ResumeFrom {
         topic,
         key,
@@ -294,11 +314,6 @@ pub async fn resume(
         new_slot_with_snapshot,
         accept,
     } = from;
-    ensure_offsets_topic(sink, producer, topic).await?;
-    let (p, t, k) = (producer.clone(), topic.to_string(), key.to_string());
-    let recorded = tokio::task::spawn_blocking(move || read_position(&p, &t, &k, OFFSETS_TIMEOUT))
-        .await
-        .expect("reading the offsets topic panicked")?;
     let accepted = acceptable(recorded, start_lsn, new_slot_with_snapshot, accept);
     let resume = resume_position(slot, start_lsn, recorded, accepted, topic, key)?;
     if let Some(r) = recorded.filter(|r| *r < start_lsn) {

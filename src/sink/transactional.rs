@@ -15,7 +15,9 @@ use rdkafka::producer::Producer;
 use rdkafka::ClientConfig;
 use tokio::sync::mpsc;
 
-use super::offsets::{offsets_record, resume, OffsetsError, ResumeFrom, Resumed};
+use super::offsets::{
+    check_resume, offsets_record, read_recorded, OffsetsError, ResumeFrom, Resumed,
+};
 use super::producer::{KafkaSink, SendError};
 use crate::exactly_once::{offsets_key, Batcher, ExactlyOnce, ExactlyOnceError, OffsetRecord};
 use crate::lsn::Lsn;
@@ -335,9 +337,10 @@ pub struct Origin<'a> {
 }
 
 impl Transactions {
-    /// Fences older producers with this transactional id, reads the committed position and checks
-    /// it against the slot's (`start_lsn`). Call after the slot was acquired
-    /// (`START_REPLICATION`), so that a standby never fences the active instance.
+    /// Reads the committed position, fences older producers with this transactional id (which
+    /// ends their open transaction) and checks the position against the slot's (`start_lsn`).
+    /// Call after the slot was acquired (`START_REPLICATION`), so that a standby never fences the
+    /// active instance.
     pub async fn start(
         sink: &Arc<KafkaSink>,
         producer: &ClientConfig,
@@ -355,17 +358,35 @@ impl Transactions {
             new_slot_with_snapshot,
         } = origin;
         let key = offsets_key(system_id, database, slot);
+        let topic = settings.offsets_topic.as_str();
         let started = Instant::now();
+        // Read before init_transactions: see "The position at start" in `crate::exactly_once`.
+        let before = read_recorded(sink, producer, topic, &key)
+            .await
+            .map_err(offsets_error)?;
+        let init_started = Instant::now();
         let s = sink.clone();
         tokio::task::spawn_blocking(move || s.init_transactions(TXN_TIMEOUT))
             .await
             .expect("init_transactions panicked")?;
-        let init_ms = started.elapsed().as_millis() as u64;
-        let Resumed { recorded, resume } = resume(
-            sink,
-            producer,
+        let init_ms = init_started.elapsed().as_millis() as u64;
+        let after = read_recorded(sink, producer, topic, &key)
+            .await
+            .map_err(offsets_error)?;
+        if after != before {
+            let show = |l: Option<Lsn>| l.map_or_else(|| "none".to_string(), |l| l.to_string());
+            tracing::warn!(
+                before = %show(before),
+                after = %show(after),
+                "exactly-once: a transaction of this slot's producer was still open when this instance started, and init_transactions ended it with offsets record {}; resuming from {}, the position committed before it. If it was aborted (an instance that died while committing), nothing is lost; if it committed (an instance still finishing its commit as this one took the slot over), its events are published again",
+                show(after),
+                show(before)
+            );
+        }
+        let Resumed { recorded, resume } = check_resume(
+            before,
             ResumeFrom {
-                topic: &settings.offsets_topic,
+                topic,
                 key: &key,
                 slot,
                 start_lsn,
@@ -373,7 +394,6 @@ impl Transactions {
                 accept: settings.accept_slot_position,
             },
         )
-        .await
         .map_err(offsets_error)?;
         tracing::info!(
             transactional_id = %settings.transactional_id,
