@@ -177,7 +177,7 @@ impl KafkaSink {
 
     /// After an aborted transaction whose offsets record (`aborted`) may have reached the log:
     /// commits `committed` again, in a position-only transaction, so that the last record of
-    /// `key` is a committed one. The offsets reader takes the last record (`position::latest`),
+    /// `key` is a committed one. The offsets reader takes the last record (`position::Latest`),
     /// and a broker that does not filter aborted transactions from `read_committed` consumers
     /// (tansu 0.6) would otherwise hand the aborted position to the next start, which would skip
     /// the transactions it claims. On Apache Kafka the restated record changes nothing. A failed
@@ -221,7 +221,7 @@ impl KafkaSink {
                     .kafka_transactions
                     .with_label_values(&["restate_failed"])
                     .inc();
-                tracing::warn!(committed = %committed.lsn, aborted = %aborted.lsn, "exactly-once: could not restate the committed position {} after an aborted transaction ({e}); on a broker whose read_committed consumers see aborted records (tansu 0.6; Apache Kafka filters them), the next start reads {} and skips the Postgres transactions before it that this aborted transaction held", committed.lsn, aborted.lsn);
+                tracing::warn!(committed = %committed.lsn, aborted = %aborted.lsn, "exactly-once: could not restate the committed position {} after an aborted transaction ({e}); on a broker whose read_committed consumers see aborted records (tansu 0.6; Apache Kafka hides them), the next start takes {} as the position and skips the Postgres transactions the aborted transaction held", committed.lsn, aborted.lsn);
             }
         }
     }
