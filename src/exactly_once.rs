@@ -19,13 +19,14 @@
 //! `init_transactions`, the offsets record of a transaction that a dead instance left open would
 //! be there once `init_transactions` aborted it, on a broker that shows aborted records to
 //! `read_committed` readers (tansu 0.6; Apache Kafka does not): the start would take the aborted
-//! position and skip what it claims. outboxd reads again after `init_transactions` and warns when
-//! the two differ. Read before, it never comes from a transaction a dead instance left open; it
-//! is too low only when another instance's commit completes while this one starts, whose events
-//! are then sent again.
-//! For the same reason a commit that fails is aborted and, when its offsets record may already be
-//! in the log, the last committed `R` is written again in a position-only transaction, so that
-//! the last record of the key is a committed one.
+//! position and skip what it claims. outboxd reads again after `init_transactions`; when the two
+//! differ it warns and writes `R` again in a position-only transaction, so that the next start
+//! does not find the aborted record last. Read before, `R` never comes from a transaction a dead
+//! instance left open; it is too low only when another instance's commit completes while this
+//! one starts, whose events are then sent again. For the same reason a commit that fails is
+//! aborted and, when its offsets record may already be in the log, the last committed `R` is
+//! written again. What remains on such a broker: a dead instance's transaction that the broker
+//! itself aborted (after `transaction.timeout.ms`) before the next instance started.
 //!
 //! outboxd never confirms to Postgres a position beyond `R` ([`Batcher::confirmable`]). So a slot
 //! whose `confirmed_flush_lsn` is *ahead* of `R` was moved by someone else (recreated, advanced by

@@ -482,14 +482,6 @@ async fn a_transaction_left_open_by_a_dead_instance_is_not_the_position() {
     )]);
     let mut producer = outboxd::sink::producer_config(&user, 1000).unwrap();
     producer.set("transactional.id", &transactional_id);
-    let metrics = outboxd::metrics::Metrics::new();
-    let (sink, _reports) = outboxd::sink::KafkaSink::new(
-        &producer,
-        metrics.clone(),
-        Arc::new(outboxd::metrics::Health::default()),
-    )
-    .unwrap();
-    let sink = Arc::new(sink);
     let settings = ExactlyOnce {
         transactional_id: transactional_id.clone(),
         offsets_topic: offsets.clone(),
@@ -497,42 +489,61 @@ async fn a_transaction_left_open_by_a_dead_instance_is_not_the_position() {
         commit_max_events: 5000,
         accept_slot_position: None,
     };
-    let mut txns = Transactions::start(
-        &sink,
-        &producer,
-        &settings,
-        Origin {
-            system_id: 7,
-            timeline: 1,
-            database: "postgres",
-            slot: "outboxd",
-            start_lsn: Lsn(0x100),
-            new_slot_with_snapshot: false,
-        },
-        Duration::from_secs(1),
-        metrics,
-    )
-    .await
-    .expect("the start");
-    let resumed = txns.batcher().recorded();
+    // An instance's start: the position it resumes from.
+    let start = || async {
+        let metrics = outboxd::metrics::Metrics::new();
+        let (sink, _reports) = outboxd::sink::KafkaSink::new(
+            &producer,
+            metrics.clone(),
+            Arc::new(outboxd::metrics::Health::default()),
+        )
+        .unwrap();
+        let sink = Arc::new(sink);
+        let mut txns = Transactions::start(
+            &sink,
+            &producer,
+            &settings,
+            Origin {
+                system_id: 7,
+                timeline: 1,
+                database: "postgres",
+                slot: "outboxd",
+                start_lsn: Lsn(0x100),
+                new_slot_with_snapshot: false,
+            },
+            Duration::from_secs(1),
+            metrics,
+        )
+        .await
+        .expect("the start");
+        txns.batcher().recorded()
+    };
+    let expected = if broker.is_external() { 2 } else { 3 };
+    let read = || {
+        let (b, t) = (broker.bootstrap().to_string(), offsets.clone());
+        tokio::task::spawn_blocking(move || -> Vec<String> {
+            support::kafka::consume(&b, &t, expected, Duration::from_secs(20))
+                .iter()
+                .filter_map(|r| r.value_json())
+                .map(|v| v["lsn"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+    };
 
-    // What a read_committed reader gets now, to tell whether the test still tells the orders
-    // apart: on tansu the aborted 0/200 is there.
-    let (b, t) = (broker.bootstrap().to_string(), offsets.clone());
-    let seen: Vec<String> = tokio::task::spawn_blocking(move || {
-        support::kafka::consume(&b, &t, 2, Duration::from_secs(20))
-            .iter()
-            .filter_map(|r| r.value_json())
-            .map(|v| v["lsn"].as_str().unwrap_or_default().to_string())
-            .collect()
-    })
-    .await
-    .unwrap();
+    let resumed = start().await;
+    // What a read_committed reader gets now: on tansu the aborted 0/200 too, then the committed
+    // position restated after it.
+    let seen = read().await.unwrap();
     eprintln!("offsets records a read_committed reader gets after the start: {seen:?}");
     assert_eq!(
         resumed,
         Lsn(0x100),
         "resumed from the dead instance's uncommitted position ({seen:?})"
+    );
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("0/100"),
+        "the committed position is the last record again"
     );
     if !broker.is_external() {
         assert!(
@@ -541,4 +552,7 @@ async fn a_transaction_left_open_by_a_dead_instance_is_not_the_position() {
              that Apache Kafka's filtering would not do anyway"
         );
     }
+    // That instance dies before its first commit; the next one must not take 0/200 either (it
+    // was aborted before this start, so only the restated record keeps it from being the last).
+    assert_eq!(start().await, Lsn(0x100), "the start after that one");
 }

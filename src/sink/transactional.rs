@@ -175,7 +175,8 @@ impl KafkaSink {
         result
     }
 
-    /// After an aborted transaction whose offsets record (`aborted`) may have reached the log:
+    /// After an aborted transaction whose offsets record (`aborted`) may have reached the log (a
+    /// commit of this run failed, or `init_transactions` ended a dead instance's transaction):
     /// commits `committed` again, in a position-only transaction, so that the last record of
     /// `key` is a committed one. The offsets reader takes the last record (`position::Latest`),
     /// and a broker that does not filter aborted transactions from `read_committed` consumers
@@ -395,6 +396,23 @@ impl Transactions {
             },
         )
         .map_err(offsets_error)?;
+        if after != before {
+            // Make the last record a committed one again, so that a start after this one (should
+            // this instance die before its first commit) does not read the aborted position.
+            let record = |lsn: Lsn| OffsetRecord {
+                lsn: lsn.to_string(),
+                slot: slot.to_string(),
+                timeline,
+                transactional_id: settings.transactional_id.clone(),
+            };
+            let (aborted, committed) = (record(after.unwrap_or(resume)), record(resume));
+            let (s, t, k) = (sink.clone(), topic.to_string(), key.clone());
+            tokio::task::spawn_blocking(move || {
+                s.restate_position(&t, &k, &aborted, &committed, TXN_TIMEOUT)
+            })
+            .await
+            .expect("restating the position panicked");
+        }
         tracing::info!(
             transactional_id = %settings.transactional_id,
             offsets_topic = %settings.offsets_topic,
