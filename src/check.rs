@@ -392,7 +392,7 @@ async fn exactly_once_check(
         Err(e) => CheckResult::fail(
             name,
             format!("init_transactions as {probe_id}: {e}"),
-            format!("exactly-once mode needs brokers with transactions (Kafka 0.11+, transaction.state.log.replication.factor and min.isr no larger than the cluster) and, with ACLs, WRITE and DESCRIBE on the TransactionalId {} (and {probe_id} for this check), READ and WRITE on {offsets}; or turn [exactly_once] enabled off", settings.transactional_id),
+            format!("exactly-once mode needs brokers with transactions (Kafka 0.11+, transaction.state.log.replication.factor and min.isr no larger than the cluster) and, with ACLs, WRITE and DESCRIBE on the TransactionalId {id} (and {probe_id} for this check, {id}-probe for the probe a start may make), READ and WRITE on {offsets}; or turn [exactly_once] enabled off", id = settings.transactional_id),
         ),
     }
 }

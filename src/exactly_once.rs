@@ -20,12 +20,15 @@
 //! be there once `init_transactions` aborted it, on a broker that shows aborted records to
 //! `read_committed` readers (tansu 0.6; Apache Kafka does not): the start would take the aborted
 //! position and skip what it claims. outboxd reads again after `init_transactions`; when the two
-//! differ it warns and writes `R` again in a position-only transaction, so that the next start
-//! does not find the aborted record last. Read before, `R` never comes from a transaction a dead
-//! instance left open; it is too low only when another instance's commit completes while this
-//! one starts, whose events are then sent again. For the same reason a commit that fails is
-//! aborted and, when its offsets record may already be in the log, the last committed `R` is
-//! written again. What remains on such a broker: a dead instance's transaction that the broker
+//! differ ([`StartPosition`]), a transaction was open at the first read and `init_transactions`
+//! ended it: aborted (an instance that died while committing) or committed (another instance's
+//! commit completing meanwhile). outboxd then asks the brokers whether they hide aborted records
+//! (`sink::offsets::filters_aborted`, an aborted probe record): if they do, the second read is
+//! committed and is `R`; if not (or the probe fails), `R` is the first read, written again in a
+//! position-only transaction so that the next start does not find the aborted record last, and
+//! a commit that completed meanwhile is sent again (a warning says so). For the same reason a
+//! commit that fails is aborted and, when its offsets record may already be in the log, the last
+//! committed `R` is written again. What remains on such a broker: a dead instance's transaction that the broker
 //! itself aborted (after `transaction.timeout.ms`) before the next instance started.
 //!
 //! outboxd never confirms to Postgres a position beyond `R` ([`Batcher::confirmable`]). So a slot
@@ -212,6 +215,52 @@ impl ExactlyOnceError {
             self,
             ExactlyOnceError::Kafka { .. } | ExactlyOnceError::Fenced { .. }
         )
+    }
+}
+
+/// What a start makes of the slot's position read before `init_transactions` and after it (see
+/// "The position at start" above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    /// Both reads agree (the usual case).
+    Agreed(Option<Lsn>),
+    /// They differ and the brokers hide aborted records: what was read after is committed (a
+    /// commit that completed while this instance started).
+    Committed(Option<Lsn>),
+    /// They differ and what was read after may be aborted: resume from what was read before, and
+    /// write it again so that it is the last record.
+    Restate {
+        resume: Option<Lsn>,
+        maybe_aborted: Option<Lsn>,
+    },
+}
+
+impl StartPosition {
+    /// `filters_aborted`: whether the brokers hide aborted records from `read_committed`
+    /// readers, asked only when the reads differ (`None`: unknown).
+    pub fn decide(
+        before: Option<Lsn>,
+        after: Option<Lsn>,
+        filters_aborted: Option<bool>,
+    ) -> StartPosition {
+        if before == after {
+            StartPosition::Agreed(before)
+        } else if filters_aborted == Some(true) {
+            StartPosition::Committed(after)
+        } else {
+            StartPosition::Restate {
+                resume: before,
+                maybe_aborted: after,
+            }
+        }
+    }
+
+    /// The position to resume from.
+    pub fn recorded(&self) -> Option<Lsn> {
+        match *self {
+            StartPosition::Agreed(p) | StartPosition::Committed(p) => p,
+            StartPosition::Restate { resume, .. } => resume,
+        }
     }
 }
 
@@ -561,5 +610,33 @@ mod tests {
             .is_some());
         b.committed();
         assert_eq!(b.confirmable(Lsn(180)), Lsn(180));
+    }
+
+    #[test]
+    fn a_start_trusts_the_second_read_only_where_aborted_records_are_hidden() {
+        let (r100, r200) = (Some(Lsn(0x100)), Some(Lsn(0x200)));
+        let d = StartPosition::decide;
+        assert_eq!(d(r100, r100, None), StartPosition::Agreed(r100));
+        assert_eq!(d(None, None, None), StartPosition::Agreed(None));
+        // Apache Kafka: a commit that completed while this instance started.
+        assert_eq!(d(r100, r200, Some(true)), StartPosition::Committed(r200));
+        assert_eq!(d(r100, r200, Some(true)).recorded(), r200);
+        // tansu, or the probe failed: the first read, restated.
+        for filters in [Some(false), None] {
+            let p = d(r100, r200, filters);
+            assert_eq!(
+                p,
+                StartPosition::Restate {
+                    resume: r100,
+                    maybe_aborted: r200
+                }
+            );
+            assert_eq!(p.recorded(), r100);
+        }
+        assert_eq!(
+            d(None, r200, None).recorded(),
+            None,
+            "no committed record yet"
+        );
     }
 }

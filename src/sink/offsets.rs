@@ -349,6 +349,56 @@ pub fn forget_position(
     producer.flush(timeout).map_err(|e| kafka(e.to_string()))
 }
 
+/// Whether the brokers' `read_committed` readers skip the records of aborted transactions, as
+/// Apache Kafka's do (tansu 0.6's do not). Asked only when a start cannot tell otherwise (see
+/// `crate::exactly_once`, "The position at start"): writes an offsets record under `key` in a
+/// transaction of `transactional_id`, aborts it, and reads the topic to its end to see whether
+/// it is there. Its position is unique (the clock), so an aborted probe of an earlier start
+/// does not count. Blocking.
+pub fn filters_aborted(
+    producer: &ClientConfig,
+    topic: &str,
+    transactional_id: &str,
+    key: &str,
+    timeout: Duration,
+) -> Result<bool, OffsetsError> {
+    let kafka = |error: String| OffsetsError::Kafka {
+        topic: topic.to_string(),
+        doing: "probing whether read_committed readers skip aborted transactions",
+        error,
+    };
+    let probe: BaseProducer<SideContext> = client_config(producer)
+        .set("transactional.id", transactional_id)
+        .create_with_context(SideContext)
+        .map_err(|e| kafka(e.to_string()))?;
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_micros() as u64);
+    let marker = Lsn(micros);
+    let record = OffsetRecord {
+        lsn: marker.to_string(),
+        slot: "(probe)".to_string(),
+        timeline: 0,
+        transactional_id: transactional_id.to_string(),
+    };
+    probe
+        .init_transactions(timeout)
+        .and_then(|()| probe.begin_transaction())
+        .map_err(|e| kafka(e.to_string()))?;
+    probe
+        .send(
+            BaseRecord::<str, [u8]>::to(topic)
+                .key(key)
+                .payload(&record.to_json()),
+        )
+        .map_err(|(e, _)| kafka(e.to_string()))?;
+    probe
+        .flush(timeout)
+        .and_then(|()| probe.abort_transaction(timeout))
+        .map_err(|e| kafka(e.to_string()))?;
+    Ok(read_position(producer, topic, key, timeout)? != Some(marker))
+}
+
 /// Where a run's position records go: topic, key and what the record says besides the position.
 #[derive(Debug, Clone)]
 pub struct PositionTarget {

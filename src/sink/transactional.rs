@@ -16,10 +16,12 @@ use rdkafka::ClientConfig;
 use tokio::sync::mpsc;
 
 use super::offsets::{
-    check_resume, offsets_record, read_recorded, OffsetsError, ResumeFrom, Resumed,
+    check_resume, filters_aborted, offsets_record, read_recorded, OffsetsError, ResumeFrom, Resumed,
 };
 use super::producer::{KafkaSink, SendError};
-use crate::exactly_once::{offsets_key, Batcher, ExactlyOnce, ExactlyOnceError, OffsetRecord};
+use crate::exactly_once::{
+    offsets_key, Batcher, ExactlyOnce, ExactlyOnceError, OffsetRecord, StartPosition,
+};
 use crate::lsn::Lsn;
 use crate::metrics::Metrics;
 
@@ -374,18 +376,49 @@ impl Transactions {
         let after = read_recorded(sink, producer, topic, &key)
             .await
             .map_err(offsets_error)?;
-        if after != before {
-            let show = |l: Option<Lsn>| l.map_or_else(|| "none".to_string(), |l| l.to_string());
-            tracing::warn!(
+        let show = |l: Option<Lsn>| l.map_or_else(|| "none".to_string(), |l| l.to_string());
+        let filters_aborted = if after == before {
+            None
+        } else {
+            let (p, t) = (producer.clone(), topic.to_string());
+            let (id, k) = (
+                format!("{}-probe", settings.transactional_id),
+                format!("{key}/aborted-probe"),
+            );
+            let probed =
+                tokio::task::spawn_blocking(move || filters_aborted(&p, &t, &id, &k, TXN_TIMEOUT))
+                    .await
+                    .expect("probing the brokers panicked");
+            match probed {
+                Ok(filters) => Some(filters),
+                Err(e) => {
+                    tracing::warn!("exactly-once: could not ask the brokers whether read_committed readers skip aborted transactions ({e}); taking the position read before init_transactions");
+                    None
+                }
+            }
+        };
+        let position = StartPosition::decide(before, after, filters_aborted);
+        match position {
+            StartPosition::Agreed(_) => {}
+            StartPosition::Committed(after) => tracing::info!(
                 before = %show(before),
                 after = %show(after),
-                "exactly-once: a transaction of this slot's producer was still open when this instance started, and init_transactions ended it with offsets record {}; resuming from {}, the position committed before it. If it was aborted (an instance that died while committing), nothing is lost; if it committed (an instance still finishing its commit as this one took the slot over), its events are published again",
-                show(after),
-                show(before)
-            );
+                "exactly-once: another instance's transaction committed while this one started; resuming from its position {}",
+                show(after)
+            ),
+            StartPosition::Restate {
+                resume,
+                maybe_aborted,
+            } => tracing::warn!(
+                before = %show(resume),
+                after = %show(maybe_aborted),
+                "exactly-once: a transaction of this slot's producer was still open when this instance started, and init_transactions ended it with offsets record {}, which the brokers may show although aborted; resuming from {}, the position committed before it. If it was aborted (an instance that died while committing), nothing is lost; if it committed (an instance finishing its commit as this one took the slot over), its events are published again",
+                show(maybe_aborted),
+                show(resume)
+            ),
         }
         let Resumed { recorded, resume } = check_resume(
-            before,
+            position.recorded(),
             ResumeFrom {
                 topic,
                 key: &key,
@@ -396,7 +429,7 @@ impl Transactions {
             },
         )
         .map_err(offsets_error)?;
-        if after != before {
+        if let StartPosition::Restate { maybe_aborted, .. } = position {
             // Make the last record a committed one again, so that a start after this one (should
             // this instance die before its first commit) does not read the aborted position.
             let record = |lsn: Lsn| OffsetRecord {
@@ -405,7 +438,7 @@ impl Transactions {
                 timeline,
                 transactional_id: settings.transactional_id.clone(),
             };
-            let (aborted, committed) = (record(after.unwrap_or(resume)), record(resume));
+            let (aborted, committed) = (record(maybe_aborted.unwrap_or(resume)), record(resume));
             let (s, t, k) = (sink.clone(), topic.to_string(), key.clone());
             tokio::task::spawn_blocking(move || {
                 s.restate_position(&t, &k, &aborted, &committed, TXN_TIMEOUT)
