@@ -336,6 +336,17 @@ async fn chaos(exactly_once: bool) {
         eprintln!(
             "exactly-once: {duplicates} duplicates in the committed view ({aborted} records of aborted Kafka transactions in the log, not counted)"
         );
+        // How often the start and failure paths that keep an aborted offsets record from being
+        // taken as the position ran (informative; tests/transactions.rs and
+        // tests/restated_position.rs check them).
+        let log = outboxd.log();
+        let count = |needle: &str| log.matches(needle).count();
+        eprintln!(
+            "exactly-once: {} failed commits, {} positions restated, {} starts that found a transaction left open",
+            count("Kafka transaction (commit)"),
+            count("restated the committed position"),
+            count("was still open when this instance started"),
+        );
         assert_eq!(
             duplicates,
             0,
