@@ -7,6 +7,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use tokio_postgres::Client;
 
 use crate::pipeline::Plan;
+use crate::sink::offsets::filters_aborted;
 use crate::source::connection::ReplicationConnection;
 use crate::source::setup::{self, quote_ident, quote_table};
 
@@ -380,20 +381,47 @@ async fn exactly_once_check(
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
     let offsets = &settings.offsets_topic;
-    let where_positions_go = match topics.iter().find(|(t, _)| t == offsets) {
+    let exists = topics.iter().find(|(t, _)| t == offsets);
+    let where_positions_go = match exists {
         Some((_, partitions)) => format!("offsets topic {offsets} exists ({partitions} partition(s))"),
         None => format!("offsets topic {offsets} does not exist yet: outboxd creates it at start (1 partition, compacted)"),
     };
     match result {
-        Ok(()) => CheckResult::pass(
-            name,
-            format!("the brokers run transactions (init_transactions as {probe_id}); {where_positions_go}"),
-        ),
+        Ok(()) => {
+            let aborted = match exists {
+                Some(_) => {
+                    let (p, t, id) = (plan.producer.clone(), offsets.clone(), probe_id.clone());
+                    tokio::task::spawn_blocking(move || {
+                        filters_aborted(&p, &t, &id, "outboxd-check/aborted-probe", Duration::from_secs(15))
+                    })
+                    .await
+                    .map_or_else(|e| Err(e.to_string()), |r| r.map_err(|e| e.to_string()))
+                    .map_or_else(
+                        |e| format!("whether read_committed readers skip aborted transactions is unknown ({e})"),
+                        |filters| aborted_records_line(filters).to_string(),
+                    )
+                }
+                None => "whether read_committed readers skip aborted transactions is asked once the offsets topic exists".to_string(),
+            };
+            CheckResult::pass(
+                name,
+                format!("the brokers run transactions (init_transactions as {probe_id}); {aborted}; {where_positions_go}"),
+            )
+        }
         Err(e) => CheckResult::fail(
             name,
             format!("init_transactions as {probe_id}: {e}"),
             format!("exactly-once mode needs brokers with transactions (Kafka 0.11+, transaction.state.log.replication.factor and min.isr no larger than the cluster) and, with ACLs, WRITE and DESCRIBE on the TransactionalId {id} (and {probe_id} for this check, {id}-probe for the probe a start may make), READ and WRITE on {offsets}; or turn [exactly_once] enabled off", id = settings.transactional_id),
         ),
+    }
+}
+
+/// What `outboxd check` says of the brokers' `read_committed` readers and aborted transactions.
+fn aborted_records_line(filters: bool) -> &'static str {
+    if filters {
+        "read_committed readers skip the records of aborted transactions"
+    } else {
+        "the brokers show the records of aborted transactions to read_committed readers (tansu 0.6 does): consumers of the event topics will also see the events of aborted Kafka transactions, which outboxd sends again, so they get duplicates; outboxd's own position stays safe (docs/operations.md, exactly-once limitations)"
     }
 }
 
