@@ -390,16 +390,17 @@ async fn exactly_once_check(
         Ok(()) => {
             let aborted = match exists {
                 Some(_) => {
+                    let unknown = |e: String| format!("whether read_committed readers skip aborted transactions is unknown ({e})");
                     let (p, t, id) = (plan.producer.clone(), offsets.clone(), probe_id.clone());
-                    tokio::task::spawn_blocking(move || {
+                    match tokio::task::spawn_blocking(move || {
                         filters_aborted(&p, &t, &id, "outboxd-check/aborted-probe", Duration::from_secs(15))
                     })
                     .await
-                    .map_or_else(|e| Err(e.to_string()), |r| r.map_err(|e| e.to_string()))
-                    .map_or_else(
-                        |e| format!("whether read_committed readers skip aborted transactions is unknown ({e})"),
-                        |filters| aborted_records_line(filters).to_string(),
-                    )
+                    {
+                        Ok(Ok(filters)) => aborted_records_line(filters).to_string(),
+                        Ok(Err(e)) => unknown(e.to_string()),
+                        Err(e) => unknown(e.to_string()),
+                    }
                 }
                 None => "whether read_committed readers skip aborted transactions is asked once the offsets topic exists".to_string(),
             };

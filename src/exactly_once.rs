@@ -28,8 +28,9 @@
 //! position-only transaction so that the next start does not find the aborted record last, and
 //! a commit that completed meanwhile is sent again (a warning says so). For the same reason a
 //! commit that fails is aborted and, when its offsets record may already be in the log, the last
-//! committed `R` is written again. What remains on such a broker: a dead instance's transaction that the broker
-//! itself aborted (after `transaction.timeout.ms`) before the next instance started.
+//! committed `R` is written again. What remains on such a broker: a dead instance's transaction
+//! that the broker itself aborted (after `transaction.timeout.ms`) before the next instance
+//! started.
 //!
 //! outboxd never confirms to Postgres a position beyond `R` ([`Batcher::confirmable`]). So a slot
 //! whose `confirmed_flush_lsn` is *ahead* of `R` was moved by someone else (recreated, advanced by

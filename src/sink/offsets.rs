@@ -125,7 +125,7 @@ fn consumer_config(producer: &ClientConfig) -> ClientConfig {
 /// Creates the offsets topic (1 partition, compacted, the broker's default replication factor)
 /// unless it exists. Looks first (with the pipeline's own producer), so a principal allowed to use
 /// the topic but not to create topics works with a topic created for it.
-async fn ensure_offsets_topic(
+pub async fn ensure_offsets_topic(
     sink: &std::sync::Arc<KafkaSink>,
     producer: &ClientConfig,
     topic: &str,
@@ -284,19 +284,18 @@ pub async fn resume(
     producer: &ClientConfig,
     from: ResumeFrom<'_>,
 ) -> Result<Resumed, OffsetsError> {
-    let recorded = read_recorded(sink, producer, from.topic, from.key).await?;
+    ensure_offsets_topic(sink, producer, from.topic).await?;
+    let recorded = read_recorded(producer, from.topic, from.key).await?;
     check_resume(recorded, from)
 }
 
-/// Makes sure the offsets topic exists and reads the position recorded under `key` (the last
-/// record, [`Latest`]).
+/// Reads the position recorded under `key` (the last record, [`Latest`]) from the offsets topic,
+/// which must exist ([`ensure_offsets_topic`]).
 pub async fn read_recorded(
-    sink: &std::sync::Arc<KafkaSink>,
     producer: &ClientConfig,
     topic: &str,
     key: &str,
 ) -> Result<Option<Lsn>, OffsetsError> {
-    ensure_offsets_topic(sink, producer, topic).await?;
     let (p, t, k) = (producer.clone(), topic.to_string(), key.to_string());
     tokio::task::spawn_blocking(move || read_position(&p, &t, &k, OFFSETS_TIMEOUT))
         .await

@@ -16,7 +16,8 @@ use rdkafka::ClientConfig;
 use tokio::sync::mpsc;
 
 use super::offsets::{
-    check_resume, filters_aborted, offsets_record, read_recorded, OffsetsError, ResumeFrom, Resumed,
+    check_resume, ensure_offsets_topic, filters_aborted, offsets_record, read_recorded,
+    OffsetsError, ResumeFrom, Resumed,
 };
 use super::producer::{KafkaSink, SendError};
 use crate::exactly_once::{
@@ -141,26 +142,8 @@ impl KafkaSink {
         committed: &OffsetRecord,
         timeout: Duration,
     ) -> Result<(), ExactlyOnceError> {
-        let id = self.transactional_id();
         let mut offsets_enqueued = false;
-        let result = self.begin_if_needed().map_err(begin_error).and_then(|()| {
-            self.enqueue_unreported(&offsets_record(topic, key, record))
-                .map_err(|e| match e {
-                    SendError::Enqueue { error, .. } => {
-                        txn_error("producing the offsets record", &id, error)
-                    }
-                    other => ExactlyOnceError::Kafka {
-                        doing: "producing the offsets record",
-                        error: other.to_string(),
-                        fatal: false,
-                    },
-                })?;
-            offsets_enqueued = true;
-            self.wait_delivered(timeout);
-            self.producer
-                .commit_transaction(timeout)
-                .map_err(|e| txn_error("commit", &id, e))
-        });
+        let result = self.offsets_then_commit(topic, key, record, &mut offsets_enqueued, timeout);
         match &result {
             Ok(()) => self.transaction_ended(),
             Err(ExactlyOnceError::Fenced { .. }) => {}
@@ -193,19 +176,7 @@ impl KafkaSink {
         committed: &OffsetRecord,
         timeout: Duration,
     ) {
-        let id = self.transactional_id();
-        let result = self.begin_if_needed().map_err(begin_error).and_then(|()| {
-            self.enqueue_unreported(&offsets_record(topic, key, committed))
-                .map_err(|e| ExactlyOnceError::Kafka {
-                    doing: "restating the committed position",
-                    error: e.to_string(),
-                    fatal: false,
-                })?;
-            self.wait_delivered(timeout);
-            self.producer
-                .commit_transaction(timeout)
-                .map_err(|e| txn_error("commit", &id, e))
-        });
+        let result = self.offsets_then_commit(topic, key, committed, &mut false, timeout);
         let metrics = &self.producer.context().metrics;
         match result {
             Ok(()) => {
@@ -227,6 +198,37 @@ impl KafkaSink {
                 tracing::warn!(committed = %committed.lsn, aborted = %aborted.lsn, "exactly-once: could not restate the committed position {} after an aborted transaction ({e}); on a broker whose read_committed consumers see aborted records (tansu 0.6; Apache Kafka hides them), the next start takes {} as the position and skips the Postgres transactions the aborted transaction held", committed.lsn, aborted.lsn);
             }
         }
+    }
+
+    /// Begins a transaction unless one is open, adds the offsets record (`key` → `record`), waits
+    /// for every delivery and commits; `enqueued` tells whether the record was handed to
+    /// librdkafka (it may then be in the log even if the commit fails).
+    fn offsets_then_commit(
+        &self,
+        topic: &str,
+        key: &str,
+        record: &OffsetRecord,
+        enqueued: &mut bool,
+        timeout: Duration,
+    ) -> Result<(), ExactlyOnceError> {
+        let id = self.transactional_id();
+        self.begin_if_needed().map_err(begin_error)?;
+        self.enqueue_unreported(&offsets_record(topic, key, record))
+            .map_err(|e| match e {
+                SendError::Enqueue { error, .. } => {
+                    txn_error("producing the offsets record", &id, error)
+                }
+                other => ExactlyOnceError::Kafka {
+                    doing: "producing the offsets record",
+                    error: other.to_string(),
+                    fatal: false,
+                },
+            })?;
+        *enqueued = true;
+        self.wait_delivered(timeout);
+        self.producer
+            .commit_transaction(timeout)
+            .map_err(|e| txn_error("commit", &id, e))
     }
 
     /// The open transaction committed (or was aborted): the next send begins a new one.
@@ -260,6 +262,16 @@ impl KafkaSink {
             .map_err(|e| txn_error("abort", &self.transactional_id(), e))?;
         self.transaction_ended();
         Ok(())
+    }
+}
+
+/// The offsets record of `lsn` for `slot`, as exactly-once mode writes it.
+fn position_record(settings: &ExactlyOnce, slot: &str, timeline: u32, lsn: Lsn) -> OffsetRecord {
+    OffsetRecord {
+        lsn: lsn.to_string(),
+        slot: slot.to_string(),
+        timeline,
+        transactional_id: settings.transactional_id.clone(),
     }
 }
 
@@ -364,7 +376,10 @@ impl Transactions {
         let topic = settings.offsets_topic.as_str();
         let started = Instant::now();
         // Read before init_transactions: see "The position at start" in `crate::exactly_once`.
-        let before = read_recorded(sink, producer, topic, &key)
+        ensure_offsets_topic(sink, producer, topic)
+            .await
+            .map_err(offsets_error)?;
+        let before = read_recorded(producer, topic, &key)
             .await
             .map_err(offsets_error)?;
         let init_started = Instant::now();
@@ -373,7 +388,7 @@ impl Transactions {
             .await
             .expect("init_transactions panicked")?;
         let init_ms = init_started.elapsed().as_millis() as u64;
-        let after = read_recorded(sink, producer, topic, &key)
+        let after = read_recorded(producer, topic, &key)
             .await
             .map_err(offsets_error)?;
         let show = |l: Option<Lsn>| l.map_or_else(|| "none".to_string(), |l| l.to_string());
@@ -432,12 +447,7 @@ impl Transactions {
         if let StartPosition::Restate { maybe_aborted, .. } = position {
             // Make the last record a committed one again, so that a start after this one (should
             // this instance die before its first commit) does not read the aborted position.
-            let record = |lsn: Lsn| OffsetRecord {
-                lsn: lsn.to_string(),
-                slot: slot.to_string(),
-                timeline,
-                transactional_id: settings.transactional_id.clone(),
-            };
+            let record = |lsn| position_record(settings, slot, timeline, lsn);
             let (aborted, committed) = (record(maybe_aborted.unwrap_or(resume)), record(resume));
             let (s, t, k) = (sink.clone(), topic.to_string(), key.clone());
             tokio::task::spawn_blocking(move || {
@@ -450,7 +460,7 @@ impl Transactions {
             transactional_id = %settings.transactional_id,
             offsets_topic = %settings.offsets_topic,
             key = %key,
-            recorded = %recorded.map_or_else(|| "none".to_string(), |l| l.to_string()),
+            recorded = %show(recorded),
             slot_lsn = %start_lsn,
             init_ms,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -494,12 +504,7 @@ impl Transactions {
             return;
         };
         tracing::trace!(lsn = %commit.lsn, events, "committing the Kafka transaction");
-        let record = |lsn: Lsn| OffsetRecord {
-            lsn: lsn.to_string(),
-            slot: self.slot.clone(),
-            timeline: self.timeline,
-            transactional_id: self.settings.transactional_id.clone(),
-        };
+        let record = |lsn| position_record(&self.settings, &self.slot, self.timeline, lsn);
         let (record, committed) = (record(commit.lsn), record(self.batcher.recorded()));
         let (sink, topic, key, done, metrics) = (
             sink.clone(),
