@@ -41,7 +41,7 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -140,6 +140,12 @@ struct Args {
     /// measured latency; keep it small.
     #[arg(long, default_value_t = 5)]
     consumer_fetch_wait_ms: u64,
+    /// In the steady state, also send this many records per second from a producer in the
+    /// harness (outboxd's producer settings) to a 1-partition topic on the same broker, read by
+    /// the same consumer: the broker's own produce-to-consumer latency, under the same load and
+    /// at the same time as outboxd's. 0: off.
+    #[arg(long, default_value_t = 0)]
+    broker_probe_rate: u64,
     /// Give up a backlog drain after this many seconds.
     #[arg(long, default_value_t = 900)]
     drain_timeout_secs: u64,
@@ -972,11 +978,14 @@ fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Option<Vec<i32>> {
     Some(t.partitions().iter().map(|p| p.id()).collect())
 }
 
-fn assign_all(consumer: &BaseConsumer, topic: &str) -> Result<()> {
-    let parts = partitions_of(consumer, topic).ok_or_else(|| anyhow!("topic {topic} not found"))?;
+fn assign_all(consumer: &BaseConsumer, topics: &[&str]) -> Result<()> {
     let mut tpl = TopicPartitionList::new();
-    for p in parts {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    for topic in topics {
+        let parts =
+            partitions_of(consumer, topic).ok_or_else(|| anyhow!("topic {topic} not found"))?;
+        for p in parts {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        }
     }
     consumer.assign(&tpl)?;
     Ok(())
@@ -1017,7 +1026,7 @@ fn count_records(
 ) -> Result<KafkaCount> {
     let started = Instant::now();
     let consumer = reader(bootstrap, 100)?;
-    assign_all(&consumer, topic)?;
+    assign_all(&consumer, &[topic])?;
     let mut seen = vec![false; expected as usize];
     let (mut records, mut distinct, mut bytes) = (0u64, 0u64, 0u64);
     let mut last = Instant::now();
@@ -1820,6 +1829,30 @@ struct BrokerOnly {
     max_in_flight: u64,
 }
 
+/// outboxd's `[pipeline] max_in_flight_events` (its default, or `--pipeline`).
+fn max_in_flight_events(args: &Args) -> u64 {
+    args.pipeline
+        .iter()
+        .find_map(|p| p.strip_prefix("max_in_flight_events=")?.trim().parse().ok())
+        .unwrap_or(10_000u64)
+}
+
+/// A producer with exactly outboxd's settings: its defaults and enforced keys
+/// (`outboxd::sink::producer_config`) on top of `--kafka`.
+fn outboxd_like_producer(args: &Args, bootstrap: &str) -> Result<BaseProducer> {
+    let mut user = BTreeMap::new();
+    for p in &args.kafka {
+        if let Some((k, v)) = p.split_once('=') {
+            user.insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    user.insert("bootstrap.servers".to_string(), bootstrap.to_string());
+    let mut cfg = outboxd::sink::producer_config(&user, max_in_flight_events(args))
+        .map_err(|e| anyhow!("--kafka: {e}"))?;
+    cfg.set("log_level", "3");
+    Ok(cfg.create()?)
+}
+
 /// How fast the broker alone takes the backlog's records: a librdkafka producer with outboxd's
 /// settings (its defaults plus `--kafka`), at most `max_in_flight_events` unacknowledged, sends N
 /// records shaped like outboxd's (key `agg-<n % 1000>`, an `id` header, the same payload size) to a
@@ -1836,27 +1869,8 @@ async fn broker_only(
     let broker = Broker::start(ctx.work, &format!("{}-{run}-broker-only", b.name))?;
     let rt_topic = b.topic.to_string();
     broker.create_topic(&rt_topic, args.partitions).await?;
-    let max_in_flight = args
-        .pipeline
-        .iter()
-        .find_map(|p| p.strip_prefix("max_in_flight_events=")?.trim().parse().ok())
-        .unwrap_or(10_000u64);
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &broker.bootstrap)
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .set(
-            "queue.buffering.max.messages",
-            max_in_flight.max(100_000).to_string(),
-        )
-        .set("log_level", "3");
-    for p in &args.kafka {
-        if let Some((k, v)) = p.split_once('=') {
-            cfg.set(k.trim(), v.trim());
-        }
-    }
-    cfg.set("enable.idempotence", "true").set("acks", "all");
-    let producer: BaseProducer = cfg.create()?;
+    let max_in_flight = max_in_flight_events(args);
+    let producer = outboxd_like_producer(args, &broker.bootstrap)?;
     let pad = "x".repeat(pad_for(payload_bytes));
     let broker_cpu0 = broker.pid().and_then(proc_cpu).unwrap_or(0.0);
     let started = Instant::now();
@@ -1982,19 +1996,25 @@ struct Sample {
     step: u32,
     ts_us: i64,
     recv_us: i64,
+    /// From the broker probe (`--broker-probe-rate`), not from outboxd.
+    probe: bool,
 }
 
-/// Reads every partition of `topic` from the beginning and records, per event, the commit-side
-/// timestamp from the payload and the receive time, until `stop`.
+/// Reads every partition of `topic` (and of `probe_topic`, with the same consumer, so one fetch
+/// covers both) from the beginning and records, per event, the commit-side timestamp from the
+/// payload and the receive time, until `stop`.
 fn consume_samples(
     bootstrap: String,
     topic: String,
+    probe_topic: Option<String>,
     fetch_wait_ms: u64,
     stop: Arc<AtomicBool>,
     out: Arc<Mutex<Vec<Sample>>>,
 ) -> Result<()> {
     let consumer = reader(&bootstrap, fetch_wait_ms)?;
-    assign_all(&consumer, &topic)?;
+    let mut topics = vec![topic.as_str()];
+    topics.extend(probe_topic.as_deref());
+    assign_all(&consumer, &topics)?;
     let mut local = Vec::with_capacity(4096);
     let mut flushed = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -2007,6 +2027,7 @@ fn consume_samples(
                         step: step as u32,
                         ts_us: ts,
                         recv_us,
+                        probe: probe_topic.as_deref() == Some(m.topic()),
                     });
                 }
             }
@@ -2041,6 +2062,9 @@ struct StepResult {
     /// (`outboxd_commit_to_ack_seconds`): the upper bound of the bucket holding the quantile.
     ack_p50_le_ms: Option<f64>,
     ack_p99_le_ms: Option<f64>,
+    /// The broker probe over the step (`--broker-probe-rate`): a harness producer's record from
+    /// `send()` to the same consumer, through the same broker at the same time.
+    probe: Option<ProbeStats>,
     /// Events committed but not yet consumed, sampled every 100 ms over the step.
     lag_max_events: u64,
     lag_first_third_events: f64,
@@ -2065,6 +2089,8 @@ struct SteadyResult {
     step_secs: u64,
     gen_conns: usize,
     consumer_fetch_wait_ms: u64,
+    /// Records/s of the broker probe (`--broker-probe-rate`; 0: none).
+    broker_probe_rate: u64,
     steps: Vec<StepResult>,
     /// The highest target rate that was sustained (generator kept up, lag bounded, nothing late).
     max_sustained_rate: Option<u64>,
@@ -2114,8 +2140,80 @@ struct StepStats {
     lag_growth: f64,
 }
 
+#[derive(Debug, Clone, Serialize)]
+struct ProbeStats {
+    received: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+}
+
+/// The probe's latencies in `step`; None without probe samples.
+fn probe_stats(samples: &[Sample], step: u32) -> Option<ProbeStats> {
+    let mut lat: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.step == step && s.probe)
+        .map(|s| (s.recv_us - s.ts_us) as f64 / 1000.0)
+        .collect();
+    if lat.is_empty() {
+        return None;
+    }
+    lat.sort_by(f64::total_cmp);
+    Some(ProbeStats {
+        received: lat.len() as u64,
+        p50_ms: percentile(&lat, 0.50),
+        p99_ms: percentile(&lat, 0.99),
+        p999_ms: percentile(&lat, 0.999),
+    })
+}
+
+/// Sends `rate` records/s to `topic` (1 partition) with outboxd's producer settings until `stop`,
+/// each carrying its send time and the current step, padded like the steady state's rows.
+fn run_probe(
+    producer: BaseProducer,
+    topic: String,
+    rate: u64,
+    pad: usize,
+    step: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+) -> Result<()> {
+    use rdkafka::producer::BaseRecord;
+    let pad = "x".repeat(pad);
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let mut next = Instant::now();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let value = format!(
+            "{{\"ts\": {}, \"pad\": \"{pad}\", \"seq\": {n}, \"step\": {}}}",
+            now_us(),
+            step.load(Ordering::Relaxed)
+        );
+        let key = format!("probe-{}", n % 1000);
+        if let Err((e, _)) = producer.send(BaseRecord::to(&topic).key(&key).payload(&value)) {
+            eprintln!("[bench] broker probe: {e}");
+        }
+        n += 1;
+        next += interval;
+        loop {
+            producer.poll(Duration::ZERO);
+            let now = Instant::now();
+            if now >= next {
+                break;
+            }
+            std::thread::sleep((next - now).min(Duration::from_millis(5)));
+        }
+    }
+    producer
+        .flush(Duration::from_secs(10))
+        .context("broker probe flush")?;
+    Ok(())
+}
+
 fn step_stats(samples: &[Sample], step: u32, sent: u64, t0_us: i64, t1_us: i64) -> StepStats {
-    let mine: Vec<&Sample> = samples.iter().filter(|s| s.step == step).collect();
+    let mine: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.step == step && !s.probe)
+        .collect();
     let mut lat: Vec<f64> = mine
         .iter()
         .map(|s| (s.recv_us - s.ts_us) as f64 / 1000.0)
@@ -2180,6 +2278,10 @@ async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
     );
     let broker = Broker::start(ctx.work, name)?;
     broker.create_topic(&topic, args.partitions).await?;
+    let probe_topic = (args.broker_probe_rate > 0).then(|| format!("{topic}.probe"));
+    if let Some(t) = &probe_topic {
+        broker.create_topic(t, 1).await?;
+    }
     let c = ctx.pg.client().await?;
     c.batch_execute(&outbox_ddl(table)).await?;
     c.batch_execute(&gen_procedure(table)).await?;
@@ -2220,7 +2322,24 @@ async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
             samples.clone(),
         );
         let wait = args.consumer_fetch_wait_ms;
-        std::thread::spawn(move || consume_samples(b, t, wait, s, out))
+        let pt = probe_topic.clone();
+        std::thread::spawn(move || consume_samples(b, t, pt, wait, s, out))
+    };
+    let current_step = Arc::new(AtomicU32::new(0));
+    let probe = match &probe_topic {
+        Some(t) => {
+            let producer = outboxd_like_producer(args, &broker.bootstrap)?;
+            let (t, rate, pad) = (
+                t.clone(),
+                args.broker_probe_rate,
+                pad_for(args.steady_payload),
+            );
+            let (step, s) = (current_step.clone(), stop.clone());
+            Some(std::thread::spawn(move || {
+                run_probe(producer, t, rate, pad, step, s)
+            }))
+        }
+        None => None,
     };
     let mut gens = Vec::new();
     for _ in 0..args.gen_conns.max(1) {
@@ -2240,7 +2359,9 @@ async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
         let pids = &pids;
         let agg = &agg;
         let o = &o;
+        let current_step = &current_step;
         async move {
+            current_step.store(step, Ordering::Relaxed);
             let workers = gens.len();
             let hist0 = o.ack_histogram().await;
             let before = CpuSnapshot::take(pids);
@@ -2288,7 +2409,7 @@ async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
                     .lock()
                     .expect("lock")
                     .iter()
-                    .filter(|s| s.step == step)
+                    .filter(|s| s.step == step && !s.probe)
                     .count() as u64;
                 if got >= sent || Instant::now() > grace {
                     break;
@@ -2317,6 +2438,7 @@ async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
                 max_ms: st.max,
                 ack_p50_le_ms: histogram_quantile_ms(&hist0, &hist1, 0.50),
                 ack_p99_le_ms: histogram_quantile_ms(&hist0, &hist1, 0.99),
+                probe: probe_stats(&samples.lock().expect("lock"), step),
                 lag_max_events: st.lag_max,
                 lag_first_third_events: st.lag_first,
                 lag_last_third_events: st.lag_last,
@@ -2338,7 +2460,7 @@ async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
     let mut step_no = 1u32;
     let report = |s: &StepResult| {
         eprintln!(
-            "[bench]   {:>6} ev/s: achieved {:>8.0}, p50 {:>7.2} ms, p99 {:>7.2} ms, p99.9 {:>7.2} ms (acked: p50 <= {} ms, p99 <= {} ms), lag max {:>6}, {}, outboxd {:.3} cores (load {})",
+            "[bench]   {:>6} ev/s: achieved {:>8.0}, p50 {:>7.2} ms, p99 {:>7.2} ms, p99.9 {:>7.2} ms (acked: p50 <= {} ms, p99 <= {} ms){}, lag max {:>6}, {}, outboxd {:.3} cores (load {})",
             s.target_rate,
             s.achieved_rate,
             s.p50_ms,
@@ -2346,6 +2468,10 @@ async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
             s.p999_ms,
             opt(s.ack_p50_le_ms, 0),
             opt(s.ack_p99_le_ms, 0),
+            s.probe.as_ref().map_or(String::new(), |p| format!(
+                ", broker probe p50 {:.2} / p99 {:.2} ms",
+                p.p50_ms, p.p99_ms
+            )),
             s.lag_max_events,
             if s.sustained { "sustained" } else { "NOT sustained" },
             s.outboxd_cores,
@@ -2387,6 +2513,10 @@ async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
     consumer
         .join()
         .map_err(|_| anyhow!("consumer thread panicked"))??;
+    if let Some(p) = probe {
+        p.join()
+            .map_err(|_| anyhow!("broker probe thread panicked"))??;
+    }
     o.stop()?;
     drop(broker);
     Ok(SteadyResult {
@@ -2394,6 +2524,7 @@ async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
         step_secs: args.step_secs,
         gen_conns: args.gen_conns,
         consumer_fetch_wait_ms: args.consumer_fetch_wait_ms,
+        broker_probe_rate: args.broker_probe_rate,
         steps,
         max_sustained_rate,
         outboxd_peak_rss_bytes: peak,
@@ -2561,10 +2692,14 @@ fn targets(r: &Report) -> Vec<Target> {
         target: "p99 commit-to-consumer <= 20 ms at 5k ev/s",
         measured: at5k.map_or("-".into(), |s| format!("{:.2} ms", s.p99_ms)),
         met: at5k.map(|s| s.p99_ms <= 20.0 && s.sustained),
-        note: if at5k.is_none() {
-            "no 5000 ev/s step in this run".into()
-        } else {
-            String::new()
+        note: match at5k {
+            None => "no 5000 ev/s step in this run".into(),
+            Some(s) => s.probe.as_ref().map_or(String::new(), |p| {
+                format!(
+                    "the broker probe alone, same step: p99 {:.2} ms, p50 {:.2} ms",
+                    p.p99_ms, p.p50_ms
+                )
+            }),
         },
     });
     // 4. <= 0.2 core per 10k ev/s (steady state, at 5k or the highest sustained fixed step)
@@ -2719,12 +2854,12 @@ fn print_report(r: &Report) {
             s.payload_bytes, s.step_secs, s.gen_conns
         );
         println!(
-            "{:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>9} {:>7} {:>7} {:>9} {:>8} {:>7} {:>7} {:>6}  load",
-            "rate", "achieved", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "ack p99<=", "lag max", "lag ok", "obxd c", "c/10k", "CPU/100k", "RSS MB", "pg c", "tansu c", "other"
+            "{:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>7} {:>7} {:>9} {:>8} {:>7} {:>7} {:>6}  load",
+            "rate", "achieved", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "ack p99<=", "probe p99", "lag max", "lag ok", "obxd c", "c/10k", "CPU/100k", "RSS MB", "pg c", "tansu c", "other"
         );
         for st in &s.steps {
             println!(
-                "{:>8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>9} {:>8} {:>9} {:>7.3} {:>7.3} {:>9.2} {:>8} {:>7.2} {:>7.2} {:>6.2}  {}",
+                "{:>8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>9} {:>9} {:>8} {:>9} {:>7.3} {:>7.3} {:>9.2} {:>8} {:>7.2} {:>7.2} {:>6.2}  {}",
                 st.target_rate,
                 st.achieved_rate,
                 st.p50_ms,
@@ -2732,6 +2867,7 @@ fn print_report(r: &Report) {
                 st.p999_ms,
                 st.max_ms,
                 opt(st.ack_p99_le_ms, 0),
+                opt(st.probe.as_ref().map(|p| p.p99_ms), 2),
                 st.lag_max_events,
                 if st.sustained { "yes" } else if st.lag_bounded { "gen-limit" } else { "NO" },
                 st.outboxd_cores,
@@ -2750,6 +2886,12 @@ fn print_report(r: &Report) {
                 .map_or("none".into(), |r| format!("{r} ev/s")),
             mb(s.outboxd_peak_rss_bytes)
         );
+        if s.broker_probe_rate > 0 {
+            println!(
+                "  probe p99: {} records/s from a producer in the harness with outboxd's producer settings, send() -> the same consumer, same broker, same time: the broker's own share of the latency",
+                s.broker_probe_rate
+            );
+        }
     }
     println!();
     println!("Targets (issue #6)");

@@ -151,8 +151,8 @@ impl Metrics {
                         "From the transaction's commit in Postgres to Kafka's acknowledgement of its event.",
                     )
                     .buckets(vec![
-                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                        10.0, 30.0, 60.0,
+                        0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25,
+                        0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                     ]),
                 )
                 .expect("valid histogram");
