@@ -141,9 +141,9 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     consumer_fetch_wait_ms: u64,
     /// In the steady state, also send this many records per second from a producer in the
-    /// harness (outboxd's producer settings) to a 1-partition topic on the same broker, read by
-    /// the same consumer: the broker's own produce-to-consumer latency, under the same load and
-    /// at the same time as outboxd's. 0: off.
+    /// harness (outboxd's producer settings) to outboxd's topic, read by the same consumer: the
+    /// broker's own produce-to-consumer latency, under the same load and at the same time as
+    /// outboxd's. 0: off.
     #[arg(long, default_value_t = 0)]
     broker_probe_rate: u64,
     /// Give up a backlog drain after this many seconds.
@@ -2000,21 +2000,18 @@ struct Sample {
     probe: bool,
 }
 
-/// Reads every partition of `topic` (and of `probe_topic`, with the same consumer, so one fetch
-/// covers both) from the beginning and records, per event, the commit-side timestamp from the
-/// payload and the receive time, until `stop`.
+/// Reads every partition of `topic` from the beginning and records, per event, the commit-side
+/// (or, for the broker probe's records, send-side) timestamp from the payload and the receive
+/// time, until `stop`.
 fn consume_samples(
     bootstrap: String,
     topic: String,
-    probe_topic: Option<String>,
     fetch_wait_ms: u64,
     stop: Arc<AtomicBool>,
     out: Arc<Mutex<Vec<Sample>>>,
 ) -> Result<()> {
     let consumer = reader(&bootstrap, fetch_wait_ms)?;
-    let mut topics = vec![topic.as_str()];
-    topics.extend(probe_topic.as_deref());
-    assign_all(&consumer, &topics)?;
+    assign_all(&consumer, &[&topic])?;
     let mut local = Vec::with_capacity(4096);
     let mut flushed = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -2027,7 +2024,7 @@ fn consume_samples(
                         step: step as u32,
                         ts_us: ts,
                         recv_us,
-                        probe: probe_topic.as_deref() == Some(m.topic()),
+                        probe: m.key().is_some_and(|k| k.starts_with(PROBE_KEY_PREFIX)),
                     });
                 }
             }
@@ -2167,8 +2164,12 @@ fn probe_stats(samples: &[Sample], step: u32) -> Option<ProbeStats> {
     })
 }
 
-/// Sends `rate` records/s to `topic` (1 partition) with outboxd's producer settings until `stop`,
-/// each carrying its send time and the current step, padded like the steady state's rows.
+/// The key prefix of the broker probe's records, which share outboxd's topic.
+const PROBE_KEY_PREFIX: &[u8] = b"bench-probe-";
+
+/// Sends `rate` records/s to `topic` (outboxd's topic: the same partitions, batches and fetches)
+/// with outboxd's producer settings until `stop`, each keyed `bench-probe-<n % 1000>` and
+/// carrying its send time and the current step, padded like the steady state's rows.
 fn run_probe(
     producer: BaseProducer,
     topic: String,
@@ -2188,7 +2189,7 @@ fn run_probe(
             now_us(),
             step.load(Ordering::Relaxed)
         );
-        let key = format!("probe-{}", n % 1000);
+        let key = format!("bench-probe-{}", n % 1000);
         if let Err((e, _)) = producer.send(BaseRecord::to(&topic).key(&key).payload(&value)) {
             eprintln!("[bench] broker probe: {e}");
         }
@@ -2278,10 +2279,6 @@ async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
     );
     let broker = Broker::start(ctx.work, name)?;
     broker.create_topic(&topic, args.partitions).await?;
-    let probe_topic = (args.broker_probe_rate > 0).then(|| format!("{topic}.probe"));
-    if let Some(t) = &probe_topic {
-        broker.create_topic(t, 1).await?;
-    }
     let c = ctx.pg.client().await?;
     c.batch_execute(&outbox_ddl(table)).await?;
     c.batch_execute(&gen_procedure(table)).await?;
@@ -2322,24 +2319,22 @@ async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
             samples.clone(),
         );
         let wait = args.consumer_fetch_wait_ms;
-        let pt = probe_topic.clone();
-        std::thread::spawn(move || consume_samples(b, t, pt, wait, s, out))
+        std::thread::spawn(move || consume_samples(b, t, wait, s, out))
     };
     let current_step = Arc::new(AtomicU32::new(0));
-    let probe = match &probe_topic {
-        Some(t) => {
-            let producer = outboxd_like_producer(args, &broker.bootstrap)?;
-            let (t, rate, pad) = (
-                t.clone(),
-                args.broker_probe_rate,
-                pad_for(args.steady_payload),
-            );
-            let (step, s) = (current_step.clone(), stop.clone());
-            Some(std::thread::spawn(move || {
-                run_probe(producer, t, rate, pad, step, s)
-            }))
-        }
-        None => None,
+    let probe = if args.broker_probe_rate > 0 {
+        let producer = outboxd_like_producer(args, &broker.bootstrap)?;
+        let (t, rate, pad) = (
+            topic.clone(),
+            args.broker_probe_rate,
+            pad_for(args.steady_payload),
+        );
+        let (step, s) = (current_step.clone(), stop.clone());
+        Some(std::thread::spawn(move || {
+            run_probe(producer, t, rate, pad, step, s)
+        }))
+    } else {
+        None
     };
     let mut gens = Vec::new();
     for _ in 0..args.gen_conns.max(1) {
@@ -2888,7 +2883,7 @@ fn print_report(r: &Report) {
         );
         if s.broker_probe_rate > 0 {
             println!(
-                "  probe p99: {} records/s from a producer in the harness with outboxd's producer settings, send() -> the same consumer, same broker, same time: the broker's own share of the latency",
+                "  probe p99: {} records/s from a producer in the harness with outboxd's producer settings into outboxd's topic, send() -> the same consumer, same time: the broker path's own latency",
                 s.broker_probe_rate
             );
         }
