@@ -4,7 +4,7 @@
 //! cargo run --release --example bench -- [--rows 1000000] [--backlog 1000x100,200x1]
 //!     [--rates 1000,5000] [--step-secs 15] [--no-ramp] [--json FILE]
 //!     [--kafka KEY=VALUE]... [--pipeline KEY=VALUE]... [--source KEY=VALUE]...
-//!     [--broker-delay-ms MS]
+//!     [--broker-delay-ms MS] [--broker-probe-rate N]
 //! ```
 //!
 //! It starts its own PostgreSQL (initdb into a tempdir, free port, `wal_level=logical`, and
@@ -22,6 +22,9 @@
 //!   on `--gen-conns` connections) inserts at fixed rates, then ramps up by `--ramp-factor` until a
 //!   rate is not sustained; a consumer (explicit partition assignment) measures the latency from
 //!   the row's insert (`clock_timestamp()` in the payload, just before its commit) to receipt.
+//! - with `--broker-probe-rate N`, a producer in this process with outboxd's producer settings
+//!   sends N records/s into outboxd's topic during the steady state, and the same consumer times
+//!   them from `send()`: the broker path's own latency beside outboxd's.
 //! - with `--broker-delay-ms`, the broker sits behind a delay line (a proxy in this process that
 //!   holds every byte that long each way), as across a network or in front of a slow broker.
 //! - **resources** of the outboxd process: peak RSS (VmHWM) and CPU seconds (utime + stime), from
@@ -978,14 +981,11 @@ fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Option<Vec<i32>> {
     Some(t.partitions().iter().map(|p| p.id()).collect())
 }
 
-fn assign_all(consumer: &BaseConsumer, topics: &[&str]) -> Result<()> {
+fn assign_all(consumer: &BaseConsumer, topic: &str) -> Result<()> {
+    let parts = partitions_of(consumer, topic).ok_or_else(|| anyhow!("topic {topic} not found"))?;
     let mut tpl = TopicPartitionList::new();
-    for topic in topics {
-        let parts =
-            partitions_of(consumer, topic).ok_or_else(|| anyhow!("topic {topic} not found"))?;
-        for p in parts {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
-        }
+    for p in parts {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
     }
     consumer.assign(&tpl)?;
     Ok(())
@@ -1026,7 +1026,7 @@ fn count_records(
 ) -> Result<KafkaCount> {
     let started = Instant::now();
     let consumer = reader(bootstrap, 100)?;
-    assign_all(&consumer, &[topic])?;
+    assign_all(&consumer, topic)?;
     let mut seen = vec![false; expected as usize];
     let (mut records, mut distinct, mut bytes) = (0u64, 0u64, 0u64);
     let mut last = Instant::now();
@@ -2011,7 +2011,7 @@ fn consume_samples(
     out: Arc<Mutex<Vec<Sample>>>,
 ) -> Result<()> {
     let consumer = reader(&bootstrap, fetch_wait_ms)?;
-    assign_all(&consumer, &[&topic])?;
+    assign_all(&consumer, &topic)?;
     let mut local = Vec::with_capacity(4096);
     let mut flushed = Instant::now();
     while !stop.load(Ordering::Relaxed) {
