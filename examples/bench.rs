@@ -2000,6 +2000,24 @@ struct Sample {
     probe: bool,
 }
 
+impl Sample {
+    /// One of outboxd's events (`probe` false) or of the probe's records in `step`.
+    fn of(&self, step: u32, probe: bool) -> bool {
+        self.step == step && self.probe == probe
+    }
+
+    fn latency_ms(&self) -> f64 {
+        (self.recv_us - self.ts_us) as f64 / 1000.0
+    }
+}
+
+/// The latencies of `samples`, sorted.
+fn sorted_latencies<'a>(samples: impl Iterator<Item = &'a Sample>) -> Vec<f64> {
+    let mut lat: Vec<f64> = samples.map(Sample::latency_ms).collect();
+    lat.sort_by(f64::total_cmp);
+    lat
+}
+
 /// Reads every partition of `topic` from the beginning and records, per event, the commit-side
 /// (or, for the broker probe's records, send-side) timestamp from the payload and the receive
 /// time, until `stop`.
@@ -2147,15 +2165,10 @@ struct ProbeStats {
 
 /// The probe's latencies in `step`; None without probe samples.
 fn probe_stats(samples: &[Sample], step: u32) -> Option<ProbeStats> {
-    let mut lat: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.step == step && s.probe)
-        .map(|s| (s.recv_us - s.ts_us) as f64 / 1000.0)
-        .collect();
+    let lat = sorted_latencies(samples.iter().filter(|s| s.of(step, true)));
     if lat.is_empty() {
         return None;
     }
-    lat.sort_by(f64::total_cmp);
     Some(ProbeStats {
         received: lat.len() as u64,
         p50_ms: percentile(&lat, 0.50),
@@ -2211,15 +2224,8 @@ fn run_probe(
 }
 
 fn step_stats(samples: &[Sample], step: u32, sent: u64, t0_us: i64, t1_us: i64) -> StepStats {
-    let mine: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.step == step && !s.probe)
-        .collect();
-    let mut lat: Vec<f64> = mine
-        .iter()
-        .map(|s| (s.recv_us - s.ts_us) as f64 / 1000.0)
-        .collect();
-    lat.sort_by(f64::total_cmp);
+    let mine: Vec<&Sample> = samples.iter().filter(|s| s.of(step, false)).collect();
+    let lat = sorted_latencies(mine.iter().copied());
     // lag(t) = committed by t − received by t; events never received count as not received.
     let mut ts: Vec<i64> = mine.iter().map(|s| s.ts_us).collect();
     let mut rx: Vec<i64> = mine.iter().map(|s| s.recv_us).collect();
@@ -2404,7 +2410,7 @@ async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
                     .lock()
                     .expect("lock")
                     .iter()
-                    .filter(|s| s.step == step && !s.probe)
+                    .filter(|s| s.of(step, false))
                     .count() as u64;
                 if got >= sent || Instant::now() > grace {
                     break;

@@ -173,20 +173,6 @@ async fn wal_insert_lsn(pg: &PgCluster) -> u64 {
     support::parse_lsn(row.get(0)).expect("an LSN")
 }
 
-/// The slot's `confirmed_flush_lsn` (right after a start: the one Postgres kept on disk).
-async fn slot_confirmed_lsn(pg: &PgCluster) -> u64 {
-    let row = pg
-        .client()
-        .await
-        .query_one(
-            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'outboxd'",
-            &[],
-        )
-        .await
-        .expect("the slot outboxd");
-    support::parse_lsn(row.get(0)).expect("an LSN")
-}
-
 /// The two chaos runs take turns.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -297,7 +283,9 @@ async fn chaos(exactly_once: bool) {
                     support::signal(pid, libc::SIGSTOP);
                 }
                 pg.start_again();
-                let kept = slot_confirmed_lsn(&pg).await;
+                let kept = support::slot_confirmed_lsn(&pg.client().await, "outboxd")
+                    .await
+                    .expect("the slot outboxd");
                 if let Some(pid) = held {
                     support::signal(pid, libc::SIGCONT);
                 }
