@@ -335,6 +335,16 @@ mod tests {
             text.contains("outboxd_commit_to_ack_seconds_bucket{le=\"0.005\"} 1"),
             "{text}"
         );
+        // Buckets around the 20 ms latency target (docs/benchmarks.md reads them).
+        for le in ["0.0025", "0.0075", "0.015", "0.02"] {
+            let count = if le == "0.0025" { 0 } else { 1 };
+            assert!(
+                text.contains(&format!(
+                    "outboxd_commit_to_ack_seconds_bucket{{le=\"{le}\"}} {count}"
+                )),
+                "{text}"
+            );
+        }
         assert!(
             text.contains("outboxd_last_confirmation_age_seconds -1"),
             "{text}"
