@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of outboxd: the README's "run every test" command, and what CI runs.
-#   1. installs/locates the dependencies (scripts/install-deps.sh; PG_BIN, TANSU_BIN),
+#   1. installs/locates the dependencies (scripts/install-deps.sh: PostgreSQL, Apache Kafka's
+#      jars, tansu; PG_BIN, TANSU_BIN),
 #   2. cargo fmt --check, 3. cargo clippy (all targets, warnings are errors),
 #   4. cargo test (all targets: unit, integration — incl. tests/harness.rs — and examples),
 #   5. doc tests,
@@ -8,9 +9,13 @@
 #      build: it prints the figures and fails only if the harness itself fails (never on a figure),
 #   7. with CI=true or OUTBOXD_FUZZ=1 only: scripts/fuzz.sh, each fuzz target for
 #      OUTBOXD_FUZZ_SECONDS (default 30) s (docs/fuzzing.md).
-# Integration tests start their own throwaway PostgreSQL clusters and a tansu broker; set
-# KAFKA_BOOTSTRAP_SERVERS to run them against an existing Kafka instead (no tansu is started;
-# broker-outage tests then print SKIP). Extra arguments are passed to `cargo test`
+# Integration tests start their own throwaway PostgreSQL clusters. The broker they share is one
+# Apache Kafka (KRaft, jars from Maven via tests/kafka/pom.xml) that this script starts with
+# scripts/kafka.sh before the tests and stops after them (OUTBOXD_TEST_KAFKA names it to the
+# tests); tests that need a broker of their own (behind a proxy, with TLS/SASL listeners, a
+# three-node cluster) start dedicated ones. Set KAFKA_BOOTSTRAP_SERVERS to share an existing
+# Kafka instead, or OUTBOXD_TEST_BROKER=tansu to use tansu (faster to start, with known quirks;
+# each test binary then starts its own). Extra arguments are passed to `cargo test`
 # (e.g. `scripts/test.sh -- --nocapture`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,6 +39,15 @@ cargo fmt --manifest-path tests/fuzz/Cargo.toml -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ] && [ "${OUTBOXD_TEST_BROKER:-kafka}" = kafka ]; then
+    kafka_dir="$(mktemp -d -t outboxd-test-kafka.XXXXXX)"
+    trap 'scripts/kafka.sh stop "$kafka_dir"; rm -rf "$kafka_dir"' EXIT
+    step "starting Apache Kafka for the run (scripts/kafka.sh)"
+    OUTBOXD_TEST_KAFKA="$(scripts/kafka.sh start "$kafka_dir")"
+    export OUTBOXD_TEST_KAFKA OUTBOXD_TEST_KAFKA_LOG="$kafka_dir/kafka.log"
+    echo "Apache Kafka at $OUTBOXD_TEST_KAFKA (log $OUTBOXD_TEST_KAFKA_LOG)"
+fi
+
 step "cargo test --all-targets"
 cargo test --all-targets "$@"
 
@@ -41,7 +55,8 @@ step "cargo test --doc"
 cargo test --doc
 
 step "benchmark harness smoke run (debug build; figures are informative only)"
-cargo run --example bench -- --rows 2000 --backlog 1000x100,200x1 --rates 1000 --step-secs 3 \
+KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-${OUTBOXD_TEST_KAFKA:-}}" \
+    cargo run --example bench -- --rows 2000 --backlog 1000x100,200x1 --rates 1000 --step-secs 3 \
     --no-ramp --broker-probe-rate 20 --json target/bench-smoke.json
 
 if [ "${CI:-}" = "true" ] || [ "${OUTBOXD_FUZZ:-}" = "1" ]; then

@@ -8,11 +8,12 @@
 //! - SIGTERM commits the open Kafka transaction (invisible to `read_committed` consumers until
 //!   then) before the final confirmation; the next start sends nothing again.
 //!
-//! Also pins what the test broker supports (`tansu_transaction_support`): tansu 0.6 runs the
-//! transactional protocol, fences old producer epochs and hides open transactions from
-//! `read_committed` consumers, but it does not filter the records of *aborted* transactions. It
-//! writes the transaction markers, though, so the tests that abort judge what a `read_committed`
-//! consumer may see from the log itself (`support::txlog`, checked here by
+//! Also pins what the test broker supports (`broker_transaction_support`): Apache Kafka hides
+//! the records of aborted transactions from `read_committed` consumers; tansu 0.6
+//! (`OUTBOXD_TEST_BROKER=tansu`) runs the transactional protocol, fences old producer epochs and
+//! hides open transactions, but does not filter aborted records. Both write the transaction
+//! markers, so the tests that abort can also judge what a `read_committed` consumer may see from
+//! the log itself (`support::txlog`, checked here by
 //! `the_log_tells_committed_aborted_and_open_transactions_apart`).
 
 mod support;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use support::{consume_async, unique, Broker, Outboxd, PgCluster};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn tansu_transaction_support() {
+async fn broker_transaction_support() {
     let broker = Broker::shared();
     let topic = unique("txprobe");
     broker.create_topic(&topic, 1).await;
@@ -50,10 +51,15 @@ async fn tansu_transaction_support() {
     .unwrap();
     eprintln!("broker filters aborted transactions for read_committed consumers: {filters}");
     assert_eq!(probe, [filters; 2], "outboxd's probe disagrees");
-    if !broker.is_external() {
+    if broker.is_tansu() {
         // Pinned so that a tansu upgrade that starts filtering is noticed. The exactly-once
         // verifications do not depend on it: they read the markers (support::txlog).
         assert!(!filters, "tansu now filters aborted transactions");
+    } else {
+        assert!(
+            filters,
+            "Apache Kafka must hide aborted records from read_committed readers"
+        );
     }
 }
 
@@ -422,7 +428,7 @@ async fn check_tries_transactions_without_fencing_a_running_instance() {
         "{out}"
     );
     // With the topic there, check also asks whether aborted records are hidden (tansu: no).
-    let says = if broker.is_external() {
+    let says = if !broker.is_tansu() {
         "read_committed readers skip the records of aborted transactions"
     } else {
         "the brokers show the records of aborted transactions to read_committed readers"
@@ -542,7 +548,7 @@ async fn a_transaction_left_open_by_a_dead_instance_is_not_the_position() {
         txns.batcher().recorded()
     };
     // 0/100, (tansu) 0/200, and outboxd's own probe record under another key (tansu).
-    let expected = if broker.is_external() { 2 } else { 4 };
+    let expected = if broker.is_tansu() { 4 } else { 2 };
     let read = || {
         let (b, t, k) = (broker.bootstrap().to_string(), offsets.clone(), key.clone());
         tokio::task::spawn_blocking(move || -> Vec<String> {
@@ -570,7 +576,7 @@ async fn a_transaction_left_open_by_a_dead_instance_is_not_the_position() {
         Some("0/100"),
         "the committed position is the last record again"
     );
-    if !broker.is_external() {
+    if broker.is_tansu() {
         assert!(
             seen.iter().any(|v| v == "0/200"),
             "tansu no longer shows the aborted record ({seen:?}): this test then checks nothing \

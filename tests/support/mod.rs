@@ -5,15 +5,18 @@
 //!
 //! What is here:
 //! - [`pg::PgCluster`]: a throwaway PostgreSQL cluster (initdb into a tempdir, `wal_level=logical`).
-//! - [`broker::Broker`]: the per-test-binary shared Kafka broker (a lazily started `tansu`, or the
-//!   external Kafka named by `KAFKA_BOOTSTRAP_SERVERS`), with `create_topic`.
-//! - [`proxy::ProxiedBroker`]: a dedicated tansu behind an in-process TCP proxy that can simulate a
-//!   broker outage (`pause`/`resume`). Not available with external Kafka: see [`outage_supported`].
+//! - [`broker::Broker`]: the shared Kafka broker: the one named by `KAFKA_BOOTSTRAP_SERVERS`
+//!   (`scripts/test.sh` starts one Apache Kafka for the whole run and names it there), else one
+//!   this test binary starts (Apache Kafka, or tansu with `OUTBOXD_TEST_BROKER=tansu`), with
+//!   `create_topic`; [`broker::LocalBroker`], a dedicated broker a test starts, kills and
+//!   restarts itself (`scripts/kafka.sh`).
+//! - [`proxy::ProxiedBroker`]: a dedicated broker behind an in-process TCP proxy that can simulate
+//!   a broker outage (`pause`/`resume`).
 //! - [`kafka::consume`] and [`kafka::Record`]: read records back by explicit partition assignment.
 //! - [`outboxd::Outboxd`]: the `outboxd run --config FILE` process under test.
 //! - [`wait_until`], [`wait_for`], [`slot_confirmed_lsn`], [`unique`] and outbox-table helpers.
 //!
-//! Every child process (postgres, tansu, outboxd) is spawned through [`spawn_tied`], which arranges
+//! Every child process (postgres, the brokers, outboxd) is spawned through [`spawn_tied`], which arranges
 //! for the kernel to SIGKILL it if the test process dies, so no orphan survives `cargo test`.
 #![allow(dead_code, unused_imports)]
 
@@ -34,13 +37,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use broker::Broker;
+pub use broker::{Broker, KafkaOptions, LocalBroker};
 pub use kafka::{consume, consume_async, consume_topics, producer, Record};
 pub use outboxd::Outboxd;
 pub use pg::{PgCluster, PgOptions};
 pub use proxy::{outage_supported, ProxiedBroker};
 
-/// Environment variable naming an external Kafka cluster; when set, no tansu is started.
+/// Environment variable naming an external Kafka cluster; when set, no shared broker is started.
 pub const KAFKA_ENV: &str = "KAFKA_BOOTSTRAP_SERVERS";
 
 /// The external bootstrap servers, if `KAFKA_BOOTSTRAP_SERVERS` is set and non-empty.

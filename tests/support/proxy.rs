@@ -1,20 +1,19 @@
-//! Broker outages: a dedicated tansu behind an in-process TCP proxy.
+//! Broker outages: a dedicated broker behind an in-process TCP proxy.
 //!
-//! The proxy listens on port P and forwards to a tansu listening on port B; tansu advertises P,
-//! so every connection a Kafka client makes (bootstrap and per-broker) goes through the proxy.
-//! [`ProxiedBroker::pause`] resets all proxied connections and RSTs new ones until
-//! [`ProxiedBroker::resume`]; the broker itself keeps running (and keeps its data).
+//! The proxy listens on port P and forwards to a broker listening on port B; the broker
+//! advertises P for its client listener, so every connection a Kafka client makes (bootstrap and
+//! per-broker) goes through the proxy. (Apache Kafka's inter-broker and controller listeners are
+//! separate ports, not proxied: an outage cuts the clients off, as a network fault between them
+//! and the cluster would.) [`ProxiedBroker::pause`] resets all proxied connections and RSTs new
+//! ones until [`ProxiedBroker::resume`]; the broker itself keeps running (and keeps its data).
 //!
-//! With external Kafka (`KAFKA_BOOTSTRAP_SERVERS`), this cannot work: the cluster advertises its
-//! own broker addresses, which clients connect to directly after bootstrap, so a proxy in front
-//! of the bootstrap address does not intercept them. Then [`outage_supported`] is false, and
-//! [`ProxiedBroker::start_or_skip`] prints a `SKIP` line and returns `None`, so the test visibly
-//! skips instead of silently passing. (To run outage tests against Kafka, point the test at a
-//! Kafka whose advertised listener is a proxy you control; not provided here.)
+//! The broker is a dedicated one of [`local_kind`] even when the shared broker is external
+//! (`KAFKA_BOOTSTRAP_SERVERS`): an external cluster advertises its own addresses, which a proxy
+//! in front of its bootstrap address cannot intercept. Where no broker can be started (no Kafka
+//! jars), [`ProxiedBroker::start_or_skip`] prints a `SKIP` line with the reason.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,12 +21,15 @@ use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
-use super::broker::{spawn_tansu, wait_broker_ready};
-use super::{external_kafka, free_port, tail, target_tmp, wait_child};
+use super::broker::{kafka_available, local_kind, KafkaOptions, Kind, LocalBroker};
+use super::free_port;
 
-/// Whether broker-outage tests can run: true with the built-in tansu, false with external Kafka.
-pub fn outage_supported() -> bool {
-    external_kafka().is_none()
+/// Whether a broker behind the proxy can be started here; `Err` says why not.
+pub fn outage_supported() -> Result<(), String> {
+    match local_kind() {
+        Kind::Kafka => kafka_available(),
+        Kind::Tansu => Ok(()),
+    }
 }
 
 /// A TCP proxy running on its own thread and tokio runtime (so it works from sync and async
@@ -189,61 +191,50 @@ fn reset(s: TcpStream) {
     drop(s);
 }
 
-/// A dedicated tansu (not shared with other tests) reachable only through a [`Proxy`].
+/// A dedicated broker (not shared with other tests) reachable only through a [`Proxy`]: of
+/// [`local_kind`], whatever the shared broker is.
 pub struct ProxiedBroker {
     proxy: Proxy,
-    child: Option<Child>,
-    bootstrap: String,
-    log: PathBuf,
+    broker: LocalBroker,
 }
 
 impl ProxiedBroker {
-    /// Starts tansu + proxy. Panics with external Kafka: check [`outage_supported`] or use
-    /// [`start_or_skip`](Self::start_or_skip).
+    /// Starts the broker and the proxy. Panics when no broker can be started here: check
+    /// [`outage_supported`] or use [`start_or_skip`](Self::start_or_skip).
     pub fn start() -> ProxiedBroker {
-        assert!(
-            outage_supported(),
-            "ProxiedBroker needs the built-in tansu; KAFKA_BOOTSTRAP_SERVERS is set \
-             (use ProxiedBroker::start_or_skip)"
-        );
+        if let Err(why) = outage_supported() {
+            panic!("ProxiedBroker: {why} (use ProxiedBroker::start_or_skip)");
+        }
         let broker_port = free_port();
         // Bind the proxy first so the advertised port is ours for sure.
         let proxy = Proxy::start(0, SocketAddr::from(([127, 0, 0, 1], broker_port)));
-        let proxy_port = proxy.addr().port();
-        let log = target_tmp().join(format!(
-            "tansu-proxied-{}-{broker_port}.log",
-            std::process::id()
-        ));
-        let child = spawn_tansu(broker_port, proxy_port, &log);
-        let bootstrap = format!("127.0.0.1:{proxy_port}");
-        wait_broker_ready(&bootstrap, &log);
-        ProxiedBroker {
-            proxy,
-            child: Some(child),
-            bootstrap,
-            log,
-        }
+        let broker = LocalBroker::start(
+            local_kind(),
+            KafkaOptions {
+                port: Some(broker_port),
+                advertised_port: Some(proxy.addr().port()),
+                ..KafkaOptions::default()
+            },
+        );
+        ProxiedBroker { proxy, broker }
     }
 
-    /// [`start`](Self::start), or — with external Kafka — prints `SKIP <test>: ...` (see
-    /// [`skip`](super::skip)) and returns None. Use as
+    /// [`start`](Self::start), or — when no broker can be started here — prints
+    /// `SKIP <test>: ...` (see [`skip`](super::skip)) and returns None. Use as
     /// `let Some(broker) = ProxiedBroker::start_or_skip("my_test") else { return };`
     pub fn start_or_skip(test: &str) -> Option<ProxiedBroker> {
-        if outage_supported() {
-            return Some(Self::start());
+        match outage_supported() {
+            Ok(()) => Some(Self::start()),
+            Err(why) => {
+                super::skip(test, &format!("a broker behind the test proxy: {why}"));
+                None
+            }
         }
-        super::skip(
-            test,
-            "broker-outage simulation needs the built-in tansu behind the test proxy; \
-             KAFKA_BOOTSTRAP_SERVERS is set and an external cluster's advertised broker \
-             addresses cannot be intercepted",
-        );
-        None
     }
 
     /// The proxy's address, for `bootstrap.servers`.
     pub fn bootstrap(&self) -> &str {
-        &self.bootstrap
+        self.broker.bootstrap()
     }
 
     /// Simulates the broker going away: resets open connections, RSTs new ones.
@@ -265,28 +256,17 @@ impl ProxiedBroker {
         &self.proxy
     }
 
+    /// The broker behind the proxy (to kill and restart it, say).
+    pub fn broker(&mut self) -> &mut LocalBroker {
+        &mut self.broker
+    }
+
     pub fn log_path(&self) -> &Path {
-        &self.log
+        self.broker.log_path()
     }
 
     /// Creates a topic (through the proxy, so call it while not paused).
     pub async fn create_topic(&self, name: &str, partitions: i32) {
-        super::kafka::create_topic(&self.bootstrap, name, partitions).await
-    }
-}
-
-impl Drop for ProxiedBroker {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "---- proxied tansu log tail ({}) ----\n{}\n----",
-                self.log.display(),
-                tail(&self.log, 30)
-            );
-        }
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = wait_child(&mut c, Duration::from_secs(5));
-        }
+        super::kafka::create_topic(self.bootstrap(), name, partitions).await
     }
 }
