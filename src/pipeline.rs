@@ -111,7 +111,7 @@ pub enum PipelineError {
 
 /// Kafka rejected an event for good and `errors.tolerance` is `none`.
 #[derive(Debug, thiserror::Error)]
-#[error("Kafka rejected event {event_id} of {table} (transaction at {lsn}) for topic {topic}: {error}; a retry cannot succeed, so outboxd stops without confirming it: fix the cause (message.max.bytes, the topic, its ACLs), or set errors.tolerance = all and errors.deadletterqueue.topic.name to send such events to a dead-letter topic")]
+#[error("Kafka rejected event {event_id} of {table} (transaction at {lsn}) for topic {topic}: {error}; a retry cannot succeed, so outboxd stops without confirming it: {fix}, or set errors.tolerance = all and errors.deadletterqueue.topic.name to send such events to a dead-letter topic", fix = rejection_fix(error))]
 pub struct RejectedEvent {
     pub event_id: String,
     pub table: String,
@@ -157,7 +157,13 @@ impl PipelineError {
     }
 }
 
-/// Kafka errors that a retry cannot fix (the record or the permissions are wrong).
+/// Kafka errors that a retry cannot fix (the record, the topic or the permissions are wrong).
+///
+/// A topic that does not exist (on a cluster that does not auto-create topics) reaches a
+/// delivery report only after librdkafka waited `topic.metadata.propagation.max.ms` for it:
+/// `UnknownTopic` (librdkafka's own code, tansu's answer) or `UnknownTopicOrPartition` (Apache
+/// Kafka's). librdkafka retries the transient cases of the latter (a partition moving between
+/// brokers) itself, so in a delivery report it means the topic is missing.
 fn is_permanent_kafka_error(error: &KafkaError) -> bool {
     use RDKafkaErrorCode::*;
     matches!(
@@ -172,10 +178,29 @@ fn is_permanent_kafka_error(error: &KafkaError) -> bool {
                 | InvalidTopic
                 | InvalidRecord
                 | UnknownTopic
+                | UnknownTopicOrPartition
                 | PolicyViolation
                 | InvalidRequiredAcks
         )
     )
+}
+
+/// What the operator can do about a permanent Kafka error, for [`RejectedEvent`]'s message.
+fn rejection_fix(error: &KafkaError) -> &'static str {
+    use RDKafkaErrorCode::*;
+    match error.rdkafka_error_code() {
+        Some(UnknownTopic | UnknownTopicOrPartition) => {
+            "create the topic (the brokers do not create it: auto.create.topics.enable=false), \
+             then start outboxd again"
+        }
+        Some(MessageSizeTooLarge | InvalidMessageSize | MessageBatchTooLarge) => {
+            "raise message.max.bytes (outboxd's [kafka] and the topic's max.message.bytes)"
+        }
+        Some(TopicAuthorizationFailed | ClusterAuthorizationFailed) => {
+            "grant outboxd's principal Write on the topic (its ACLs)"
+        }
+        _ => "fix the cause (message.max.bytes, the topic, its ACLs)",
+    }
 }
 
 /// Whether the error says the record is too large.
@@ -202,6 +227,7 @@ fn kafka_failure(topic: &str, error: &KafkaError) -> Failure {
         Some(InvalidTopic) => "invalid_topic",
         Some(InvalidRecord) => "invalid_record",
         Some(UnknownTopic) => "unknown_topic",
+        Some(UnknownTopicOrPartition) => "unknown_topic_or_partition",
         Some(PolicyViolation) => "policy_violation",
         Some(InvalidRequiredAcks) => "invalid_required_acks",
         _ => "kafka_error",
@@ -1823,8 +1849,37 @@ mod tests {
         let message = rejected.to_string();
         assert!(
             message.contains("event e of public.outbox (transaction at 0/1)")
+                && message.contains("raise message.max.bytes")
                 && message.contains("errors.tolerance = all"),
             "{message}"
+        );
+        // A topic the brokers do not have and do not create: permanent, and the fix is named.
+        for code in [
+            RDKafkaErrorCode::UnknownTopic,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+        ] {
+            let missing = KafkaError::MessageProduction(code);
+            assert!(is_permanent_kafka_error(&missing), "{code:?}");
+            let rejected = PipelineError::Rejected(Box::new(RejectedEvent {
+                event_id: "e".into(),
+                table: "public.outbox".into(),
+                lsn: Lsn(1),
+                topic: "t".into(),
+                error: missing,
+            }));
+            assert!(!rejected.is_transient());
+            assert!(
+                rejected.to_string().contains("create the topic"),
+                "{rejected}"
+            );
+        }
+        assert_eq!(
+            kafka_failure(
+                "t",
+                &KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition)
+            )
+            .reason,
+            "unknown_topic_or_partition"
         );
         let message = dead_letter(RDKafkaErrorCode::TopicAuthorizationFailed).to_string();
         assert!(
