@@ -2,7 +2,7 @@
 # End-to-end demo of outboxd (the README's "run the main job end to end" command):
 #   1. installs dependencies, builds outboxd and the `consume` example (release),
 #   2. starts a throwaway PostgreSQL (initdb into a tempdir, free port, wal_level=logical)
-#      and a tansu Kafka broker (free port, memory storage),
+#      and an Apache Kafka broker (scripts/kafka.sh: KRaft, one node, free ports),
 #   3. creates Debezium's outbox table, writes an outboxd config, starts `outboxd run`,
 #   4. inserts 5 outbox rows across 2 aggregate types (order, customer),
 #   5. reads the 5 records back from outbox.event.order / outbox.event.customer and prints them,
@@ -11,7 +11,7 @@
 #
 # Env: DEMO_KEEP=1 keeps the work directory (logs, config) for inspection;
 #      DEMO_OUTBOXD_BIN=PATH runs that outboxd binary instead of target/release/outboxd.
-# It always uses its own tansu: KAFKA_BOOTSTRAP_SERVERS is ignored (and unset for outboxd).
+# It always uses its own broker: KAFKA_BOOTSTRAP_SERVERS is ignored (and unset for outboxd).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -26,7 +26,6 @@ die() {
 # shellcheck source=scripts/install-deps.sh
 source scripts/install-deps.sh
 [ -n "${PG_BIN:-}" ] || die "PostgreSQL server binaries not found"
-[ -n "${TANSU_BIN:-}" ] || die "tansu not found"
 
 say "building outboxd and the consume example (release)"
 cargo build --release --bin outboxd --example consume
@@ -38,7 +37,7 @@ WORK="$(mktemp -d -t outboxd-demo.XXXXXX)"
 chmod 755 "$WORK" # the postgres user must reach $WORK/pg
 PGDATA="$WORK/pg/data"
 OUTBOXD_PID=""
-TANSU_PID=""
+KAFKA_STARTED=0
 PG_STARTED=0
 
 as_postgres() {
@@ -58,11 +57,11 @@ cleanup() {
         kill -KILL "$OUTBOXD_PID" 2>/dev/null
     fi
     if [ "$rc" -ne 0 ]; then
-        for f in "$WORK/outboxd.log" "$WORK/pg/postgres.log" "$WORK/tansu.log"; do
+        for f in "$WORK/outboxd.log" "$WORK/pg/postgres.log" "$WORK/kafka/kafka.log"; do
             [ -s "$f" ] && { echo "---- tail of $f ----" >&2; tail -n 30 "$f" >&2; }
         done
     fi
-    [ -n "$TANSU_PID" ] && kill -KILL "$TANSU_PID" 2>/dev/null
+    [ "$KAFKA_STARTED" -eq 1 ] && "$ROOT/scripts/kafka.sh" stop "$WORK/kafka"
     [ "$PG_STARTED" -eq 1 ] && as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
     wait 2>/dev/null
     if [ "${DEMO_KEEP:-0}" = "1" ]; then
@@ -77,13 +76,6 @@ trap 'exit 130' INT TERM
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() { # host port seconds
-    for _ in $(seq $(($3 * 10))); do
-        if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
 }
 
 # ---- PostgreSQL ---------------------------------------------------------------------------
@@ -120,20 +112,13 @@ CREATE TABLE public.outbox (
 );
 SQL
 
-# ---- tansu -------------------------------------------------------------------------------
-KAFKA_PORT="$(free_port)"
-BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
-say "starting tansu on $BOOTSTRAP"
-"$TANSU_BIN" broker --listener-url "tcp://$BOOTSTRAP" --advertised-listener-url "tcp://$BOOTSTRAP" \
-    --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1 &
-TANSU_PID=$!
-wait_port 127.0.0.1 "$KAFKA_PORT" 30 || die "tansu did not start"
-# tansu would auto-create the topics on outboxd's first produce (with 4 partitions); create them
-# explicitly, as one would on a cluster with auto-creation off.
-for t in outbox.event.order outbox.event.customer; do
-    "$TANSU_BIN" topic create "$t" --broker "tcp://$BOOTSTRAP" --partitions 2 >>"$WORK/tansu.log" 2>&1 ||
-        die "cannot create topic $t"
-done
+# ---- Apache Kafka ------------------------------------------------------------------------
+say "starting Apache Kafka (KRaft, one node: scripts/kafka.sh)"
+# Two partitions per topic the broker creates on outboxd's first produce to it.
+BOOTSTRAP="$(scripts/kafka.sh start "$WORK/kafka" --set num.partitions=2)" ||
+    die "Apache Kafka did not start"
+KAFKA_STARTED=1
+say "Apache Kafka is up at $BOOTSTRAP"
 
 # ---- outboxd -------------------------------------------------------------------------------
 cat >"$WORK/outboxd.toml" <<EOF

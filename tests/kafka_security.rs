@@ -426,7 +426,8 @@ async fn refused_sasl_credentials_are_reported_retried_and_never_logged() {
     let secret_file = secrets.path().join("kafka-password");
     std::fs::write(&secret_file, format!("{wrong}\n")).unwrap();
     let password_ref = format!("${{file:{}}}", secret_file.display());
-    let cases: [(&str, &str, Vec<(&str, &str)>); 3] = [
+    type Props<'a> = Vec<(&'a str, &'a str)>;
+    let cases: [(&str, &str, Props); 3] = [
         (
             &broker.sasl_plaintext,
             "SCRAM-SHA-256",

@@ -233,6 +233,16 @@ pub fn producer_with(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer 
 /// Creates `name` with `partitions` partitions (replication 1) via AdminClient, ignoring
 /// "already exists", then waits up to 30 s until metadata shows at least that many partitions.
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    create_topic_replicated(bootstrap, name, partitions, 1).await
+}
+
+/// [`create_topic`] with `replication` replicas per partition (a multi-broker cluster).
+pub async fn create_topic_replicated(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replication: i32,
+) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("log_level", "3")
@@ -241,7 +251,7 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(30)))
         .request_timeout(Some(Duration::from_secs(30)));
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
     let results = admin
         .create_topics([&topic], &opts)
         .await
@@ -326,4 +336,19 @@ pub fn broker_filters_aborted_transactions(bootstrap: &str, topic: &str) -> bool
         "the committed record never arrived: {seen:?}"
     );
     !seen.iter().any(|v| v == "aborted")
+}
+
+/// Per partition of `topic` as metadata tells it now: (partition, leader broker id, in-sync
+/// replica count); empty when the metadata request fails. Blocking.
+pub fn partition_state(bootstrap: &str, topic: &str) -> Vec<(i32, i32, usize)> {
+    let c = consumer(bootstrap, &[]);
+    let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+        return Vec::new();
+    };
+    md.topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions())
+        .map(|p| (p.id(), p.leader(), p.isr().len()))
+        .collect()
 }

@@ -21,6 +21,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod broker;
+pub mod java;
 pub mod kafka;
 pub mod outboxd;
 pub mod pg;

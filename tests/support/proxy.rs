@@ -256,6 +256,11 @@ impl ProxiedBroker {
         &self.proxy
     }
 
+    /// The kind of broker behind the proxy.
+    pub fn kind(&self) -> Kind {
+        self.broker.kind()
+    }
+
     /// The broker behind the proxy (to kill and restart it, say).
     pub fn broker(&mut self) -> &mut LocalBroker {
         &mut self.broker
