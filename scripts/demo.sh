@@ -115,7 +115,7 @@ SQL
 # ---- Apache Kafka ------------------------------------------------------------------------
 say "starting Apache Kafka (KRaft, one node: scripts/kafka.sh)"
 # Two partitions per topic the broker creates on outboxd's first produce to it.
-BOOTSTRAP="$(scripts/kafka.sh start "$WORK/kafka" --set num.partitions=2)" ||
+BOOTSTRAP="$("$ROOT/scripts/kafka.sh" start "$WORK/kafka" --set num.partitions=2)" ||
     die "Apache Kafka did not start"
 KAFKA_STARTED=1
 say "Apache Kafka is up at $BOOTSTRAP"
