@@ -64,6 +64,7 @@ async fn authentication_methods() {
     let pg = PgCluster::start_with(PgOptions {
         extra_conf: vec![],
         hba: Some(AUTH_HBA.to_string()),
+        ..Default::default()
     });
     let c = admin(&pg, "disable").await;
     create_user(&c, "u_trust", "unused", "scram-sha-256").await;
@@ -396,6 +397,7 @@ async fn tls_modes() {
             ("ssl_ca_file".into(), quote(&certs.ca)),
         ],
         hba: Some(TLS_HBA.to_string()),
+        ..Default::default()
     });
     let port = pg.port();
     let c = admin(&pg, "require").await;
@@ -580,6 +582,7 @@ async fn replication_stream() {
     let pg = PgCluster::start_with(PgOptions {
         extra_conf: vec![("wal_sender_timeout".into(), "'2s'".into())],
         hba: None,
+        ..Default::default()
     });
     let c = pg.client().await;
     c.batch_execute(

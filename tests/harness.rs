@@ -23,6 +23,7 @@ async fn postgres_starts_with_logical_decoding_settings() {
     let pg = PgCluster::start_with(PgOptions {
         extra_conf: vec![("max_worker_processes".into(), "9".into())],
         hba: None,
+        ..Default::default()
     });
     let c = pg.client().await;
     let show = |name: &'static str| {

@@ -26,6 +26,15 @@ pub struct PgOptions {
     /// Replaces `pg_hba.conf` entirely when set. The default is initdb's `--auth=trust`, which
     /// trusts local, 127.0.0.1 and replication connections.
     pub hba: Option<String>,
+    /// The server binaries to use instead of [`pg_bin`], e.g. [`major_bin`]`(17)`.
+    pub bin: Option<PathBuf>,
+}
+
+/// The server binaries of PostgreSQL `major` that `scripts/install-deps.sh` fetched from npm
+/// (`.tools/pg/<major>/bin`), or `None` when they are not there.
+pub fn major_bin(major: u32) -> Option<PathBuf> {
+    let d = super::repo_root().join(format!(".tools/pg/{major}/bin"));
+    d.join("postgres").is_file().then_some(d)
 }
 
 /// A running (or stopped) PostgreSQL cluster in a tempdir. Dropping it stops the server
@@ -49,7 +58,7 @@ impl PgCluster {
 
     /// initdb + start with extra settings and/or a custom `pg_hba.conf`.
     pub fn start_with(opts: PgOptions) -> PgCluster {
-        let bin = pg_bin();
+        let bin = opts.bin.clone().unwrap_or_else(pg_bin);
         let run_as = postgres_ids();
         let dir = tempfile::Builder::new()
             .prefix("outboxd-pg-")
@@ -134,6 +143,124 @@ impl PgCluster {
         };
         pg.spawn_and_wait();
         pg
+    }
+
+    /// A streaming physical standby of `primary`, on a port of its own, as `pg_basebackup -R`
+    /// would set it up: a physical slot `slot` on the primary (`primary_slot_name`), the primary's
+    /// data directory copied while it is briefly stopped (a clean shutdown, so the copy needs no
+    /// recovery beyond streaming), `standby.signal`, `primary_conninfo` (with `dbname`, which slot
+    /// synchronization needs) and `hot_standby_feedback`. `extra_conf` is appended after (e.g.
+    /// `sync_replication_slots = on` on PostgreSQL 17+). Waits until the standby accepts
+    /// connections.
+    pub async fn standby_of(
+        primary: &mut PgCluster,
+        slot: &str,
+        extra_conf: &[(&str, &str)],
+    ) -> PgCluster {
+        let c = primary.client().await;
+        c.execute(
+            "SELECT pg_create_physical_replication_slot($1, true)",
+            &[&slot],
+        )
+        .await
+        .expect("create the standby's physical slot");
+        drop(c);
+        let dir = tempfile::Builder::new()
+            .prefix("outboxd-pg-standby-")
+            .tempdir()
+            .expect("create tempdir for the standby");
+        if let Some((uid, gid)) = primary.run_as {
+            chown(dir.path(), uid, gid);
+        }
+        let data = dir.path().join("data");
+        let log = dir.path().join("postgres.log");
+        File::create(&log).expect("create postgres.log");
+        if let Some((uid, gid)) = primary.run_as {
+            chown(&log, uid, gid);
+        }
+        primary.stop();
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(&primary.data)
+            .arg(&data)
+            .status()
+            .expect("run cp");
+        assert!(
+            status.success(),
+            "copying the primary's data directory failed"
+        );
+        primary.start_again();
+        // The copy is not the primary: no pid file, no slots of its own.
+        let _ = fs::remove_file(data.join("postmaster.pid"));
+        for e in fs::read_dir(data.join("pg_replslot"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = fs::remove_dir_all(e.path());
+        }
+        let port = free_port();
+        let mut conf = format!(
+            "\n# --- outboxd test harness: standby of port {primary_port} ---\n\
+             port = {port}\n\
+             unix_socket_directories = '{sock}'\n\
+             primary_conninfo = 'host=127.0.0.1 port={primary_port} user=postgres dbname=postgres application_name={slot}'\n\
+             primary_slot_name = '{slot}'\n\
+             hot_standby = on\n\
+             hot_standby_feedback = on\n\
+             wal_receiver_status_interval = 1s\n",
+            primary_port = primary.port,
+            sock = dir.path().display(),
+        );
+        for (k, v) in extra_conf {
+            conf.push_str(&format!("{k} = {v}\n"));
+        }
+        OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .and_then(|mut f| f.write_all(conf.as_bytes()))
+            .expect("append to the standby's postgresql.conf");
+        File::create(data.join("standby.signal")).expect("create standby.signal");
+        if let Some((uid, gid)) = primary.run_as {
+            chown(&data.join("standby.signal"), uid, gid);
+        }
+        let mut standby = PgCluster {
+            dir,
+            data,
+            log,
+            port,
+            bin: primary.bin.clone(),
+            run_as: primary.run_as,
+            child: None,
+        };
+        standby.spawn_and_wait();
+        standby
+    }
+
+    /// Promotes a standby (`pg_promote`, waiting until it is done).
+    pub async fn promote(&self) {
+        let c = self.client().await;
+        let done: bool = c
+            .query_one("SELECT pg_promote(true, 60)", &[])
+            .await
+            .expect("pg_promote")
+            .get(0);
+        assert!(
+            done,
+            "the standby on port {} was not promoted within 60 s",
+            self.port
+        );
+    }
+
+    /// The server's major version (`server_version_num / 10000`).
+    pub async fn major_version(&self) -> u32 {
+        let c = self.client().await;
+        let v: String = c
+            .query_one("SHOW server_version_num", &[])
+            .await
+            .expect("SHOW server_version_num")
+            .get(0);
+        v.parse::<u32>().expect("a number") / 10000
     }
 
     /// The TCP port (on 127.0.0.1).
