@@ -35,13 +35,10 @@ use regex::Regex;
 
 use crate::config::TableName;
 use crate::convert::{header_bytes, Converter, Converters, Data, Field, Schema, Type, Value};
-use crate::source::pgoutput::{LogicalMessage, Relation, TupleData, TupleValue};
+use crate::source::pgoutput::{LogicalMessage, Relation, TupleData, TupleValue, PG_EPOCH_UNIX_US};
 
 pub use columns::{oid, Kind};
 pub use expand::NullBehavior;
-
-/// Microseconds between the Unix epoch and Postgres' epoch (2000-01-01 UTC).
-const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 /// A record ready for the Kafka sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -941,7 +938,7 @@ impl Router {
         }
 
         // Timestamp.
-        let commit_ms = (commit_time_us + PG_EPOCH_OFFSET_US).div_euclid(1000);
+        let commit_ms = (commit_time_us + PG_EPOCH_UNIX_US).div_euclid(1000);
         let timestamp_ms = match &layout.timestamp {
             Some(c) => c
                 .kind
