@@ -35,6 +35,7 @@ use std::fmt::{self, Write as _};
 use crate::config::{Config, ConfigError, SnapshotMode, SourceConfig};
 use crate::convert::{Converters, JSON_CONVERTER};
 use crate::router::RouterOptions;
+use crate::source::params::percent_encode;
 use crate::source::ConnectParams;
 
 /// The only transform outboxd runs.
@@ -1546,20 +1547,6 @@ fn parse_jaas(text: &str) -> Result<(String, String), String> {
         (Some(u), Some(p)) => Ok((u, p)),
         _ => Err(unsupported.into()),
     }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters (for URL user, password,
-/// database and query values).
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 #[cfg(test)]

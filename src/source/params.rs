@@ -615,8 +615,9 @@ fn percent_decode(s: &str, what: &'static str) -> Result<String, ParamsError> {
     String::from_utf8(out).map_err(|_| ParamsError::InvalidPercentEncoding(what))
 }
 
-/// Encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(s: &str) -> String {
+/// Percent-encodes everything but RFC 3986's unreserved characters (for a URL's user, password,
+/// host, database and query values); [`ConnectParams::from_url`] decodes it.
+pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
