@@ -957,40 +957,39 @@ pub fn base64(bytes: &[u8]) -> String {
 /// Java's `Double.toString` (JDK 19+: the shortest decimal that rounds to the value, at least two
 /// digits when a two-digit decimal is closer): `1.0`, `0.001`, `1.0E7`, `1.2E-5`, `NaN`.
 pub fn java_double(x: f64) -> String {
-    if x.is_nan() {
-        return "NaN".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0" } else { "0.0" }.into();
-    }
-    let mut sci = format!("{x:e}");
-    if !sci.contains('.') {
-        let two = format!("{x:.1e}");
-        if two.parse::<f64>() == Ok(x) {
-            sci = two;
-        }
-    }
-    java_from_sci(&sci)
+    java_floating(x)
 }
 
 /// Java's `Float.toString`, like [`java_double`] for 32-bit floats.
 pub fn java_float(x: f32) -> String {
-    if x.is_nan() {
+    java_floating(x)
+}
+
+/// [`java_double`] and [`java_float`]: the special values from the value widened to `f64`
+/// (exact), the digits from `T` itself (the shortest decimal that rounds to a `T`).
+fn java_floating<T>(x: T) -> String
+where
+    T: Copy + PartialEq + Into<f64> + std::fmt::LowerExp + std::str::FromStr,
+{
+    let wide: f64 = x.into();
+    if wide.is_nan() {
         return "NaN".into();
     }
-    if x.is_infinite() {
-        return if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    if wide.is_infinite() {
+        return if wide > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
-    if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    if wide == 0.0 {
+        return if wide.is_sign_negative() {
+            "-0.0"
+        } else {
+            "0.0"
+        }
+        .into();
     }
     let mut sci = format!("{x:e}");
     if !sci.contains('.') {
         let two = format!("{x:.1e}");
-        if two.parse::<f32>() == Ok(x) {
+        if two.parse::<T>().ok() == Some(x) {
             sci = two;
         }
     }
