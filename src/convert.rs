@@ -117,6 +117,40 @@ impl Schema {
         }
     }
 
+    /// Connect's `Decimal` v1 of `scale` (parameter `scale`), with Debezium's
+    /// `connect.decimal.precision` parameter after it when the column has a precision.
+    pub fn decimal(scale: i32, precision: Option<i32>, optional: bool) -> Schema {
+        let mut schema = Schema::new(Type::Bytes, optional).named(DECIMAL, Some(1));
+        schema.parameters = vec![("scale".into(), scale.to_string())];
+        if let Some(p) = precision {
+            schema
+                .parameters
+                .push(("connect.decimal.precision".into(), p.to_string()));
+        }
+        schema
+    }
+
+    /// Debezium's [`VARIABLE_SCALE_DECIMAL`] v1: a struct of `scale` (INT32) and `value` (BYTES),
+    /// with Debezium's doc.
+    pub fn variable_scale_decimal(optional: bool) -> Schema {
+        let mut schema = Schema::new(
+            Type::Struct(vec![
+                Field {
+                    name: "scale".into(),
+                    schema: Schema::new(Type::Int32, false),
+                },
+                Field {
+                    name: "value".into(),
+                    schema: Schema::new(Type::Bytes, false),
+                },
+            ]),
+            optional,
+        )
+        .named(VARIABLE_SCALE_DECIMAL, Some(1));
+        schema.doc = Some("Variable scaled decimal".into());
+        schema
+    }
+
     /// The scale of a `Decimal` schema (`None` for any other schema).
     pub fn decimal_scale(&self) -> Option<i32> {
         if self.kind != Type::Bytes || self.name.as_deref() != Some(DECIMAL) {
@@ -832,6 +866,20 @@ fn digits_from_limbs(mut limbs: Vec<u32>) -> String {
     out
 }
 
+/// Two's-complement negation of big-endian bytes in place: invert, add one (a magnitude's
+/// negative, or a negative value's magnitude).
+fn negate(bytes: &mut [u8]) {
+    let mut carry = true;
+    for b in bytes.iter_mut().rev() {
+        *b = !*b;
+        if carry {
+            let (v, overflow) = b.overflowing_add(1);
+            *b = v;
+            carry = overflow;
+        }
+    }
+}
+
 /// Java's `BigInteger.toByteArray()` of a decimal integer (`digits` without sign, `[0-9]+`): the
 /// shortest two's-complement big-endian bytes, at least one.
 pub fn twos_complement_from_digits(negative: bool, digits: &str) -> Vec<u8> {
@@ -848,16 +896,7 @@ pub fn twos_complement_from_digits(negative: bool, digits: &str) -> Vec<u8> {
         }
         return magnitude;
     }
-    // Negate: invert and add one.
-    let mut carry = true;
-    for b in magnitude.iter_mut().rev() {
-        *b = !*b;
-        if carry {
-            let (v, overflow) = b.overflowing_add(1);
-            *b = v;
-            carry = overflow;
-        }
-    }
+    negate(&mut magnitude);
     if magnitude[0] & 0x80 == 0 {
         magnitude.insert(0, 0xff);
     }
@@ -869,16 +908,7 @@ fn digits_from_twos_complement(bytes: &[u8]) -> (bool, String) {
     let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
     let mut magnitude = bytes.to_vec();
     if negative {
-        // Magnitude = invert and add one.
-        let mut carry = true;
-        for b in magnitude.iter_mut().rev() {
-            *b = !*b;
-            if carry {
-                let (v, overflow) = b.overflowing_add(1);
-                *b = v;
-                carry = overflow;
-            }
-        }
+        negate(&mut magnitude);
     }
     let mut limbs = Vec::with_capacity(magnitude.len() / 4 + 1);
     for chunk in magnitude.rchunks(4) {
@@ -1475,14 +1505,7 @@ mod tests {
     }
 
     fn decimal(scale: i32, precision: Option<i32>, optional: bool) -> Schema {
-        let mut schema = Schema::new(Type::Bytes, optional).named(DECIMAL, Some(1));
-        schema.parameters = vec![("scale".into(), scale.to_string())];
-        if let Some(p) = precision {
-            schema
-                .parameters
-                .push(("connect.decimal.precision".into(), p.to_string()));
-        }
-        schema
+        Schema::decimal(scale, precision, optional)
     }
 
     #[test]
@@ -1602,21 +1625,7 @@ mod tests {
 
     #[test]
     fn variable_scale_decimals_are_structs_with_their_doc() {
-        let mut schema = Schema::new(
-            Type::Struct(vec![
-                Field {
-                    name: "scale".into(),
-                    schema: Schema::new(Type::Int32, false),
-                },
-                Field {
-                    name: "value".into(),
-                    schema: Schema::new(Type::Bytes, false),
-                },
-            ]),
-            true,
-        )
-        .named(VARIABLE_SCALE_DECIMAL, Some(1));
-        schema.doc = Some("Variable scaled decimal".into());
+        let schema = Schema::variable_scale_decimal(true);
         let data = Data::new(
             schema.clone(),
             Value::Struct(vec![

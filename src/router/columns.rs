@@ -32,9 +32,7 @@
 
 use bytes::Bytes;
 
-use crate::convert::{
-    twos_complement_from_digits, Field, Schema, Type, Value, DECIMAL, VARIABLE_SCALE_DECIMAL,
-};
+use crate::convert::{twos_complement_from_digits, Schema, Type, Value};
 use crate::source::pgoutput::TupleValue;
 
 /// Postgres type OIDs (`pg_type.oid`, stable for built-in types).
@@ -188,34 +186,9 @@ impl Kind {
             Kind::Timestamptz { .. } => {
                 s(Type::String).named("io.debezium.time.ZonedTimestamp", Some(1))
             }
-            Kind::Numeric { precision, scale } => {
-                let mut schema = s(Type::Bytes).named(DECIMAL, Some(1));
-                schema.parameters = vec![
-                    ("scale".into(), scale.to_string()),
-                    ("connect.decimal.precision".into(), precision.to_string()),
-                ];
-                schema
-            }
-            Kind::Money => {
-                let mut schema = s(Type::Bytes).named(DECIMAL, Some(1));
-                schema.parameters = vec![("scale".into(), MONEY_SCALE.to_string())];
-                schema
-            }
-            Kind::VariableNumeric => {
-                let mut schema = s(Type::Struct(vec![
-                    Field {
-                        name: "scale".into(),
-                        schema: Schema::new(Type::Int32, false),
-                    },
-                    Field {
-                        name: "value".into(),
-                        schema: Schema::new(Type::Bytes, false),
-                    },
-                ]))
-                .named(VARIABLE_SCALE_DECIMAL, Some(1));
-                schema.doc = Some("Variable scaled decimal".into());
-                schema
-            }
+            Kind::Numeric { precision, scale } => Schema::decimal(scale, Some(precision), optional),
+            Kind::Money => Schema::decimal(MONEY_SCALE, None, optional),
+            Kind::VariableNumeric => Schema::variable_scale_decimal(optional),
             Kind::Time { millis: true } => s(Type::Int32).named("io.debezium.time.Time", Some(1)),
             Kind::Time { millis: false } => {
                 s(Type::Int64).named("io.debezium.time.MicroTime", Some(1))
@@ -860,6 +833,7 @@ pub fn zoned_timestamp(epoch_micros: i64, fraction: Option<u8>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::convert::{DECIMAL, VARIABLE_SCALE_DECIMAL};
 
     fn text(s: &str) -> TupleValue {
         TupleValue::Text(Bytes::copy_from_slice(s.as_bytes()))
