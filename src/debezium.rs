@@ -32,7 +32,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 
-use crate::config::{Config, ConfigError, SnapshotMode, SourceConfig};
+use crate::config::{java_properties, Config, ConfigError, SnapshotMode, SourceConfig};
 use crate::convert::{Converters, JSON_CONVERTER};
 use crate::router::RouterOptions;
 use crate::source::params::percent_encode;
@@ -153,99 +153,15 @@ pub fn parse_connector_json(text: &str) -> Result<ConnectorJson, DebeziumError> 
     Ok(ConnectorJson { name, config })
 }
 
-/// Parses a Java properties file (a Kafka Connect worker's `connect-distributed.properties`):
-/// `key=value`, `key: value` or `key value`; `#` and `!` comment lines; a line ending in an odd
-/// number of backslashes continues on the next line (whose leading blanks are dropped); the
-/// escapes `\t`, `\n`, `\r`, `\f`, `\uXXXX` and `\` before any other character. A key given twice
-/// keeps its last value, as `java.util.Properties` does.
+/// Parses a Java properties file (a Kafka Connect worker's `connect-distributed.properties`) with
+/// [`crate::config::java_properties`]. A key given twice keeps its last value, as
+/// `java.util.Properties` does; a malformed `\uXXXX` escape is an error naming the line.
 pub fn parse_properties(text: &str) -> Result<BTreeMap<String, String>, DebeziumError> {
-    let mut out = BTreeMap::new();
-    let lines: Vec<&str> = text.lines().collect();
-    let mut i = 0;
-    while i < lines.len() {
-        let first_line = i + 1;
-        let start = lines[i].trim_start_matches([' ', '\t', '\u{c}']);
-        i += 1;
-        if start.is_empty() || start.starts_with('#') || start.starts_with('!') {
-            continue;
-        }
-        // Join continuation lines into one logical line.
-        let mut logical = String::new();
-        let mut part = start;
-        loop {
-            let trailing = part.len() - part.trim_end_matches('\\').len();
-            if trailing % 2 == 1 {
-                logical.push_str(&part[..part.len() - 1]);
-                match lines.get(i) {
-                    Some(next) => {
-                        part = next.trim_start_matches([' ', '\t', '\u{c}']);
-                        i += 1;
-                    }
-                    None => break,
-                }
-            } else {
-                logical.push_str(part);
-                break;
-            }
-        }
-        let (key, value) = split_property(&logical);
-        let key = unescape_property(key, first_line)?;
-        let value = unescape_property(value, first_line)?;
-        out.insert(key, value);
-    }
-    Ok(out)
-}
-
-/// Splits a logical properties line at the first unescaped `=`, `:` or blank.
-fn split_property(line: &str) -> (&str, &str) {
-    let bytes = line.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b'=' | b':' | b' ' | b'\t' | b'\x0c' => break,
-            _ => i += 1,
-        }
-    }
-    let i = i.min(bytes.len());
-    let key = &line[..i];
-    let mut rest = line[i..].trim_start_matches([' ', '\t', '\u{c}']);
-    if let Some(r) = rest.strip_prefix(['=', ':']) {
-        rest = r.trim_start_matches([' ', '\t', '\u{c}']);
-    }
-    (key, rest)
-}
-
-fn unescape_property(s: &str, line: usize) -> Result<String, DebeziumError> {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('f') => out.push('\u{c}'),
-            Some('u') => {
-                let hex: String = chars.by_ref().take(4).collect();
-                let c = u32::from_str_radix(&hex, 16)
-                    .ok()
-                    .filter(|_| hex.len() == 4)
-                    .and_then(char::from_u32)
-                    .ok_or_else(|| DebeziumError::Properties {
-                        line,
-                        message: format!("malformed \\u escape \\u{hex}"),
-                    })?;
-                out.push(c);
-            }
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    Ok(out)
+    let entries = java_properties::parse(text).map_err(|e| DebeziumError::Properties {
+        line: e.line,
+        message: e.to_string(),
+    })?;
+    Ok(entries.into_iter().collect())
 }
 
 /// Kafka Connect's `FileConfigProvider`: `${NAME:PATH:KEY}` is KEY of the properties file PATH.
