@@ -1722,7 +1722,7 @@ mod tests {
 
     #[test]
     fn the_shipped_example_config_resolves() {
-        let config = Config::from_toml(include_str!("../config/outboxd.toml")).unwrap();
+        let config = Config::from_toml(include_str!("../../config/outboxd.toml")).unwrap();
         let plan = Plan::from_config(&config).unwrap();
         assert_eq!(plan.setup.slot, "outboxd");
         assert_eq!(plan.producer.get("partitioner"), Some("murmur2_random"));
@@ -1744,7 +1744,7 @@ mod tests {
                 query: "INSERT INTO hb DEFAULT VALUES".into()
             })
         );
-        let config = Config::from_toml(include_str!("../config/outboxd.toml")).unwrap();
+        let config = Config::from_toml(include_str!("../../config/outboxd.toml")).unwrap();
         assert_eq!(Plan::from_config(&config).unwrap().heartbeat, None);
     }
 
