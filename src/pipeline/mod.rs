@@ -35,6 +35,7 @@ use crate::router::{
     InvalidOpBehavior, OutboxRecord, RawRow, RouteError, Routed, Router, RouterConfigError,
     RouterOptions,
 };
+use crate::sink::errors::{is_permanent_kafka_error, is_size_error, kafka_failure};
 use crate::sink::offsets::{self, OffsetsError, PositionTarget};
 use crate::sink::transactional::{self, Transactions};
 use crate::sink::{
@@ -155,63 +156,6 @@ impl PipelineError {
             _ => false,
         }
     }
-}
-
-/// Kafka errors that a retry cannot fix (the record or the permissions are wrong).
-fn is_permanent_kafka_error(error: &KafkaError) -> bool {
-    use RDKafkaErrorCode::*;
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            MessageSizeTooLarge
-                | InvalidMessageSize
-                | InvalidMessage
-                | TopicAuthorizationFailed
-                | ClusterAuthorizationFailed
-                | MessageBatchTooLarge
-                | InvalidTopic
-                | InvalidRecord
-                | UnknownTopic
-                | PolicyViolation
-                | InvalidRequiredAcks
-        )
-    )
-}
-
-/// Whether the error says the record is too large.
-fn is_size_error(error: &KafkaError) -> bool {
-    use RDKafkaErrorCode::*;
-    matches!(
-        error.rdkafka_error_code(),
-        Some(MessageSizeTooLarge | InvalidMessageSize | MessageBatchTooLarge)
-    )
-}
-
-/// A record Kafka rejected for `topic`, described for the dead-letter queue: the metric label is
-/// the error code in snake case for the permanent errors, `kafka_error` for any other.
-fn kafka_failure(topic: &str, error: &KafkaError) -> Failure {
-    use RDKafkaErrorCode::*;
-    let code = error.rdkafka_error_code();
-    let reason = match code {
-        Some(MessageSizeTooLarge) => "message_size_too_large",
-        Some(InvalidMessageSize) => "invalid_message_size",
-        Some(InvalidMessage) => "invalid_message",
-        Some(TopicAuthorizationFailed) => "topic_authorization_failed",
-        Some(ClusterAuthorizationFailed) => "cluster_authorization_failed",
-        Some(MessageBatchTooLarge) => "message_batch_too_large",
-        Some(InvalidTopic) => "invalid_topic",
-        Some(InvalidRecord) => "invalid_record",
-        Some(UnknownTopic) => "unknown_topic",
-        Some(PolicyViolation) => "policy_violation",
-        Some(InvalidRequiredAcks) => "invalid_required_acks",
-        _ => "kafka_error",
-    };
-    Failure::rejected(
-        topic,
-        code.map(|c| format!("{c:?}")).as_deref(),
-        reason,
-        error.to_string(),
-    )
 }
 
 /// Debezium's `heartbeat.action.query`, run every `heartbeat.interval.ms`.
