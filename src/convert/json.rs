@@ -104,10 +104,7 @@ pub fn write_json(out: &mut String, schema: Option<&Schema>, value: &Value) -> R
             out.push('"');
         }
         Value::Array(items) => {
-            let item_schema = match schema.map(|s| &s.kind) {
-                Some(Type::Array(items)) => Some(&**items),
-                _ => None,
-            };
+            let item_schema = schema.and_then(Schema::items);
             out.push('[');
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {

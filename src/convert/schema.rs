@@ -148,6 +148,14 @@ impl Schema {
         self
     }
 
+    /// The element schema of an array schema, `None` for other types.
+    pub fn items(&self) -> Option<&Schema> {
+        match &self.kind {
+            Type::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
     /// The struct fields, empty for other types.
     pub fn fields(&self) -> &[Field] {
         match &self.kind {

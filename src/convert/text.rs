@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 
 use super::decimal::decimal_text;
-use super::{base64, java_double, java_float, Data, Schema, Type, Value, STRING_CONVERTER};
+use super::{base64, java_double, java_float, Data, Schema, Value, STRING_CONVERTER};
 
 /// `SimpleHeaderConverter.fromConnectHeader`: null stays null, everything else is
 /// `Values.convertToString` in UTF-8.
@@ -57,10 +57,7 @@ pub(super) fn values_append(
             }
         }
         Value::Array(items) => {
-            let item_schema = match schema.map(|s| &s.kind) {
-                Some(Type::Array(items)) => Some(&**items),
-                _ => None,
-            };
+            let item_schema = schema.and_then(Schema::items);
             out.push('[');
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
@@ -122,10 +119,7 @@ pub(super) fn java_to_string(
             ))
         }
         Value::Array(items) => {
-            let item_schema = match schema.map(|s| &s.kind) {
-                Some(Type::Array(items)) => Some(&**items),
-                _ => None,
-            };
+            let item_schema = schema.and_then(Schema::items);
             out.push('[');
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
