@@ -1,7 +1,7 @@
 //! What Kafka Connect hands outboxd, as text: a connector's JSON (the REST form or the flat
 //! `config` object) and a worker's properties file, each read into keys and values.
 //!
-//! Owns the two file forms only. It must not interpret a key (that is [`super::mapper`]) nor read
+//! Owns the two file forms only. It must not interpret a key (that is `mapper`) nor read
 //! a file or the environment (the caller passes the text in).
 
 use std::collections::BTreeMap;

@@ -53,7 +53,7 @@ impl Mapper<'_> {
     }
 }
 
-/// Whether the value of a connector or worker key is a secret that [`Imported::to_toml`] leaves
+/// Whether the value of a connector or worker key is a secret that [`Imported::to_toml`](super::Imported::to_toml) leaves
 /// out (so `import-debezium` need not resolve its config provider reference): the database
 /// password and the producer's passwords. Not `sasl.jaas.config`, whose user name is printed.
 pub fn is_unprinted_secret(key: &str) -> bool {

@@ -12,7 +12,7 @@ use crate::config::{SnapshotMode, SourceConfig};
 impl Imported {
     /// The configuration as an outboxd TOML file, with comments. Secrets are left out: the
     /// database password (to be given in `PGPASSWORD`) and Kafka passwords, which appear as
-    /// commented-out keys to fill in. The text loads with [`Config::from_toml`].
+    /// commented-out keys to fill in. The text loads with [`Config::from_toml`](crate::config::Config::from_toml).
     pub fn to_toml(&self) -> String {
         let c = &self.config;
         let mut t = String::new();

@@ -2,7 +2,7 @@
 //! against the options and the converters once, when the relation is learnt, so that routing a
 //! row needs no lookups by name and no type checks.
 //!
-//! Owns [`TableLayout`] and its construction. It must not route rows (that is [`super::route`]).
+//! Owns [`TableLayout`] and its construction. It must not route rows (that is `route`).
 
 use std::collections::HashSet;
 

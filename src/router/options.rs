@@ -3,7 +3,7 @@
 //! combinations the converters cannot carry are errors naming the option).
 //!
 //! Owns parsing and checking the options. It must not look at a table or a row (that is
-//! [`super::layout`] and [`super::route`]).
+//! `layout` and `route`).
 
 use std::collections::{BTreeMap, HashSet};
 

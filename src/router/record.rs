@@ -36,7 +36,7 @@ impl OutboxRecord {
     }
 }
 
-/// The raw cells of an outbox row that could not be routed (see [`Router::raw_row`]). `None`:
+/// The raw cells of an outbox row that could not be routed (see [`Router::raw_row`](super::Router::raw_row)). `None`:
 /// NULL (or an unchanged TOASTed value, which pgoutput does not send).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawRow {

@@ -2,7 +2,7 @@
 //! not), additional placements, partition, timestamp and tracing headers of its record, each
 //! converted to bytes by the configured converters; plus Debezium's envelope schema name cache.
 //!
-//! Owns `route_row`. It must not learn relations (that is [`super::layout`]) nor do I/O.
+//! Owns `route_row`. It must not learn relations (that is `layout`) nor do I/O.
 
 use std::collections::HashMap;
 

@@ -10,6 +10,10 @@
 //! The password is taken from the URL (`postgres://user:secret@host/db`, percent-encoded if needed).
 //! When the URL has none, it falls back to the `PGPASSWORD` environment variable (an empty value
 //! counts as unset). There is no `.pgpass` lookup. `Debug` and `Display` never print the password.
+//!
+//! One job, best read whole: [`ConnectParams`] from the URL to a connection; parsing, the
+//! percent-encoding both ways, redaction and the libpq error fixes all follow the same URL rules,
+//! which the tests at the end pin.
 
 use std::fmt;
 use std::path::PathBuf;

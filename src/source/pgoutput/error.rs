@@ -5,7 +5,7 @@ use super::{unsupported_message_name, DisplayTag};
 
 /// Why a pgoutput message could not be decoded.
 ///
-/// `message` fields hold the message type name as returned by [`Message::kind`]; `field` fields
+/// `message` fields hold the message type name as returned by [`Message::kind`](super::Message::kind); `field` fields
 /// name the part of the message that was bad.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
