@@ -102,15 +102,8 @@ PSQL="$PG_BIN/psql"
 PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
 psql_q() { "$PSQL" "$PG_URL" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
-psql_q <<'SQL'
-CREATE TABLE public.outbox (
-    id uuid PRIMARY KEY,
-    aggregatetype varchar(255) NOT NULL,
-    aggregateid varchar(255) NOT NULL,
-    type varchar(255) NOT NULL,
-    payload jsonb
-);
-SQL
+# The outbox table: the one docker/init.sql creates for the compose stack.
+psql_q -f "$ROOT/docker/init.sql"
 
 # ---- Apache Kafka ------------------------------------------------------------------------
 say "starting Apache Kafka (KRaft, one node: scripts/kafka.sh)"

@@ -5,6 +5,11 @@
 //! applied with [`Config::apply_overrides`]. Checking that values fit together happens here, before
 //! any connection is opened; the router and Kafka sections are validated by their own modules.
 
+// `#[path]`: tests/fuzz compiles this file by path, which makes rustc look for its children
+// beside it (src/), not in src/config/; the explicit path is right for both builds.
+#[path = "config/java_properties.rs"]
+pub mod java_properties;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

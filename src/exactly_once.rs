@@ -55,7 +55,7 @@ use serde::Deserialize;
 
 use crate::lsn::Lsn;
 pub use crate::position::{offsets_key, resume_position, OffsetRecord};
-use crate::position::{parse_accept, Offsets, SlotAhead};
+use crate::position::{parse_accept, BadRecord, Offsets, SlotAhead};
 
 /// `[exactly_once]`: the opt-in exactly-once mode. See the module documentation.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -197,13 +197,8 @@ pub enum ExactlyOnceError {
         /// librdkafka said the producer cannot go on (a new one is needed, after a restart).
         fatal: bool,
     },
-    #[error("offsets topic {topic}: record at partition {partition} offset {offset} for this slot is not an outboxd position ({message}); another program writes to the topic: give outboxd a topic of its own (offsets.topic)")]
-    BadRecord {
-        topic: String,
-        partition: i32,
-        offset: i64,
-        message: String,
-    },
+    #[error(transparent)]
+    BadRecord(#[from] BadRecord),
 }
 
 impl ExactlyOnceError {

@@ -1,32 +1,48 @@
 //! outboxd: a transactional-outbox relay from PostgreSQL logical replication (`pgoutput`) to Kafka.
 //!
 //! # Layout
-//! The data flow is `source → router → sink → checkpoint`, one module each:
+//! The data flow is `source → router → sink → checkpoint`, one module each. Where a module is a
+//! folder, its `mod.rs` (or the facade file) says what each file owns.
 //!
-//! - [`source`]: the Postgres side. `connection` speaks the walsender protocol (startup, auth, TLS,
-//!   CopyBoth), `pgoutput` decodes the plugin's messages (pure, no I/O), `setup` manages the slot and
-//!   publication and runs the preflight checks over an ordinary SQL connection, `snapshot` reads
-//!   the rows already in the outbox tables in the slot's exported snapshot (`snapshot_mode`).
-//! - [`router`]: turns an outbox row (or a logical decoding message standing for one) into a Kafka
-//!   record with Debezium's EventRouter rules (pure).
-//! - [`convert`]: Kafka Connect's data model and converters (StringConverter, JsonConverter, ...), so
-//!   the record bytes equal what a Kafka Connect worker would write (pure).
-//! - [`sink`]: the Kafka producer; enqueues records in WAL order and reports deliveries asynchronously.
-//! - [`checkpoint`]: the LSN confirmation invariant: which WAL position may be confirmed to Postgres.
-//! - [`exactly_once`]: the opt-in exactly-once mode's rules (Kafka transactions with the position in
-//!   an offsets topic: what to skip after a replay, when to commit, how far to confirm); its Kafka
-//!   I/O is `sink::transactional`.
+//! - [`source`]: the Postgres side.
+//!   - `params`, `tls`: the `postgres://` URL and `sslmode` → rustls;
+//!   - `connection`, `protocol`: the walsender protocol (startup, auth, TLS, CopyBoth), the only
+//!     code on the replication socket, and its pure framing;
+//!   - `pgoutput`: decodes the plugin's messages (pure, no I/O; `pgoutput/` holds the message
+//!     types, the errors and the byte cursor);
+//!   - `liveness`: a dead connection told from a quiet one; `setup`: the slot and the
+//!     publication, and the catalog queries [`check`] runs, over an ordinary SQL connection;
+//!     `snapshot`: the rows already in the outbox tables, read in the slot's exported snapshot.
+//! - [`router`]: an outbox row (or a logical decoding message standing for one) into a Kafka
+//!   record with Debezium's EventRouter rules (pure). `options` (`[router]`), `layout` (a table's
+//!   columns, checked once), `route` (one row), `topic`, `record` (the output and error types),
+//!   `columns/` (Postgres values typed as Debezium types them), `expand`, `message`,
+//!   `span_context`.
+//! - [`convert`]: Kafka Connect's data model and converters, so the record bytes equal what a
+//!   Connect worker writes (pure): `schema`, `converter`, `json`, `text`, `decimal`, `java_text`.
+//! - [`sink`]: the Kafka producer (`config`, `producer`: records enqueued in WAL order, deliveries
+//!   reported asynchronously), `errors` (which Kafka errors are permanent), and the Kafka I/O of
+//!   `position` (`offsets`) and `exactly_once` (`transactional`).
+//! - [`checkpoint`]: the LSN confirmation invariant: which WAL position may be confirmed.
 //! - [`position`]: slot safety: the published position recorded in an offsets topic, never
 //!   confirmed past, and checked against the slot at start (a slot moved by someone else stops
 //!   outboxd); its Kafka I/O is `sink::offsets`.
+//! - [`exactly_once`]: the opt-in exactly-once mode's rules (Kafka transactions with the position
+//!   in an offsets topic: what to skip after a replay, when to commit, how far to confirm); its
+//!   Kafka I/O is `sink::transactional`.
 //! - [`dead_letter`]: poison events (rows the router refuses, records Kafka rejects for good) and
 //!   the dead-letter queue, with Kafka Connect's `errors.*` settings (pure).
-//! - [`pipeline`]: wires the four together in one event loop, with backpressure and shutdown
-//!   (`pipeline/messages.rs`: which logical decoding messages are events).
-//! - [`config`], [`cli`]: the TOML configuration and the command line; [`debezium`]: a Debezium
-//!   connector's JSON (and Kafka Connect worker properties) mapped to that configuration (pure);
-//!   [`check`] and [`admin`]: the preflight checks and the `status` / `slot drop` commands;
-//!   [`metrics`], [`http`]: observability.
+//! - [`pipeline`]: wires the four together in one event loop, with backpressure, restarts and
+//!   shutdown. `plan` (the configuration resolved, no I/O), `start` (a run up to streaming),
+//!   `relay` (the loop) and one file per kind of event: `wal`, `deliveries`, `dead_letters`,
+//!   `status`, `snapshot`, `transactions`, `messages`, `shutdown`.
+//! - [`config`]: the TOML configuration (and `java_properties`, the one `.properties` reader);
+//!   [`secrets`]: `${env:…}` / `${file:…}` references in it.
+//! - [`debezium`]: a Debezium connector's JSON (and Kafka Connect worker properties) mapped to
+//!   that configuration (pure): `input`, `providers`, `mapper` with one file per section
+//!   (`source`, `router`, `kafka_properties`), `toml_out`.
+//! - [`cli`]: the command line; [`check`]: the preflight checks (`outboxd check`); [`admin`]:
+//!   `status` and `slot drop`; [`metrics`], [`http`]: observability.
 //! - [`lsn`]: the `Lsn` newtype shared by all of the above.
 //!
 //! # Errors

@@ -181,6 +181,17 @@ pub struct SlotAhead {
     pub key: String,
 }
 
+/// A record under this slot's key in the offsets topic that is not an outboxd position: another
+/// program writes to the topic. Permanent, in both modes (`sink::offsets`, exactly-once).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("offsets topic {topic}: record at partition {partition} offset {offset} for this slot is not an outboxd position ({message}); another program writes to the topic: give outboxd a topic of its own (offsets.topic)")]
+pub struct BadRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub message: String,
+}
+
 /// Where to resume, given the slot's `confirmed_flush_lsn` and the position read from the offsets
 /// topic (`None`: no record for this slot yet, a first start). Returns the position `R` that is
 /// published (the confirmation cap); a slot ahead of `R` is an error unless accepted by `accept`

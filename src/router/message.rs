@@ -30,7 +30,8 @@ use bytes::Bytes;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{columns::oid, route_topic, PlacementTarget, RawRow, RouterOptions};
+use super::topic::route_topic;
+use super::{columns::oid, PlacementTarget, RawRow, RouterOptions};
 use crate::source::pgoutput::{Column, LogicalMessage, Relation, TupleData, TupleValue};
 
 /// At most this many prefixes (their indexes must stay below the first user table OID, 16384).

@@ -2,6 +2,8 @@
 //! text (what Debezium's and Quarkus' outbox helpers write: `traceparent=00-…-…-01`, optionally
 //! `tracestate=…`), forwarded as the W3C `traceparent` and `tracestate` record headers.
 
+use crate::config::java_properties;
+
 /// The W3C trace context found in a span-context column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {
@@ -54,95 +56,10 @@ fn check_traceparent(tp: &str) -> Result<(), String> {
     }
 }
 
-/// `java.util.Properties.load`: `key=value`, `key: value` or `key value` lines, `#`/`!` comments,
-/// a trailing backslash continues the line, `\t \n \r \f \uXXXX` escapes, any other escaped
-/// character stands for itself.
+/// The entries of a span-context column in file order ([`java_properties::parse_lenient`]: a
+/// malformed `\u` escape does not hide the other entries).
 pub fn parse_properties(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let is_ws = |c: char| matches!(c, ' ' | '\t' | '\u{c}');
-    while let Some(first) = lines.next() {
-        let first = first.trim_start_matches(is_ws);
-        if first.is_empty() || first.starts_with('#') || first.starts_with('!') {
-            continue;
-        }
-        // Join continuation lines (an odd number of trailing backslashes).
-        let mut logical = String::new();
-        let mut line = first.to_string();
-        loop {
-            let trailing = line.chars().rev().take_while(|&c| c == '\\').count();
-            if trailing % 2 == 1 {
-                line.pop();
-                logical.push_str(&line);
-                match lines.next() {
-                    Some(next) => line = next.trim_start_matches(is_ws).to_string(),
-                    None => break,
-                }
-            } else {
-                logical.push_str(&line);
-                break;
-            }
-        }
-        // Split key and value at the first unescaped separator.
-        let chars: Vec<char> = logical.chars().collect();
-        let mut i = 0;
-        let mut key_end = chars.len();
-        while i < chars.len() {
-            match chars[i] {
-                '\\' => i += 2,
-                '=' | ':' => {
-                    key_end = i;
-                    break;
-                }
-                c if is_ws(c) => {
-                    key_end = i;
-                    break;
-                }
-                _ => i += 1,
-            }
-        }
-        let key_end = key_end.min(chars.len());
-        let mut j = key_end;
-        while j < chars.len() && is_ws(chars[j]) {
-            j += 1;
-        }
-        if j < chars.len() && (chars[j] == '=' || chars[j] == ':') {
-            j += 1;
-        }
-        while j < chars.len() && is_ws(chars[j]) {
-            j += 1;
-        }
-        let key: String = chars[..key_end].iter().collect();
-        let value: String = chars[j..].iter().collect();
-        out.push((unescape(&key), unescape(&value)));
-    }
-    out
-}
-
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('f') => out.push('\u{c}'),
-            Some('u') => {
-                let hex: String = chars.by_ref().take(4).collect();
-                if let Some(c) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
-                    out.push(c);
-                }
-            }
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    out
+    java_properties::parse_lenient(text)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! asynchronously, each tagged with the event's sequence number, and feed the checkpoint.
 
 pub mod config;
+pub mod errors;
 pub mod offsets;
 pub mod producer;
 pub mod transactional;

@@ -16,7 +16,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::producer::{KafkaSink, SendError, SideContext};
 use crate::lsn::Lsn;
-use crate::position::{acceptable, resume_position, Latest, OffsetRecord, Offsets, SlotAhead};
+use crate::position::{
+    acceptable, resume_position, BadRecord, Latest, OffsetRecord, Offsets, SlotAhead,
+};
 use crate::router::OutboxRecord;
 
 /// How long creating or reading the offsets topic may take at start.
@@ -31,13 +33,8 @@ pub enum OffsetsError {
         doing: &'static str,
         error: String,
     },
-    #[error("offsets topic {topic}: record at partition {partition} offset {offset} for this slot is not an outboxd position ({message}); another program writes to the topic: give outboxd a topic of its own (offsets.topic)")]
-    BadRecord {
-        topic: String,
-        partition: i32,
-        offset: i64,
-        message: String,
-    },
+    #[error(transparent)]
+    BadRecord(#[from] BadRecord),
     #[error(transparent)]
     SlotAhead(#[from] SlotAhead),
     #[error("offsets topic {topic}: the record of position {lsn} was not written ({error}); the slot is not confirmed past the last position recorded, so nothing is lost: fix the topic (it must exist and be writable by outboxd) or set offsets.enabled = false")]
@@ -54,7 +51,7 @@ impl OffsetsError {
         use RDKafkaErrorCode::*;
         match self {
             OffsetsError::Kafka { .. } => true,
-            OffsetsError::BadRecord { .. } | OffsetsError::SlotAhead(_) => false,
+            OffsetsError::BadRecord(_) | OffsetsError::SlotAhead(_) => false,
             OffsetsError::Write { error, .. } => !matches!(
                 error.rdkafka_error_code(),
                 Some(
@@ -239,14 +236,12 @@ fn read_position(
                     continue;
                 }
                 // A tombstone (no payload) forgets the position: `outboxd slot drop`.
-                latest
-                    .record(m.payload())
-                    .map_err(|message| OffsetsError::BadRecord {
-                        topic: topic.to_string(),
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        message,
-                    })?;
+                latest.record(m.payload()).map_err(|message| BadRecord {
+                    topic: topic.to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    message,
+                })?;
             }
         }
     }
@@ -517,12 +512,12 @@ mod tests {
             m.contains("0/10") && m.contains("offsets.enabled = false"),
             "{m}"
         );
-        let bad = OffsetsError::BadRecord {
+        let bad = OffsetsError::from(BadRecord {
             topic: "t".into(),
             partition: 0,
             offset: 3,
             message: "x".into(),
-        };
+        });
         assert!(!bad.is_transient());
     }
 }

@@ -290,17 +290,7 @@ fn begin_error(e: SendError) -> ExactlyOnceError {
 /// An offsets-topic error, as exactly-once mode reports it.
 fn offsets_error(e: OffsetsError) -> ExactlyOnceError {
     match e {
-        OffsetsError::BadRecord {
-            topic,
-            partition,
-            offset,
-            message,
-        } => ExactlyOnceError::BadRecord {
-            topic,
-            partition,
-            offset,
-            message,
-        },
+        OffsetsError::BadRecord(e) => ExactlyOnceError::BadRecord(e),
         OffsetsError::SlotAhead(e) => ExactlyOnceError::SlotAhead(e),
         other => ExactlyOnceError::Kafka {
             doing: "the offsets topic",

@@ -9,6 +9,10 @@
 //! Lifecycle: [`ReplicationConnection::connect`] → optional [`ReplicationConnection::simple_query`] /
 //! [`ReplicationConnection::identify_system`] → [`ReplicationConnection::start_replication`] →
 //! [`ReplicationStream::next`] / [`ReplicationStream::send_status`] → [`ReplicationStream::close`].
+//!
+//! One job, best read whole: this is the only code on the replication socket (the pure framing
+//! is `protocol`); startup, authentication, queries and the stream share its buffer, its reads
+//! and its mapping of server errors. Its tests are the integration tests in tests/connection.rs.
 
 use std::collections::HashMap;
 use std::time::Duration;

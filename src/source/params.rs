@@ -10,6 +10,10 @@
 //! The password is taken from the URL (`postgres://user:secret@host/db`, percent-encoded if needed).
 //! When the URL has none, it falls back to the `PGPASSWORD` environment variable (an empty value
 //! counts as unset). There is no `.pgpass` lookup. `Debug` and `Display` never print the password.
+//!
+//! One job, best read whole: [`ConnectParams`] from the URL to a connection; parsing, the
+//! percent-encoding both ways, redaction and the libpq error fixes all follow the same URL rules,
+//! which the tests at the end pin.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -615,8 +619,9 @@ fn percent_decode(s: &str, what: &'static str) -> Result<String, ParamsError> {
     String::from_utf8(out).map_err(|_| ParamsError::InvalidPercentEncoding(what))
 }
 
-/// Encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(s: &str) -> String {
+/// Percent-encodes everything but RFC 3986's unreserved characters (for a URL's user, password,
+/// host, database and query values); [`ConnectParams::from_url`] decodes it.
+pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -13,6 +13,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use postgres_protocol::message::backend::Message;
 
 use super::error::SourceError;
+use super::pgoutput::PG_EPOCH_UNIX_US;
 use crate::lsn::Lsn;
 
 /// Tag of `CopyBothResponse`, the answer to `START_REPLICATION`.
@@ -20,9 +21,6 @@ pub const COPY_BOTH_RESPONSE_TAG: u8 = b'W';
 
 /// Largest backend message accepted (Postgres' own limit for one allocation is 1 GiB).
 pub const MAX_MESSAGE_LEN: usize = (1 << 30) + (1 << 16);
-
-/// Microseconds between the Unix epoch and the Postgres epoch (2000-01-01 00:00:00 UTC).
-pub const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 /// One message of the replication stream, as the server sent it inside `CopyData`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,12 +224,12 @@ pub fn pg_now_us() -> i64 {
 
 /// Converts µs since the Unix epoch to µs since the Postgres epoch.
 pub fn unix_us_to_pg(unix_us: i64) -> i64 {
-    unix_us.saturating_sub(PG_EPOCH_OFFSET_US)
+    unix_us.saturating_sub(PG_EPOCH_UNIX_US)
 }
 
 /// Converts µs since the Postgres epoch to a `SystemTime`.
 pub fn pg_us_to_system_time(pg_us: i64) -> SystemTime {
-    let unix_us = pg_us.saturating_add(PG_EPOCH_OFFSET_US);
+    let unix_us = pg_us.saturating_add(PG_EPOCH_UNIX_US);
     if unix_us >= 0 {
         UNIX_EPOCH + std::time::Duration::from_micros(unix_us.unsigned_abs())
     } else {
@@ -384,7 +382,7 @@ mod tests {
 
     #[test]
     fn pg_epoch() {
-        assert_eq!(unix_us_to_pg(PG_EPOCH_OFFSET_US), 0);
+        assert_eq!(unix_us_to_pg(PG_EPOCH_UNIX_US), 0);
         assert_eq!(
             pg_us_to_system_time(0),
             UNIX_EPOCH + std::time::Duration::from_secs(946_684_800)

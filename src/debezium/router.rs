@@ -1,0 +1,428 @@
+//! The connector keys of outboxd's `[router]` and `[converters]` sections: the options of the one
+//! `EventRouter` transform (with `topic.prefix`), and the key, value and header converters taken
+//! per side as Kafka Connect takes them (connector, else worker file, else Connect's default).
+//!
+//! Owns how these keys map, as [`Mapper`] methods. It must not touch the source or producer keys.
+
+use std::collections::BTreeMap;
+
+use super::mapper::Mapper;
+use super::{key_error, DebeziumError, EVENT_ROUTER};
+use crate::convert::{Converters, JSON_CONVERTER};
+use crate::router::RouterOptions;
+
+impl Mapper<'_> {
+    /// The transform chain → `[router]` (with `topic.prefix`).
+    pub(super) fn router(&mut self) -> Result<BTreeMap<String, String>, DebeziumError> {
+        let names: Vec<String> = self
+            .get("transforms")
+            .unwrap_or_default()
+            .split(',')
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let mut routers = Vec::new();
+        let mut others = Vec::new();
+        for name in &names {
+            let key = format!("transforms.{name}.type");
+            match self.get(&key) {
+                Some(t) if t == EVENT_ROUTER => routers.push(name.clone()),
+                Some(t) => others.push(format!("{name} ({t})")),
+                None => {
+                    return Err(key_error(
+                        &key,
+                        "is missing: every transform needs its type",
+                    ))
+                }
+            }
+        }
+        if !others.is_empty() {
+            return Err(key_error(
+                "transforms",
+                format!("outboxd runs only {EVENT_ROUTER}; the chain also has {}: remove them, or keep this connector on Kafka Connect", others.join(", ")),
+            ));
+        }
+        let name = match routers.as_slice() {
+            [one] => one.clone(),
+            [] => {
+                return Err(key_error(
+                    "transforms",
+                    format!("no {EVENT_ROUTER} transform: outboxd replaces outbox connectors, e.g. transforms=outbox and transforms.outbox.type={EVENT_ROUTER}"),
+                ))
+            }
+            _ => {
+                return Err(key_error(
+                    "transforms",
+                    format!("{} EventRouter transforms ({}): outboxd runs exactly one", routers.len(), routers.join(", ")),
+                ))
+            }
+        };
+        let prefix = format!("transforms.{name}.");
+        let mut router = BTreeMap::new();
+        let keys: Vec<String> = self.cc.keys().cloned().collect();
+        for key in keys {
+            let Some(option) = key.strip_prefix(&prefix) else {
+                // Options of transforms not in the chain: Kafka Connect ignores them too.
+                if key.starts_with("transforms.") && !self.used.contains(&key) {
+                    self.ignore(&key);
+                }
+                continue;
+            };
+            if option == "type" {
+                continue;
+            }
+            if option == "predicate" || option == "negate" {
+                return Err(key_error(&key, "predicates are not supported: outboxd applies the EventRouter to every change of the outbox tables (those of table.include.list); remove the predicate"));
+            }
+            let value = self.cc[&key].clone();
+            self.used.insert(key.clone());
+            // Debezium 1.x's name of table.op.invalid.behavior; the new name wins.
+            let option = if option == "debezium.op.invalid.behavior" {
+                if self
+                    .cc
+                    .contains_key(&format!("{prefix}table.op.invalid.behavior"))
+                {
+                    self.ignored.insert(key.clone());
+                    continue;
+                }
+                "table.op.invalid.behavior"
+            } else {
+                option
+            };
+            router.insert(option.to_string(), value);
+        }
+        // topic.prefix (Debezium 2+) or database.server.name (1.x): only the envelope schema's
+        // name uses it, and outboxd does not require it.
+        match (self.get("topic.prefix"), self.get("database.server.name")) {
+            (Some(p), server_name) => {
+                if server_name.is_some() {
+                    self.ignored.insert("database.server.name".into());
+                }
+                router.insert("topic.prefix".into(), p);
+            }
+            (None, Some(p)) => {
+                router.insert("topic.prefix".into(), p);
+            }
+            (None, None) => {}
+        }
+        RouterOptions::from_map(&router).map_err(|e| {
+            let key = if e.key == "topic.prefix" {
+                "topic.prefix".to_string()
+            } else {
+                format!("{prefix}{}", e.key)
+            };
+            key_error(&key, e.message)
+        })?;
+        Ok(router)
+    }
+
+    /// Key, value and header converters, as Kafka Connect picks them.
+    pub(super) fn converters(&mut self) -> Result<BTreeMap<String, String>, DebeziumError> {
+        let mut out = BTreeMap::new();
+        let mut defaulted = Vec::new();
+        for side in ["key", "value", "header"] {
+            let class_key = format!("{side}.converter");
+            let of = |map: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+                map.iter()
+                    .filter(|(k, _)| {
+                        **k == class_key
+                            || k.strip_prefix(class_key.as_str())
+                                .is_some_and(|r| r.starts_with('.'))
+                    })
+                    .map(|(k, v)| (k.clone(), v.trim().to_string()))
+                    .collect()
+            };
+            let from_connector = of(self.cc);
+            let mut chosen = if from_connector.contains_key(&class_key) {
+                for k in from_connector.keys() {
+                    self.used.insert(k.clone());
+                }
+                from_connector
+            } else {
+                // Without the class, Kafka Connect uses the worker's converter and options, and
+                // ignores the connector's `<side>.converter.*`.
+                for k in from_connector.keys() {
+                    self.ignore(k);
+                }
+                let mut from_worker = self.worker.map(of).unwrap_or_default();
+                if side != "header" && !from_worker.contains_key(&class_key) {
+                    from_worker.insert(class_key.clone(), JSON_CONVERTER.into());
+                    if self.worker.is_none() {
+                        defaulted.push(class_key.clone());
+                    }
+                }
+                from_worker
+            };
+            // JsonConverter's schema cache size changes nothing in the bytes.
+            chosen.retain(|k, _| !k.ends_with(".schemas.cache.size"));
+            out.extend(chosen);
+        }
+        if !defaulted.is_empty() {
+            self.warnings.push(format!(
+                "{} not set in the connector and no worker file given (--worker-config): using Kafka Connect's default, JsonConverter with schemas.enable=true; if the Connect worker set other converters, pass its properties file with --worker-config",
+                defaulted.join(" and ")
+            ));
+        }
+        // Validated as [converters] is (io.debezium.converters.ByteBufferConverter, Debezium 1.x's
+        // name of BinaryDataConverter, included).
+        Converters::from_map(&out).map_err(|e| key_error(&e.key, e.message))?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::{Converter, BINARY_DATA_CONVERTER, BYTE_BUFFER_CONVERTER};
+    use crate::debezium::testing::*;
+    use crate::debezium::*;
+
+    #[test]
+    fn converters_are_picked_as_kafka_connect_picks_them() {
+        // From the connector.
+        let i = ok(&[
+            ("key.converter", JSON_CONVERTER),
+            ("key.converter.schemas.enable", "false"),
+            ("value.converter", BINARY_DATA_CONVERTER),
+            ("value.converter.delegate.converter.type", JSON_CONVERTER),
+            (
+                "value.converter.delegate.converter.type.schemas.enable",
+                "false",
+            ),
+        ]);
+        let conv = strings(&i.config().converters);
+        let c = Converters::from_map(&conv).unwrap();
+        assert_eq!(
+            c.key,
+            Converter::Json {
+                schemas_enable: false
+            }
+        );
+        assert_eq!(
+            c.value,
+            Converter::BinaryData {
+                class: BINARY_DATA_CONVERTER,
+                delegate: Some(Box::new(Converter::Json {
+                    schemas_enable: false
+                }))
+            }
+        );
+        // Neither connector nor worker: Kafka Connect's default, with a warning.
+        let i = ok(&[("key.converter", ""), ("value.converter", "")]);
+        let c = Converters::from_map(&strings(&i.config().converters)).unwrap();
+        assert_eq!(
+            c.key,
+            Converter::Json {
+                schemas_enable: true
+            }
+        );
+        assert_eq!(
+            c.value,
+            Converter::Json {
+                schemas_enable: true
+            }
+        );
+        assert!(
+            i.warnings
+                .iter()
+                .any(|w| w.contains("schemas.enable=true") && w.contains("--worker-config")),
+            "{:?}",
+            i.warnings
+        );
+        // From the worker: its options come with it, the connector's options without a class
+        // are ignored (as Kafka Connect ignores them).
+        let worker = parse_properties(
+            "key.converter=org.apache.kafka.connect.storage.StringConverter\n\
+             value.converter.schemas.enable=false\n\
+             value.converter.schemas.cache.size=500\n",
+        )
+        .unwrap();
+        let i = import(
+            &with(&[
+                ("key.converter", ""),
+                ("value.converter", ""),
+                ("value.converter.schemas.enable", "true"),
+            ]),
+            Some(&worker),
+        )
+        .unwrap();
+        let conv = strings(&i.config().converters);
+        let c = Converters::from_map(&conv).unwrap();
+        assert_eq!(c.key, Converter::String);
+        // The worker names no value converter: Connect's default class with the worker's options.
+        assert_eq!(
+            c.value,
+            Converter::Json {
+                schemas_enable: false
+            }
+        );
+        assert!(!conv.contains_key("value.converter.schemas.cache.size"));
+        assert_eq!(
+            i.ignored_keys,
+            ["connector.class", "value.converter.schemas.enable"]
+        );
+        assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+        // The connector's class wins over the worker's, with the connector's options only.
+        let worker = pairs(&[
+            ("value.converter", JSON_CONVERTER),
+            ("value.converter.schemas.enable", "false"),
+        ]);
+        let i = import(&with(&[("value.converter", JSON_CONVERTER)]), Some(&worker)).unwrap();
+        let c = Converters::from_map(&strings(&i.config().converters)).unwrap();
+        assert_eq!(
+            c.value,
+            Converter::Json {
+                schemas_enable: true
+            }
+        );
+        // Debezium 1.x's ByteBufferConverter loads as itself.
+        let i = ok(&[("value.converter", BYTE_BUFFER_CONVERTER)]);
+        let c = Converters::from_map(&strings(&i.config().converters)).unwrap();
+        assert!(matches!(
+            c.value,
+            Converter::BinaryData {
+                class: BYTE_BUFFER_CONVERTER,
+                ..
+            }
+        ));
+        // Header converter: SimpleHeaderConverter only.
+        ok(&[(
+            "header.converter",
+            "org.apache.kafka.connect.storage.SimpleHeaderConverter",
+        )]);
+        err(
+            &[(
+                "header.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            )],
+            "header.converter",
+        );
+        let e = err(
+            &[("value.converter", "io.confluent.connect.avro.AvroConverter")],
+            "value.converter",
+        );
+        assert!(e.contains("supported"), "{e}");
+        err(
+            &[("value.converter.schema.registry.url", "http://sr:8081")],
+            "value.converter.schema.registry.url",
+        );
+    }
+
+    #[test]
+    fn the_event_router_options_become_the_router_section() {
+        let i = ok(&[
+            ("transforms", "outbox"),
+            (
+                "transforms.outbox.route.topic.replacement",
+                "${routedByValue}.events",
+            ),
+            (
+                "transforms.outbox.table.fields.additional.placement",
+                "type:header:eventType",
+            ),
+            ("transforms.outbox.table.expand.json.payload", "true"),
+            ("transforms.outbox.debezium.op.invalid.behavior", "fatal"),
+            (
+                "transforms.unused.type",
+                "org.apache.kafka.connect.transforms.InsertField$Value",
+            ),
+            ("transforms.unused.static.field", "x"),
+        ]);
+        let router = strings(&i.config().router);
+        assert_eq!(
+            router,
+            pairs(&[
+                ("route.topic.replacement", "${routedByValue}.events"),
+                ("table.fields.additional.placement", "type:header:eventType"),
+                ("table.expand.json.payload", "true"),
+                ("table.op.invalid.behavior", "fatal"),
+            ])
+        );
+        assert!(i
+            .ignored_keys
+            .contains(&"transforms.unused.static.field".to_string()));
+        // Any transform name works.
+        let c = ok(&[
+            ("transforms", "router"),
+            ("transforms.outbox.type", ""),
+            ("transforms.router.type", EVENT_ROUTER),
+            ("transforms.router.route.by.field", "type"),
+        ])
+        .config();
+        assert_eq!(strings(&c.router), pairs(&[("route.by.field", "type")]));
+        // Other transforms are listed in the error.
+        let e = err(
+            &[
+                ("transforms", "unwrap,outbox,route"),
+                (
+                    "transforms.unwrap.type",
+                    "io.debezium.transforms.ExtractNewRecordState",
+                ),
+                (
+                    "transforms.route.type",
+                    "org.apache.kafka.connect.transforms.RegexRouter",
+                ),
+            ],
+            "transforms",
+        );
+        assert!(
+            e.contains("unwrap (io.debezium.transforms.ExtractNewRecordState)")
+                && e.contains("route (org.apache.kafka.connect.transforms.RegexRouter)"),
+            "{e}"
+        );
+        let e = err(
+            &[("transforms", ""), ("transforms.outbox.type", "")],
+            "transforms",
+        );
+        assert!(e.contains(EVENT_ROUTER), "{e}");
+        err(
+            &[
+                ("transforms", "a,b"),
+                ("transforms.outbox.type", ""),
+                ("transforms.a.type", EVENT_ROUTER),
+                ("transforms.b.type", EVENT_ROUTER),
+            ],
+            "transforms",
+        );
+        err(&[("transforms", "outbox,x")], "transforms.x.type");
+        err(
+            &[("transforms.outbox.predicate", "isOutbox")],
+            "transforms.outbox.predicate",
+        );
+        err(&[("predicates", "isOutbox")], "predicates");
+        let e = err(
+            &[("transforms.outbox.route.topic.regex", "(")],
+            "transforms.outbox.route.topic.regex",
+        );
+        assert!(e.contains("regular expression"), "{e}");
+        err(
+            &[("transforms.outbox.no.such.option", "1")],
+            "transforms.outbox.no.such.option",
+        );
+    }
+
+    #[test]
+    fn topic_prefix_or_database_server_name_feed_the_router_and_neither_is_required() {
+        let r = strings(&ok(&[("topic.prefix", "app")]).config().router);
+        assert_eq!(r["topic.prefix"], "app");
+        let r = strings(&ok(&[("database.server.name", "legacy")]).config().router);
+        assert_eq!(r["topic.prefix"], "legacy");
+        let i = ok(&[("topic.prefix", "app"), ("database.server.name", "legacy")]);
+        assert_eq!(strings(&i.config().router)["topic.prefix"], "app");
+        assert!(i.ignored_keys.contains(&"database.server.name".to_string()));
+        assert!(!strings(&ok(&[]).config().router).contains_key("topic.prefix"));
+        // Only envelope placements with schemas need it, as the router says.
+        let envelope = [
+            ("value.converter", JSON_CONVERTER),
+            (
+                "transforms.outbox.table.fields.additional.placement",
+                "type:envelope:eventType",
+            ),
+        ];
+        let e = err(&envelope, "topic.prefix");
+        assert!(e.contains("database.server.name"), "{e}");
+        let mut with_prefix = envelope.to_vec();
+        with_prefix.push(("topic.prefix", "app"));
+        ok(&with_prefix);
+    }
+}
