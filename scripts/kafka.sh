@@ -150,9 +150,11 @@ jvm=(-Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
     -cp "$LIB/*")
 
 if [ ! -f "$dir/data/meta.properties" ]; then
-    if [ -z "$cluster_id" ]; then
+    # A random UUID, base64url; never starting with '-', which the tool would take for an option
+    # (Kafka's own Uuid.randomUuid() avoids it for the same reason).
+    while [ -z "$cluster_id" ] || [ "${cluster_id#-}" != "$cluster_id" ]; do
         cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c 1-22)"
-    fi
+    done
     if ! out="$("$JAVA" -Xmx256m -Dlog4j2.configurationFile="$ROOT/tests/kafka/log4j2.properties" \
         -cp "$LIB/*" kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" \
         -c "$dir/server.properties" "${scram[@]}" 2>&1)"; then

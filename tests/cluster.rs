@@ -129,6 +129,9 @@ fn cluster_id() -> String {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .expect("read /dev/urandom");
+    // A first character '-' would be taken for an option by kafka-storage (Kafka's own
+    // Uuid.randomUuid() avoids it too): clear the top bit, so the first sextet is below 32.
+    bytes[0] &= 0x7f;
     let bits = u128::from_be_bytes(bytes);
     // 21 full sextets from the top, then the last 2 bits followed by 4 zero bits.
     (0..22)
