@@ -160,7 +160,10 @@ pub(super) fn check_json_type(schema: &Schema, value: &Value) -> Result<(), Stri
 }
 
 /// A JSON string literal as Jackson writes it: `"` and `\` escaped, control characters as `\b`,
-/// `\t`, `\n`, `\f`, `\r` or `\u00XX` (upper-case hex), everything else (non-ASCII included) as is.
+/// `\t`, `\n`, `\f`, `\r` or `\u00XX` (upper-case hex), a character outside the Basic
+/// Multilingual Plane (U+10000 and above, emoji among them) as its UTF-16 surrogate pair
+/// `\uD83E\uDD80` (Jackson's UTF-8 generator does not combine surrogates by default), everything
+/// else (other non-ASCII included) as is.
 pub fn write_json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
@@ -174,6 +177,12 @@ pub fn write_json_string(out: &mut String, s: &str) {
             '\r' => out.push_str("\\r"),
             c if (c as u32) < 0x20 => {
                 let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c if (c as u32) > 0xFFFF => {
+                let mut pair = [0u16; 2];
+                for unit in c.encode_utf16(&mut pair) {
+                    let _ = write!(out, "\\u{unit:04X}");
+                }
             }
             c => out.push(c),
         }
@@ -246,6 +255,11 @@ mod tests {
         let mut out = String::new();
         write_json_string(&mut out, "a\"b\\c\n\t\u{1}\u{1f}\u{7f}é/€");
         assert_eq!(out, "\"a\\\"b\\\\c\\n\\t\\u0001\\u001F\u{7f}é/€\"");
+        // Outside the BMP: the surrogate pair, upper-case, as Connect's JsonConverter writes
+        // (checked with connect-json 4.4.0: "x\uD83E\uDD80y" for "x🦀y"); U+2028 stays as is.
+        let mut out = String::new();
+        write_json_string(&mut out, "x\u{1F980}y\u{2028}\u{10FFFF}");
+        assert_eq!(out, "\"x\\uD83E\\uDD80y\u{2028}\\uDBFF\\uDFFF\"");
     }
 
     #[test]
