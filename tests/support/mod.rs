@@ -14,13 +14,17 @@
 //!   a broker outage (`pause`/`resume`).
 //! - [`kafka::consume`] and [`kafka::Record`]: read records back by explicit partition assignment.
 //! - [`outboxd::Outboxd`]: the `outboxd run --config FILE` process under test.
+//! - [`debezium::Debezium`]: Debezium itself (a Kafka Connect worker with the PostgreSQL
+//!   connector and the Outbox EventRouter, `scripts/debezium.sh`), to compare outboxd with.
 //! - [`wait_until`], [`wait_for`], [`slot_confirmed_lsn`], [`unique`] and outbox-table helpers.
 //!
-//! Every child process (postgres, the brokers, outboxd) is spawned through [`spawn_tied`], which arranges
-//! for the kernel to SIGKILL it if the test process dies, so no orphan survives `cargo test`.
+//! Every child process (postgres, the brokers, outboxd, Debezium) is spawned through
+//! [`spawn_tied`], which arranges for the kernel to SIGKILL it if the test process dies, so no
+//! orphan survives `cargo test`.
 #![allow(dead_code, unused_imports)]
 
 pub mod broker;
+pub mod debezium;
 pub mod java;
 pub mod kafka;
 pub mod outboxd;
