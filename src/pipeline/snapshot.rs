@@ -41,7 +41,9 @@ pub(super) async fn start_snapshot(
             } else {
                 plan.setup.slot.clone()
             };
-            let created = conn.create_slot_exporting_snapshot(&name, only).await?;
+            let created = conn
+                .create_slot_exporting_snapshot(&name, only, slot.failover)
+                .await?;
             tracing::info!(slot = %name, consistent_point = %created.consistent_point, temporary = only, "created replication slot with an exported snapshot");
             (
                 name,
@@ -51,7 +53,8 @@ pub(super) async fn start_snapshot(
             )
         }
     };
-    let client = plan.params.connect_sql().await?;
+    // The same server as the replication connection: an exported snapshot exists only there.
+    let client = conn.params().connect_sql().await?;
     snapshot::begin(&client, exported.as_deref()).await?;
     let (tx, rows) = mpsc::channel(1024);
     let reader = AbortOnDrop(tokio::spawn(snapshot::read_tables(

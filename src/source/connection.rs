@@ -26,6 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::error::{ServerError, SourceError};
+use super::hosts;
 use super::params::{auth_fix_for_code, ConnectParams, MISSING_PASSWORD_FIX};
 pub use super::protocol::ReplicationMessage;
 use super::protocol::{self as proto, Frame};
@@ -144,6 +145,8 @@ pub struct ReplicationConnection {
     wire: Wire,
     parameters: HashMap<String, String>,
     backend_key: Option<(i32, i32)>,
+    /// The parameters of the one host this connection went to (of the URL's hosts).
+    params: ConnectParams,
 }
 
 impl std::fmt::Debug for ReplicationConnection {
@@ -161,7 +164,41 @@ impl ReplicationConnection {
     /// with `user`, `database`, `replication=database`, `application_name`, `client_encoding=UTF8`,
     /// then authentication (trust, cleartext password, MD5, SCRAM-SHA-256 without channel binding).
     /// The whole sequence is bounded by `params.connect_timeout` (unless zero).
+    ///
+    /// With several hosts in the URL, each is tried in turn (each within `connect_timeout`) and
+    /// the first that fits `target_session_attrs` is kept ([`crate::source::hosts`]); a host that
+    /// does not fit is disconnected. When none fits the error lists every host with why.
     pub async fn connect(params: &ConnectParams) -> Result<Self, SourceError> {
+        let mut tried = Vec::new();
+        for candidate in params.candidates() {
+            let attempt = async {
+                let mut conn = Self::connect_one(&candidate).await?;
+                match hosts::role_mismatch(&mut conn, candidate.target_session_attrs).await {
+                    Ok(None) => Ok(Ok(conn)),
+                    Ok(Some(why)) => {
+                        conn.close().await;
+                        Ok(Err(why))
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match attempt.await {
+                Ok(Ok(conn)) => return Ok(conn),
+                Ok(Err(why)) => tried.push((candidate.host_port(), hosts::Failure::Role(why))),
+                Err(e) => tried.push((candidate.host_port(), hosts::Failure::Error(e))),
+            }
+        }
+        Err(hosts::none_fits(params.target_session_attrs, tried))
+    }
+
+    /// The parameters of the host this connection went to (one host: the SQL connection of the
+    /// same run uses them, so both reach the same server).
+    pub fn params(&self) -> &ConnectParams {
+        &self.params
+    }
+
+    /// One host, bounded by `params.connect_timeout` (unless zero).
+    async fn connect_one(params: &ConnectParams) -> Result<Self, SourceError> {
         let fut = Self::connect_inner(params);
         if params.connect_timeout.is_zero() {
             return fut.await;
@@ -181,6 +218,7 @@ impl ReplicationConnection {
             wire: Wire::new(stream),
             parameters: HashMap::new(),
             backend_key: None,
+            params: params.clone(),
         };
         let startup = [
             ("user", params.user.as_str()),
@@ -549,15 +587,24 @@ impl ReplicationConnection {
     /// logical slot and exports the snapshot of its consistent point. The snapshot can be imported
     /// (`SET TRANSACTION SNAPSHOT`) by other sessions until this connection runs its next command;
     /// `START_REPLICATION` on this connection then streams from the consistent point.
+    ///
+    /// `failover` (PostgreSQL 17+, not for a temporary slot) creates a failover slot, with the
+    /// option syntax of PostgreSQL 15+: `(SNAPSHOT 'export', FAILOVER true)`.
     pub async fn create_slot_exporting_snapshot(
         &mut self,
         slot: &str,
         temporary: bool,
+        failover: bool,
     ) -> Result<CreatedSlot, SourceError> {
         let cmd = format!(
-            "CREATE_REPLICATION_SLOT {}{} LOGICAL pgoutput EXPORT_SNAPSHOT",
+            "CREATE_REPLICATION_SLOT {}{} LOGICAL pgoutput {}",
             proto::quote_ident(slot),
-            if temporary { " TEMPORARY" } else { "" }
+            if temporary { " TEMPORARY" } else { "" },
+            if failover && !temporary {
+                "(SNAPSHOT 'export', FAILOVER true)"
+            } else {
+                "EXPORT_SNAPSHOT"
+            }
         );
         let rows = self.simple_query(&cmd).await?;
         let row = match rows.as_slice() {
@@ -580,6 +627,16 @@ impl ReplicationConnection {
                 SourceError::Protocol("CREATE_REPLICATION_SLOT exported no snapshot".to_string())
             })?,
         })
+    }
+
+    /// `ALTER_REPLICATION_SLOT "<slot>" (FAILOVER true)` (PostgreSQL 17+): makes an existing
+    /// slot a failover slot, which the server then synchronizes to standbys.
+    pub async fn make_failover_slot(&mut self, slot: &str) -> Result<(), SourceError> {
+        let cmd = format!(
+            "ALTER_REPLICATION_SLOT {} (FAILOVER true)",
+            proto::quote_ident(slot)
+        );
+        self.simple_query(&cmd).await.map(|_| ())
     }
 
     /// Sends `START_REPLICATION SLOT "<slot>" LOGICAL <start> ("name" 'value', ...)` and waits for

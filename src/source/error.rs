@@ -134,6 +134,17 @@ pub enum SourceError {
     #[error("invalid connection parameters: {0}")]
     Params(#[from] ParamsError),
 
+    /// None of the source URL's hosts could be used (`source::hosts`).
+    #[error("no host of the source URL is {}: {}; outboxd tries them all again (during a failover, until a standby is promoted), so put every server that may become the primary in source.url", .attrs.wanted(), .tried.join("; "))]
+    NoHostFits {
+        /// What was asked for.
+        attrs: super::params::TargetSessionAttrs,
+        /// `host:port: why`, in the URL's order.
+        tried: Vec<String>,
+        /// Whether waiting may help (a standby may be promoted, a host may come back).
+        transient: bool,
+    },
+
     /// An argument given to this library is unusable (e.g. a slot name with a NUL byte).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -202,6 +213,7 @@ impl SourceError {
     pub fn is_transient(&self) -> bool {
         match self {
             SourceError::Io { .. } | SourceError::Timeout { .. } => true,
+            SourceError::NoHostFits { transient, .. } => *transient,
             SourceError::Server(e) => is_transient_sqlstate(&e.code),
             SourceError::Sql(e) => {
                 if let Some(db) = e.as_db_error() {

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod error;
+pub mod hosts;
 pub mod liveness;
 pub mod params;
 pub mod pgoutput;

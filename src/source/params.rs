@@ -88,6 +88,61 @@ impl std::str::FromStr for SslMode {
     }
 }
 
+/// Which server of the source URL's hosts outboxd may use (libpq's `target_session_attrs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TargetSessionAttrs {
+    /// The first host that accepts the connection, whatever it is.
+    Any,
+    /// A server that accepts writes: not in recovery, and `default_transaction_read_only` off.
+    ReadWrite,
+    /// A server that is not in recovery (not a standby): outboxd's default, since it writes the
+    /// slot's position and may create the publication and the slot.
+    #[default]
+    Primary,
+}
+
+impl TargetSessionAttrs {
+    /// The libpq spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetSessionAttrs::Any => "any",
+            TargetSessionAttrs::ReadWrite => "read-write",
+            TargetSessionAttrs::Primary => "primary",
+        }
+    }
+}
+
+impl TargetSessionAttrs {
+    /// What a fitting server is, for messages.
+    pub fn wanted(self) -> &'static str {
+        match self {
+            TargetSessionAttrs::Any => "reachable",
+            TargetSessionAttrs::ReadWrite => "writable (target_session_attrs=read-write)",
+            TargetSessionAttrs::Primary => "the primary (target_session_attrs=primary)",
+        }
+    }
+}
+
+impl std::str::FromStr for TargetSessionAttrs {
+    type Err = ParamsError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "any" => TargetSessionAttrs::Any,
+            "read-write" => TargetSessionAttrs::ReadWrite,
+            "primary" => TargetSessionAttrs::Primary,
+            other => {
+                return Err(ParamsError::InvalidValue {
+                    param: "target_session_attrs",
+                    value: other.to_string(),
+                    expected: "primary (the default), read-write or any (outboxd needs the \
+                               primary: read-only, standby and prefer-standby are not supported)",
+                })
+            }
+        })
+    }
+}
+
 /// The URL could not be turned into [`ConnectParams`]. Messages never contain the password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -105,7 +160,7 @@ pub enum ParamsError {
     #[error("the source URL names no user: write postgres://USER@host/dbname")]
     MissingUser,
     /// A query parameter this program does not know.
-    #[error("unknown parameter(s) in the source URL: {}; supported are sslmode, sslrootcert, sslcert, sslkey, application_name, connect_timeout", .0.join(", "))]
+    #[error("unknown parameter(s) in the source URL: {}; supported are host, port, sslmode, sslrootcert, sslcert, sslkey, application_name, connect_timeout, target_session_attrs", .0.join(", "))]
     UnknownParams(Vec<String>),
     /// A parameter has an unusable value.
     #[error("invalid {param} {value:?} in the source URL: expected {expected}")]
@@ -122,10 +177,17 @@ pub enum ParamsError {
 /// Where and how to connect to Postgres. Build it with [`ConnectParams::from_url`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectParams {
-    /// Host name or IP address (IPv6 without brackets). Unix-domain sockets are not supported.
+    /// Host name or IP address (IPv6 without brackets) of the first host. Unix-domain sockets
+    /// are not supported.
     pub host: String,
-    /// TCP port.
+    /// TCP port of the first host.
     pub port: u16,
+    /// Every host of the URL with its port, in order (`host` and `port` are the first). A
+    /// connection tries them in turn and takes the first that fits `target_session_attrs`
+    /// ([`ConnectParams::candidates`]).
+    pub hosts: Vec<(String, u16)>,
+    /// Which of the hosts may be used.
+    pub target_session_attrs: TargetSessionAttrs,
     /// User name.
     pub user: String,
     /// Password, from the URL or `PGPASSWORD`. Never printed.
@@ -148,14 +210,19 @@ pub struct ConnectParams {
 
 impl ConnectParams {
     /// Parses a libpq-style URL:
-    /// `postgres[ql]://[user[:password]@]host[:port][/dbname][?param=value&...]`.
+    /// `postgres[ql]://[user[:password]@]host[:port][,host[:port]...][/dbname][?param=value&...]`.
     ///
     /// - Every part is percent-decoded; an IPv6 host is written in brackets (`[::1]:5432`).
+    /// - Several hosts are separated by commas, each with its own port or 5432; the query
+    ///   parameters `host=h1,h2` and `port=p1,p2` (one port for all, or one per host) replace
+    ///   the hosts of the authority, as in libpq.
     /// - `host` defaults to `localhost`, `port` to 5432, `dbname` to the user name; the user is required.
     /// - Query parameters: `sslmode` (`disable`, `prefer` (default), `require`, `verify-ca`,
     ///   `verify-full`), `sslrootcert`, `sslcert`, `sslkey` (file paths; `sslrootcert=system` means
     ///   the built-in webpki roots), `application_name` (default `outboxd`), `connect_timeout`
-    ///   (whole seconds, `0` = no limit, default 10). Any other parameter is an error naming it.
+    ///   (whole seconds per host, `0` = no limit, default 10), `target_session_attrs` (`primary`,
+    ///   the default, `read-write` or `any`), `host`, `port`. Any other parameter is an error
+    ///   naming it.
     /// - The password falls back to the `PGPASSWORD` environment variable when the URL has none.
     pub fn from_url(url: &str) -> Result<Self, ParamsError> {
         Self::from_url_with_env(url, |name| std::env::var(name).ok())
@@ -200,7 +267,11 @@ impl ConnectParams {
         }
         let password = password.or_else(|| env("PGPASSWORD").filter(|p| !p.is_empty()));
 
-        let (host, port) = parse_hostport(hostport)?;
+        let mut hosts = split_hosts(hostport)
+            .into_iter()
+            .map(parse_hostport)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (host, port) = hosts[0].clone();
 
         let dbname = match path {
             Some(p) if !p.is_empty() => {
@@ -218,6 +289,8 @@ impl ConnectParams {
         let mut params = ConnectParams {
             host,
             port,
+            hosts: Vec::new(),
+            target_session_attrs: TargetSessionAttrs::default(),
             user,
             password,
             dbname,
@@ -230,6 +303,7 @@ impl ConnectParams {
         };
 
         let mut unknown = Vec::new();
+        let (mut query_hosts, mut query_ports) = (None, None);
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').ok_or_else(|| {
                 ParamsError::Malformed(format!("query parameter {pair:?} has no '=value'"))
@@ -242,6 +316,9 @@ impl ConnectParams {
                 "sslcert" => params.sslcert = non_empty_path(value),
                 "sslkey" => params.sslkey = non_empty_path(value),
                 "application_name" => params.application_name = value,
+                "target_session_attrs" => params.target_session_attrs = value.parse()?,
+                "host" => query_hosts = Some(value),
+                "port" => query_ports = Some(value),
                 "connect_timeout" => {
                     let secs: u64 =
                         value
@@ -260,10 +337,55 @@ impl ConnectParams {
         if !unknown.is_empty() {
             return Err(ParamsError::UnknownParams(unknown));
         }
+        if let Some(list) = query_hosts {
+            // Percent-decoded already: each name is taken as it is (IPv6 without brackets).
+            hosts = list
+                .split(',')
+                .map(|h| {
+                    let h = h.trim();
+                    let name = if h.is_empty() { "localhost" } else { h };
+                    Ok::<_, ParamsError>((name.to_string(), DEFAULT_PORT))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(list) = query_ports {
+            let ports = list
+                .split(',')
+                .map(|p| parse_port(p.trim()))
+                .collect::<Result<Vec<_>, _>>()?;
+            match ports.len() {
+                1 => hosts.iter_mut().for_each(|h| h.1 = ports[0]),
+                n if n == hosts.len() => {
+                    for (h, p) in hosts.iter_mut().zip(ports) {
+                        h.1 = p;
+                    }
+                }
+                n => {
+                    return Err(ParamsError::InvalidValue {
+                        param: "port",
+                        value: list.clone(),
+                        expected: if n == 0 {
+                            "a port"
+                        } else {
+                            "one port for every host, or a single port for all"
+                        },
+                    })
+                }
+            }
+        }
+        (params.host, params.port) = hosts[0].clone();
+        params.hosts = hosts;
         for (what, value) in [
             ("user name", &params.user),
             ("database name", &params.dbname),
-            ("host", &params.host),
+            (
+                "host",
+                &params
+                    .hosts
+                    .iter()
+                    .map(|h| h.0.as_str())
+                    .collect::<String>(),
+            ),
             ("application_name", &params.application_name),
         ] {
             if value.contains('\0') {
@@ -287,15 +409,26 @@ impl ConnectParams {
             url.push_str(":***");
         }
         url.push('@');
-        if self.host.contains(':') {
-            url.push('[');
-            url.push_str(&self.host);
-            url.push(']');
-        } else {
-            url.push_str(&percent_encode(&self.host));
-        }
-        url.push_str(&format!(":{}/{}", self.port, percent_encode(&self.dbname)));
+        let hosts: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|(host, port)| {
+                if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{}:{port}", percent_encode(host))
+                }
+            })
+            .collect();
+        url.push_str(&hosts.join(","));
+        url.push_str(&format!("/{}", percent_encode(&self.dbname)));
         let mut query = vec![format!("sslmode={}", self.sslmode)];
+        if self.target_session_attrs != TargetSessionAttrs::default() {
+            query.push(format!(
+                "target_session_attrs={}",
+                self.target_session_attrs.as_str()
+            ));
+        }
         for (name, path) in [
             ("sslrootcert", &self.sslrootcert),
             ("sslcert", &self.sslcert),
@@ -322,12 +455,76 @@ impl ConnectParams {
         url
     }
 
+    /// The hosts to try, in order, each as parameters naming that one host only.
+    pub fn candidates(&self) -> Vec<ConnectParams> {
+        self.hosts
+            .iter()
+            .map(|(host, port)| ConnectParams {
+                host: host.clone(),
+                port: *port,
+                hosts: vec![(host.clone(), *port)],
+                ..self.clone()
+            })
+            .collect()
+    }
+
+    /// `host:port` of the first host (`[v6]:port` for IPv6), for messages.
+    pub fn host_port(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
     /// Opens an ordinary SQL connection (not a walsender) with the same host, user, database and
     /// TLS settings, via `tokio-postgres`. The connection task is spawned on the current tokio
     /// runtime; its error, if any, is logged with `tracing` at error level.
     ///
     /// SCRAM channel binding is not used (`SCRAM-SHA-256`, not `-PLUS`).
+    ///
+    /// With several hosts, each is tried in turn and the first that fits `target_session_attrs`
+    /// is used (`source::hosts`), as for the walsender connection.
     pub async fn connect_sql(&self) -> Result<tokio_postgres::Client, SourceError> {
+        let mut tried = Vec::new();
+        for candidate in self.candidates() {
+            match candidate.connect_sql_one().await {
+                Ok(client) => match candidate.sql_role_mismatch(&client).await {
+                    Ok(None) => return Ok(client),
+                    Ok(Some(why)) => {
+                        tried.push((candidate.host_port(), super::hosts::Failure::Role(why)))
+                    }
+                    Err(e) => tried.push((candidate.host_port(), super::hosts::Failure::Error(e))),
+                },
+                Err(e) => tried.push((candidate.host_port(), super::hosts::Failure::Error(e))),
+            }
+        }
+        Err(super::hosts::none_fits(self.target_session_attrs, tried))
+    }
+
+    /// The role check of [`connect_sql`](Self::connect_sql) (`source::hosts::mismatch`).
+    async fn sql_role_mismatch(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<Option<String>, SourceError> {
+        if self.target_session_attrs == TargetSessionAttrs::Any {
+            return Ok(None);
+        }
+        let row = client
+            .query_one(
+                "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'",
+                &[],
+            )
+            .await?;
+        Ok(super::hosts::mismatch(
+            self.target_session_attrs,
+            row.get(0),
+            row.get(1),
+        ))
+    }
+
+    /// One host (the first), bounded by `connect_timeout`.
+    async fn connect_sql_one(&self) -> Result<tokio_postgres::Client, SourceError> {
         let mut config = tokio_postgres::Config::new();
         config
             .host(&self.host)
@@ -486,8 +683,8 @@ where
 impl fmt::Debug for ConnectParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectParams")
-            .field("host", &self.host)
-            .field("port", &self.port)
+            .field("hosts", &self.hosts)
+            .field("target_session_attrs", &self.target_session_attrs)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("dbname", &self.dbname)
@@ -542,11 +739,6 @@ fn parse_hostport(hostport: &str) -> Result<(String, u16), ParamsError> {
         }
         (host, port)
     } else {
-        if hostport.contains(',') {
-            return Err(ParamsError::Malformed(
-                "several hosts are not supported: give one host".to_string(),
-            ));
-        }
         match hostport.matches(':').count() {
             0 => (percent_decode(hostport, "host")?, None),
             1 => {
@@ -575,18 +767,40 @@ fn parse_hostport(hostport: &str) -> Result<(String, u16), ParamsError> {
     };
     let port = match port {
         None | Some("") => DEFAULT_PORT,
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n != 0 => n,
-            _ => {
-                return Err(ParamsError::InvalidValue {
-                    param: "port",
-                    value: p.to_string(),
-                    expected: "a number from 1 to 65535",
-                })
-            }
-        },
+        Some(p) => parse_port(p)?,
     };
     Ok((host, port))
+}
+
+fn parse_port(p: &str) -> Result<u16, ParamsError> {
+    match p.parse::<u16>() {
+        Ok(n) if n != 0 => Ok(n),
+        _ => Err(ParamsError::InvalidValue {
+            param: "port",
+            value: p.to_string(),
+            expected: "a number from 1 to 65535",
+        }),
+    }
+}
+
+/// The comma-separated hosts of a URL's authority (`h1:5432,[::1]:5433`); a comma inside an
+/// IPv6 host's brackets does not separate.
+fn split_hosts(authority: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut depth) = (0, 0);
+    for (i, c) in authority.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&authority[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&authority[start..]);
+    out
 }
 
 fn non_empty_path(value: String) -> Option<PathBuf> {
@@ -711,14 +925,14 @@ mod tests {
     #[test]
     fn unknown_params_are_named() {
         let err =
-            parse("postgres://u@h/d?sslmode=require&foo=1&target_session_attrs=any").unwrap_err();
+            parse("postgres://u@h/d?sslmode=require&foo=1&load_balance_hosts=random").unwrap_err();
         assert_eq!(
             err,
-            ParamsError::UnknownParams(vec!["foo".into(), "target_session_attrs".into()])
+            ParamsError::UnknownParams(vec!["foo".into(), "load_balance_hosts".into()])
         );
         let text = err.to_string();
         assert!(
-            text.contains("foo") && text.contains("target_session_attrs"),
+            text.contains("foo") && text.contains("load_balance_hosts"),
             "{text}"
         );
     }
@@ -757,7 +971,9 @@ mod tests {
             parse("postgres://u@h/d?sslmode"),
             Err(ParamsError::Malformed(_))
         ));
-        assert!(parse("postgres://u@h1,h2/d").is_err());
+        assert!(parse("postgres://u@h1:1,h2:0/d").is_err());
+        assert!(parse("postgres://u@h/d?target_session_attrs=standby").is_err());
+        assert!(parse("postgres://u@h1,h2,h3/d?port=1,2").is_err());
         assert!(parse("postgres://u@%2Fvar%2Frun/d").is_err());
         assert!(parse("postgres://u@h/a/b").is_err());
         assert!(parse("postgres://u%00x@h/d").is_err());
@@ -794,6 +1010,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("hunter2"));
+    }
+
+    #[test]
+    fn several_hosts_in_the_authority_or_the_query() {
+        let p = parse("postgres://u@h1:5433,[::1],h3:7/d").unwrap();
+        assert_eq!(
+            p.hosts,
+            vec![
+                ("h1".to_string(), 5433),
+                ("::1".to_string(), 5432),
+                ("h3".to_string(), 7)
+            ]
+        );
+        assert_eq!((p.host.as_str(), p.port), ("h1", 5433));
+        assert_eq!(p.target_session_attrs, TargetSessionAttrs::Primary);
+        let hosts: Vec<(String, u16)> = p
+            .candidates()
+            .iter()
+            .map(|c| {
+                assert_eq!(c.hosts, vec![(c.host.clone(), c.port)]);
+                (c.host.clone(), c.port)
+            })
+            .collect();
+        assert_eq!(hosts, p.hosts);
+        assert_eq!(
+            p.redacted_url(),
+            "postgres://u@h1:5433,[::1]:5432,h3:7/d?sslmode=prefer"
+        );
+        // libpq's query form: host= replaces the authority's hosts; one port for all, or one each.
+        let p = parse("postgres://u@ignored/d?host=a,b&port=6000").unwrap();
+        assert_eq!(
+            p.hosts,
+            vec![("a".to_string(), 6000), ("b".to_string(), 6000)]
+        );
+        let p = parse("postgres://u@/d?host=a,b&port=1,2&target_session_attrs=any").unwrap();
+        assert_eq!(p.hosts, vec![("a".to_string(), 1), ("b".to_string(), 2)]);
+        assert_eq!(p.target_session_attrs, TargetSessionAttrs::Any);
+        let again = parse(&p.redacted_url()).unwrap();
+        assert_eq!(again.hosts, p.hosts);
+        assert_eq!(again.target_session_attrs, TargetSessionAttrs::Any);
+        for (text, attrs) in [
+            ("read-write", TargetSessionAttrs::ReadWrite),
+            ("primary", TargetSessionAttrs::Primary),
+        ] {
+            let p = parse(&format!("postgres://u@h/d?target_session_attrs={text}")).unwrap();
+            assert_eq!(p.target_session_attrs, attrs);
+        }
+        let e = parse("postgres://u@h/d?target_session_attrs=prefer-standby")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("outboxd needs the primary"), "{e}");
     }
 
     #[test]
