@@ -51,6 +51,7 @@ pub async fn run_checks(plan: &Plan) -> Vec<CheckResult> {
                 format!("connected to {}", plan.params.redacted_url()),
             ));
             database_checks(&client, plan, &mut results).await;
+            failover_checks(&client, plan, &mut results).await;
         }
         Err(e) => results.push(CheckResult::fail(
             "postgres connection",
@@ -267,6 +268,148 @@ async fn database_checks(client: &Client, plan: &Plan, out: &mut Vec<CheckResult
             ),
             Err(e) => CheckResult::fail(name, e, "check the connection"),
         });
+    }
+}
+
+/// Whether the slot would survive a promotion (PostgreSQL 17+ failover slots): the slot's
+/// `failover` flag and the primary's `synchronized_standby_slots` here, and on every other host
+/// of the URL that is a standby, what slot synchronization needs, and whether the slot is
+/// synchronized there now.
+async fn failover_checks(primary: &Client, plan: &Plan, out: &mut Vec<CheckResult>) {
+    let name = "failover slot";
+    let slot = &plan.setup.slot;
+    let major = match setup::server_major(primary).await {
+        Ok(m) => m,
+        Err(e) => {
+            return out.push(CheckResult::fail(
+                name,
+                e.to_string(),
+                "check the connection",
+            ))
+        }
+    };
+    let wanted = match setup::wants_failover(plan.setup.failover_slot, major) {
+        Ok(w) => w,
+        Err(e) => {
+            return out.push(CheckResult::fail(
+                name,
+                e.to_string(),
+                "remove source.failover_slot, or upgrade to PostgreSQL 17",
+            ))
+        }
+    };
+    if major < 17 {
+        return out.push(CheckResult::pass(
+            name,
+            format!("PostgreSQL {major} keeps logical slots on the primary only: after a failover the slot is missing, and outboxd stops saying so (PostgreSQL 17+ synchronizes failover slots; docs/operations.md, Primary failover)"),
+        ));
+    }
+    let flag = setup::slot_row(primary, slot)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.failover);
+    out.push(match (flag, wanted) {
+        (Some(true), _) => CheckResult::pass(name, format!("slot {slot} is a failover slot")),
+        (_, true) => CheckResult::pass(
+            name,
+            format!("slot {slot} will be a failover slot once outboxd runs (source.failover_slot)"),
+        ),
+        (_, false) => CheckResult::pass(
+            name,
+            format!("slot {slot} is not a failover slot (source.failover_slot = false): it does not survive a promotion"),
+        ),
+    });
+    let synchronized: String = primary
+        .query_one("SELECT current_setting('synchronized_standby_slots')", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or_default();
+    let synchronized: Vec<&str> = synchronized
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    // The other hosts of the URL: those in recovery are standbys to check.
+    for candidate in plan.params.candidates() {
+        let any = crate::source::ConnectParams {
+            target_session_attrs: crate::source::params::TargetSessionAttrs::Any,
+            ..candidate.clone()
+        };
+        let Ok(client) = any.connect_sql().await else {
+            continue;
+        };
+        let standby = client
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .is_ok_and(|r| r.get::<_, bool>(0));
+        if standby {
+            out.push(standby_check(&client, &candidate.host_port(), slot, &synchronized).await);
+        }
+    }
+}
+
+/// One standby: `sync_replication_slots`, `hot_standby_feedback`, `primary_slot_name` (listed in
+/// the primary's `synchronized_standby_slots`), and the slot's state there.
+async fn standby_check(
+    standby: &Client,
+    host: &str,
+    slot: &str,
+    synchronized_standby_slots: &[&str],
+) -> CheckResult {
+    let name = format!("standby {host}");
+    let setting = |name: &'static str| async move {
+        standby
+            .query_one("SELECT current_setting($1, true)", &[&name])
+            .await
+            .ok()
+            .and_then(|r| r.get::<_, Option<String>>(0))
+            .unwrap_or_default()
+    };
+    let (sync, feedback, physical) = (
+        setting("sync_replication_slots").await,
+        setting("hot_standby_feedback").await,
+        setting("primary_slot_name").await,
+    );
+    let mut fixes = Vec::new();
+    if sync != "on" {
+        fixes.push(format!("on {host}: ALTER SYSTEM SET sync_replication_slots = on (with dbname=... in primary_conninfo)"));
+    }
+    if feedback != "on" {
+        fixes.push(format!(
+            "on {host}: ALTER SYSTEM SET hot_standby_feedback = on"
+        ));
+    }
+    if physical.is_empty() {
+        fixes.push(format!("on {host}: a physical slot of its own on the primary (SELECT pg_create_physical_replication_slot('standby');) and ALTER SYSTEM SET primary_slot_name = 'standby'"));
+    } else if !synchronized_standby_slots.contains(&physical.as_str()) {
+        fixes.push(format!("on the primary: ALTER SYSTEM SET synchronized_standby_slots = '{physical}' (so it never sends logical decoding ahead of this standby)"));
+    }
+    if !fixes.is_empty() {
+        return CheckResult::fail(
+            &name,
+            format!("slot {slot} is not synchronized to the standby {host}: a promotion of it would lose the slot"),
+            format!("{}; then SELECT pg_reload_conf(); on each", fixes.join("; ")),
+        );
+    }
+    let state = standby
+        .query_opt(
+            "SELECT synced, temporary FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .ok()
+        .flatten()
+        .map(|r| (r.get::<_, bool>(0), r.get::<_, bool>(1)));
+    match state {
+        Some((true, false)) => CheckResult::pass(
+            &name,
+            format!("slot {slot} is synchronized to the standby {host} (sync_replication_slots, hot_standby_feedback, primary_slot_name {physical} in synchronized_standby_slots)"),
+        ),
+        _ => CheckResult::pass(
+            &name,
+            format!("the standby {host} is set up to synchronize failover slots, and slot {slot} is not synchronized yet (it is once outboxd has confirmed positions past what the standby has; until then a promotion would lose it)"),
+        ),
     }
 }
 

@@ -361,8 +361,15 @@ async fn run_slot_drop(args: &CommonArgs, yes: bool) -> anyhow::Result<ExitCode>
         }
     }
     let client = plan.params.connect_sql().await?;
-    crate::admin::drop_slot(&client, slot).await?;
-    println!("dropped replication slot {slot}");
+    match crate::admin::drop_slot(&client, slot).await {
+        Ok(()) => println!("dropped replication slot {slot}"),
+        // Already gone (dropped by hand, or lost in a failover): starting over still means
+        // forgetting the position recorded for it.
+        Err(crate::admin::DropError::Missing(_)) => {
+            println!("replication slot {slot} does not exist")
+        }
+        Err(e) => return Err(e.into()),
+    }
     forget_position(&plan).await;
     Ok(ExitCode::SUCCESS)
 }

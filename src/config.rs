@@ -72,10 +72,12 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// Connection URL, `postgres://user:password@host:5432/db?sslmode=prefer`. The password may be
-    /// left out of the URL and given in the `PGPASSWORD` environment variable instead. Query
-    /// parameters: `sslmode` (disable, prefer, require, verify-ca, verify-full), `sslrootcert`,
-    /// `sslcert`, `sslkey`, `application_name`, `connect_timeout` (seconds).
+    /// Connection URL, `postgres://user:password@host:5432/db?sslmode=prefer`; several hosts
+    /// as `postgres://user@h1:5432,h2:5432/db` (libpq style; the primary among them is used).
+    /// The password may be left out of the URL and given in the `PGPASSWORD` environment
+    /// variable instead. Query parameters: `sslmode` (disable, prefer, require, verify-ca,
+    /// verify-full), `sslrootcert`, `sslcert`, `sslkey`, `application_name`, `connect_timeout`
+    /// (seconds), `target_session_attrs` (primary, read-write, any), `host`, `port`.
     pub url: String,
     /// Logical replication slot name. Default `outboxd`.
     #[serde(default = "default_slot")]
@@ -92,6 +94,12 @@ pub struct SourceConfig {
     /// Create the publication for `tables` when it does not exist. Default true.
     #[serde(default = "default_true")]
     pub create_publication: bool,
+    /// Make the slot a failover slot (PostgreSQL 17+), which the server synchronizes to
+    /// standbys that have `sync_replication_slots = on`, so that it survives a promotion. Unset
+    /// (the default): yes on PostgreSQL 17+, for a slot outboxd creates and for an existing one;
+    /// nothing before 17. `true`: the same, and an error before 17. `false`: never. Debezium's
+    /// `slot.failover`.
+    pub failover_slot: Option<bool>,
     /// Logical decoding message prefixes (exact names) whose transactional messages
     /// (`pg_logical_emit_message(true, prefix, content)`) are outbox events: the content is a JSON
     /// object of the outbox fields, routed like a row. Default `[]`: messages are not read.

@@ -5,13 +5,16 @@
 //! folder, its `mod.rs` (or the facade file) says what each file owns.
 //!
 //! - [`source`]: the Postgres side.
-//!   - `params`, `tls`: the `postgres://` URL and `sslmode` → rustls;
+//!   - `params`, `tls`: the `postgres://` URL (one host or several) and `sslmode` → rustls;
+//!     `hosts`: which of several hosts to use (`target_session_attrs`: the primary, after a
+//!     failover too);
 //!   - `connection`, `protocol`: the walsender protocol (startup, auth, TLS, CopyBoth), the only
 //!     code on the replication socket, and its pure framing;
 //!   - `pgoutput`: decodes the plugin's messages (pure, no I/O; `pgoutput/` holds the message
 //!     types, the errors and the byte cursor);
-//!   - `liveness`: a dead connection told from a quiet one; `setup`: the slot and the
-//!     publication, and the catalog queries [`check`] runs, over an ordinary SQL connection;
+//!   - `liveness`: a dead connection told from a quiet one; `setup`: the slot (a failover slot
+//!     on PostgreSQL 17+) and the publication, and the catalog queries [`check`] runs, over an
+//!     ordinary SQL connection;
 //!     `snapshot`: the rows already in the outbox tables, read in the slot's exported snapshot.
 //! - [`router`]: an outbox row (or a logical decoding message standing for one) into a Kafka
 //!   record with Debezium's EventRouter rules (pure). `options` (`[router]`), `layout` (a table's
@@ -25,8 +28,8 @@
 //!   `position` (`offsets`) and `exactly_once` (`transactional`).
 //! - [`checkpoint`]: the LSN confirmation invariant: which WAL position may be confirmed.
 //! - [`position`]: slot safety: the published position recorded in an offsets topic, never
-//!   confirmed past, and checked against the slot at start (a slot moved by someone else stops
-//!   outboxd); its Kafka I/O is `sink::offsets`.
+//!   confirmed past, and checked against the slot at start (a slot moved by someone else, or
+//!   missing after a failover, stops outboxd); its Kafka I/O is `sink::offsets`.
 //! - [`exactly_once`]: the opt-in exactly-once mode's rules (Kafka transactions with the position
 //!   in an offsets topic: what to skip after a replay, when to commit, how far to confirm); its
 //!   Kafka I/O is `sink::transactional`.

@@ -44,6 +44,12 @@ pub struct OffsetsConfig {
     /// positions), set this to the slot's position *as printed in that error* to accept it and
     /// resume from there. Has no effect at any other position.
     pub accept_slot_position: Option<String>,
+    /// After outboxd stopped because the slot did not exist although it had published from it
+    /// (a failover to a standby the slot was not synchronized to; the error names the
+    /// position), set this to the recorded position *as printed in that error* to accept the
+    /// gap: outboxd then creates a new slot at the server's current position. Has no effect at
+    /// any other position.
+    pub accept_missing_slot: Option<String>,
 }
 
 impl Default for OffsetsConfig {
@@ -52,6 +58,7 @@ impl Default for OffsetsConfig {
             enabled: true,
             topic: default_topic(),
             accept_slot_position: None,
+            accept_missing_slot: None,
         }
     }
 }
@@ -70,6 +77,8 @@ pub fn default_topic() -> String {
 pub struct Offsets {
     pub topic: String,
     pub accept_slot_position: Option<Lsn>,
+    /// `accept_missing_slot`: the recorded position whose gap is accepted.
+    pub accept_missing_slot: Option<Lsn>,
 }
 
 /// A bad `[offsets]` (or `[exactly_once]`) key.
@@ -94,6 +103,10 @@ impl OffsetsConfig {
             accept_slot_position: parse_accept(
                 "offsets.accept_slot_position",
                 &self.accept_slot_position,
+            )?,
+            accept_missing_slot: parse_accept(
+                "offsets.accept_missing_slot",
+                &self.accept_missing_slot,
             )?,
         })
     }
@@ -146,7 +159,7 @@ impl OffsetRecord {
 /// record (`sink::transactional`), for brokers whose `read_committed` consumers still see aborted
 /// records. Both modes otherwise write positions in increasing order, so the last is the highest.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Latest(Option<Lsn>);
+pub struct Latest(Option<(Lsn, u32)>);
 
 impl Latest {
     /// The next record of the key: `None` is a tombstone. A value that is not an offsets record
@@ -154,14 +167,30 @@ impl Latest {
     pub fn record(&mut self, value: Option<&[u8]>) -> Result<(), String> {
         self.0 = match value {
             None => None,
-            Some(bytes) => Some(OffsetRecord::from_json(bytes)?.position()?),
+            Some(bytes) => {
+                let record = OffsetRecord::from_json(bytes)?;
+                Some((record.position()?, record.timeline))
+            }
         };
         Ok(())
     }
 
     pub fn position(&self) -> Option<Lsn> {
-        self.0
+        self.0.map(|(lsn, _)| lsn)
     }
+
+    /// The Postgres timeline the position was written on.
+    pub fn timeline(&self) -> Option<u32> {
+        self.0.map(|(_, timeline)| timeline)
+    }
+}
+
+/// Whether an offsets key (`<system identifier>/<database>/<slot>`) is the same database and
+/// slot of another cluster than `key`: the cluster was replaced (restored, upgraded with
+/// pg_upgrade, another server), so the position recorded there is not this slot's.
+pub fn same_slot_of_another_cluster(key: &str, other: &str) -> bool {
+    let tail = |k: &str| k.split_once('/').map(|(_, rest)| rest.to_string());
+    other != key && tail(other).is_some() && tail(other) == tail(key)
 }
 
 /// The offsets-record key of one slot: `<system identifier>/<database>/<slot>`, so that slots of
@@ -190,6 +219,62 @@ pub struct BadRecord {
     pub partition: i32,
     pub offset: i64,
     pub message: String,
+}
+
+/// The slot does not exist, although outboxd recorded a position published from it: it was
+/// dropped, or this server is a promoted standby the slot was not synchronized to. A new slot
+/// would start at the server's current position, and the transactions committed between the
+/// recorded position and it could never be decoded any more.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("replication slot {slot} does not exist on {host} (timeline {timeline}), but outboxd published up to {recorded} from it (offsets topic {topic}, key {key}{recorded_timeline}); a new slot would start at the server's current position {current}, and what was committed between {recorded} and {current} ({window}) cannot be decoded any more. This is what a failover to a standby the slot was not synchronized to looks like (PostgreSQL 17+ synchronizes failover slots: see docs/operations.md, Primary failover), or someone dropped the slot. outboxd does not create a new slot silently. To resume without losing events, publish the rows still in the outbox tables first: set source.snapshot_mode = \"initial\" (consumers may see some events twice). To accept the gap instead, set offsets.accept_missing_slot = \"{recorded}\"; or, to start over (the slot was dropped on purpose), run `outboxd slot drop`, which forgets the recorded position", recorded_timeline = .recorded_timeline.map(|t| format!(", written on timeline {t}")).unwrap_or_default(), window = wal_window(*.recorded, *.current))]
+pub struct SlotMissing {
+    pub slot: String,
+    /// `host:port` of the server.
+    pub host: String,
+    pub timeline: u32,
+    pub recorded: Lsn,
+    pub recorded_timeline: Option<u32>,
+    /// The server's current WAL position.
+    pub current: Lsn,
+    pub topic: String,
+    pub key: String,
+}
+
+/// The size of the WAL between two positions, for messages (`4.5 kB of WAL`).
+fn wal_window(from: Lsn, to: Lsn) -> String {
+    let bytes = to.0.saturating_sub(from.0);
+    match bytes {
+        0..=9_999 => format!("{bytes} bytes of WAL"),
+        10_000..=9_999_999 => format!("{:.1} kB of WAL", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB of WAL", bytes as f64 / 1e6),
+    }
+}
+
+/// What a start does about a slot that does not exist (see [`SlotMissing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingSlot {
+    /// Create it: nothing was recorded (a first start), or a snapshot of the new slot publishes
+    /// the rows in the tables (the existing acceptance of a new slot with a snapshot).
+    Create,
+    /// Create it at the current position and accept the gap (`accept_missing_slot`).
+    CreateAcceptingGap,
+    /// Stop with [`SlotMissing`].
+    Stop,
+}
+
+/// The decision for a missing slot, from the position recorded for it, whether the new slot
+/// will be created with a snapshot, and `accept_missing_slot`.
+pub fn missing_slot(
+    recorded: Option<Lsn>,
+    with_snapshot: bool,
+    accept: Option<Lsn>,
+) -> MissingSlot {
+    match recorded {
+        None => MissingSlot::Create,
+        Some(_) if with_snapshot => MissingSlot::Create,
+        Some(r) if accept == Some(r) => MissingSlot::CreateAcceptingGap,
+        Some(_) => MissingSlot::Stop,
+    }
 }
 
 /// Where to resume, given the slot's `confirmed_flush_lsn` and the position read from the offsets
@@ -308,6 +393,57 @@ mod tests {
             transactional_id: String::new(),
         }
         .to_json()
+    }
+
+    #[test]
+    fn a_missing_slot_is_created_only_when_nothing_is_lost_or_the_gap_is_accepted() {
+        let r = Some(Lsn(0x300));
+        assert_eq!(missing_slot(None, false, None), MissingSlot::Create);
+        assert_eq!(missing_slot(r, true, None), MissingSlot::Create);
+        assert_eq!(missing_slot(r, false, None), MissingSlot::Stop);
+        assert_eq!(missing_slot(r, false, Some(Lsn(0x200))), MissingSlot::Stop);
+        assert_eq!(
+            missing_slot(r, false, Some(Lsn(0x300))),
+            MissingSlot::CreateAcceptingGap
+        );
+        let e = SlotMissing {
+            slot: "outboxd".into(),
+            host: "db2:5432".into(),
+            timeline: 2,
+            recorded: Lsn(0x300),
+            recorded_timeline: Some(1),
+            current: Lsn(0x300 + 4500),
+            topic: "outboxd-offsets".into(),
+            key: "1/app/outboxd".into(),
+        }
+        .to_string();
+        for part in [
+            "replication slot outboxd does not exist on db2:5432 (timeline 2)",
+            "published up to 0/300",
+            "written on timeline 1",
+            "between 0/300 and 0/1494 (4500 bytes of WAL) cannot be decoded",
+            "source.snapshot_mode = \"initial\"",
+            "offsets.accept_missing_slot = \"0/300\"",
+        ] {
+            assert!(e.contains(part), "{part}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_same_slot_of_another_cluster_is_told_apart() {
+        assert!(same_slot_of_another_cluster(
+            "1/app/outboxd",
+            "2/app/outboxd"
+        ));
+        assert!(!same_slot_of_another_cluster(
+            "1/app/outboxd",
+            "1/app/outboxd"
+        ));
+        assert!(!same_slot_of_another_cluster(
+            "1/app/outboxd",
+            "2/other/outboxd"
+        ));
+        assert!(!same_slot_of_another_cluster("1/app/outboxd", "probe"));
     }
 
     #[test]

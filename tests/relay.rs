@@ -585,7 +585,9 @@ async fn check_passes_on_a_good_setup_and_names_the_fix_otherwise() {
     let good = config(&pg, broker.bootstrap(), "");
     let (status, out) = support::outboxd::check(&good, Duration::from_secs(60));
     assert!(status.unwrap().success(), "{out}");
-    assert!(out.contains("all 10 checks passed"), "{out}");
+    assert!(out.contains("all 11 checks passed"), "{out}");
+    // The failover check says what a promotion would do to the slot on this version.
+    assert!(out.contains("PASS  failover slot: "), "{out}");
 
     // With poison events going to a dead-letter topic, that topic must exist.
     let dlq = format!("dlq.{}", unique("c"));
@@ -601,7 +603,7 @@ async fn check_passes_on_a_good_setup_and_names_the_fix_otherwise() {
     broker.create_topic(&dlq, 1).await;
     let (status, out) = support::outboxd::check(&with_dlq, Duration::from_secs(60));
     assert!(status.unwrap().success(), "{out}");
-    assert!(out.contains("all 11 checks passed"), "{out}");
+    assert!(out.contains("all 12 checks passed"), "{out}");
 
     let replica = PgCluster::start_with(support::PgOptions {
         extra_conf: vec![("wal_level".into(), "replica".into())],

@@ -180,6 +180,7 @@ async fn a_failed_commit_leaves_the_committed_position_last() {
             new_slot_with_snapshot: false,
             accept: None,
         },
+        1, // the timeline: the one the records were written on
     )
     .await
     .expect("reading the position");

@@ -5,8 +5,10 @@
 //! - the slot moved by someone else (`pg_replication_slot_advance`) while outboxd was stopped:
 //!   outboxd stops naming both positions and `offsets.accept_slot_position`; accepting the printed
 //!   position resumes from there;
-//! - the slot dropped by hand and recreated by outboxd: the same stop; `outboxd slot drop` instead
-//!   forgets the position, and the new slot starts cleanly.
+//! - the slot dropped by hand: outboxd does not create it again (a new slot would skip what was
+//!   committed since), it stops naming the recorded position (`position::SlotMissing`, the stop
+//!   after a failover to an unsynchronized standby too); `outboxd slot drop` then forgets the
+//!   position, and the new slot starts cleanly.
 
 mod support;
 
@@ -180,7 +182,7 @@ async fn a_slot_moved_by_someone_else_stops_outboxd_until_its_position_is_accept
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_slot_recreated_by_hand_stops_outboxd_and_slot_drop_starts_over_cleanly() {
+async fn a_slot_dropped_by_hand_stops_outboxd_and_slot_drop_starts_over_cleanly() {
     let broker = Broker::shared();
     let Published {
         pg: _pg,
@@ -193,8 +195,8 @@ async fn a_slot_recreated_by_hand_stops_outboxd_and_slot_drop_starts_over_cleanl
         ..
     } = publish_two_and_stop(broker, "Recreated").await;
 
-    // Dropped by hand, with events committed after it that no slot holds any more: outboxd
-    // creates the slot again, sees it is ahead of what it published, and stops.
+    // Dropped by hand, with events committed after it that no slot holds any more: outboxd does
+    // not create the slot again (a new one would skip them); it stops naming both positions.
     client
         .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
@@ -204,12 +206,23 @@ async fn a_slot_recreated_by_hand_stops_outboxd_and_slot_drop_starts_over_cleanl
     let (failed, log) = wait_exit(&mut outboxd).await;
     assert!(failed, "outboxd should stop: {log}");
     assert!(
-        log.contains("is ahead of the position outboxd last published")
+        log.contains(&format!("replication slot {slot} does not exist"))
+            && log.contains("but outboxd published up to")
             && log.contains("outboxd slot drop"),
         "{log}"
     );
+    let created: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(created, 0, "outboxd created the slot again");
 
-    // `outboxd slot drop` drops the slot and forgets the position: the next start is a first one.
+    // `outboxd slot drop`, the slot already gone, forgets the position: the next start is a
+    // first one.
     let path = outboxd.config_path().to_str().unwrap().to_string();
     let (status, out) = tokio::task::spawn_blocking(move || {
         support::outboxd::run_once(
@@ -220,7 +233,11 @@ async fn a_slot_recreated_by_hand_stops_outboxd_and_slot_drop_starts_over_cleanl
     .await
     .unwrap();
     assert!(status.is_some_and(|s| s.success()), "{out}");
-    assert!(out.contains("forgot its recorded position"), "{out}");
+    assert!(
+        out.contains(&format!("replication slot {slot} does not exist"))
+            && out.contains("forgot its recorded position"),
+        "{out}"
+    );
     let outboxd = Outboxd::start(&cfg);
     assert!(
         outboxd

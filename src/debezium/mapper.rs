@@ -49,7 +49,6 @@ const IGNORED: &[&str] = &[
     "database.sslfactory",
     "slot.max.retries",
     "slot.retry.delay.ms",
-    "slot.failover",
     "slot.seek.to.known.offset.on.start",
     "slot.drop.on.stop",
     "offset.mismatch.strategy",
@@ -222,6 +221,17 @@ impl<'a> Mapper<'a> {
             self.warnings.push("slot.drop.on.stop=true: outboxd never drops its slot when it stops (the slot keeps the events not yet relayed); drop it with `outboxd slot drop` when you retire it".into());
         }
         self.ignore("slot.drop.on.stop");
+        let failover_slot = match self.get("slot.failover") {
+            None => None,
+            Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
+            Some(v) => {
+                return Err(key_error(
+                    "slot.failover",
+                    format!("{v:?}: expected true or false"),
+                ))
+            }
+        };
         // outboxd types key, header and envelope columns as these modes' defaults do.
         for (key, default) in [
             ("decimal.handling.mode", "precise"),
@@ -288,6 +298,7 @@ impl<'a> Mapper<'a> {
         config.source.heartbeat_interval_ms = heartbeat_interval_ms;
         config.source.heartbeat_action_query = heartbeat_action_query;
         config.source.snapshot_mode = snapshot_mode;
+        config.source.failover_slot = failover_slot;
         config.source.message_prefixes = message_prefixes;
         config.exactly_once = exactly_once;
         config.router = to_toml_map(router);
@@ -297,6 +308,7 @@ impl<'a> Mapper<'a> {
             ConfigError::Invalid { key, message } => {
                 let debezium_key = match key.as_str() {
                     "source.slot" => "slot.name",
+                    "source.failover_slot" => "slot.failover",
                     "source.publication" => "publication.name",
                     "source.tables" => "table.include.list",
                     "source.status_interval_ms" => "status.update.interval.ms",
@@ -323,6 +335,17 @@ impl<'a> Mapper<'a> {
 #[cfg(test)]
 mod tests {
     use crate::debezium::testing::*;
+
+    #[test]
+    fn slot_failover_maps_to_source_failover_slot() {
+        assert_eq!(ok(&[]).config().source.failover_slot, None);
+        for (v, want) in [("true", true), ("FALSE", false)] {
+            let i = ok(&[("slot.failover", v)]);
+            assert_eq!(i.config().source.failover_slot, Some(want));
+            assert!(!i.ignored_keys.contains(&"slot.failover".to_string()));
+        }
+        err(&[("slot.failover", "yes")], "slot.failover");
+    }
 
     #[test]
     fn non_default_column_type_modes_are_warned_about() {

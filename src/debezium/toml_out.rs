@@ -69,6 +69,9 @@ impl Imported {
         if c.source.snapshot_mode != SnapshotMode::NoData {
             let _ = writeln!(t, "snapshot_mode = \"{}\"", c.source.snapshot_mode.name());
         }
+        if let Some(failover) = c.source.failover_slot {
+            let _ = writeln!(t, "failover_slot = {failover}");
+        }
         if c.source.status_interval_ms != SourceConfig::DEFAULT_STATUS_INTERVAL_MS {
             let _ = writeln!(t, "status_interval_ms = {}", c.source.status_interval_ms);
         }
@@ -179,6 +182,7 @@ mod tests {
                 ("status.update.interval.ms", "5000"),
                 ("heartbeat.interval.ms", "10000"),
                 ("heartbeat.action.query", "UPDATE heartbeat SET ts = now() WHERE id = 'a \"b\"'"),
+                ("slot.failover", "true"),
                 ("topic.prefix", "app"),
                 ("transforms.outbox.table.expand.json.payload", "true"),
                 ("transforms.outbox.route.topic.replacement", "${routedByValue}.events"),
@@ -213,6 +217,7 @@ mod tests {
         assert_eq!(loaded.source.create_slot, original.source.create_slot);
         assert_eq!(loaded.source.status_interval_ms, 5000);
         assert_eq!(loaded.source.heartbeat_interval_ms, 10_000);
+        assert_eq!(loaded.source.failover_slot, Some(true));
         assert_eq!(
             loaded.source.heartbeat_action_query,
             original.source.heartbeat_action_query

@@ -116,6 +116,8 @@ pub enum PipelineError {
     #[error(transparent)]
     OffsetsConfig(#[from] OffsetsConfigError),
     #[error(transparent)]
+    SlotMissing(Box<crate::position::SlotMissing>),
+    #[error(transparent)]
     Offsets(#[from] OffsetsError),
 }
 

@@ -51,6 +51,11 @@ pub struct Plan {
     pub offsets: Option<Offsets>,
     /// `source.message_prefixes`: logical decoding messages routed as outbox events.
     pub message_prefixes: Vec<String>,
+    /// Where positions are recorded, in either mode (None: `offsets.enabled = false` in
+    /// at-least-once mode), and `offsets.accept_missing_slot`: for the missing-slot check at
+    /// start (`position::missing_slot`).
+    pub positions_topic: Option<String>,
+    pub accept_missing_slot: Option<crate::lsn::Lsn>,
 }
 
 impl Plan {
@@ -90,6 +95,7 @@ impl Plan {
             publication: config.source.publication.clone(),
             tables: tables.clone(),
             create_slot: config.source.create_slot,
+            failover_slot: config.source.failover_slot,
             create_publication: config.source.create_publication,
             required_columns: router.required_columns(),
             snapshot_mode: config.source.snapshot_mode,
@@ -118,6 +124,11 @@ impl Plan {
             max_in_flight_bytes: config.pipeline.max_in_flight_bytes,
             shutdown_timeout: Duration::from_millis(config.pipeline.shutdown_timeout_ms),
             errors,
+            positions_topic: match &exactly_once {
+                Some(eo) => Some(eo.offsets_topic.clone()),
+                None => config.offsets.enabled.then(|| offsets.topic.clone()),
+            },
+            accept_missing_slot: offsets.accept_missing_slot,
             // Exactly-once mode records positions in its transactions.
             offsets: (config.offsets.enabled && exactly_once.is_none()).then_some(offsets),
             exactly_once,

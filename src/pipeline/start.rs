@@ -57,7 +57,13 @@ pub(super) async fn run_once(
     health: &Arc<Health>,
     poison: &mut PoisonEvents,
 ) -> Result<(), PipelineError> {
-    let client = plan.params.connect_sql().await?;
+    // The walsender connection first: it picks the host (the primary, of the URL's hosts), and
+    // the SQL connection goes to the same one.
+    let mut conn = ReplicationConnection::connect(&plan.params).await?;
+    let system = conn.identify_system().await?;
+    let host = conn.params().host_port();
+    let client = conn.params().connect_sql().await?;
+    let gap_accepted = check_missing_slot(plan, &client, &system, &host).await?;
     let slot = setup::ensure(&client, &plan.setup).await?;
     let mut router = Router::new(plan.router.clone(), plan.tables.clone())
         .with_converters(plan.converters.clone())
@@ -76,9 +82,14 @@ pub(super) async fn run_once(
         .clone()
         .map(|hb| AbortOnDrop(tokio::spawn(run_heartbeats(plan.params.clone(), hb))));
 
-    let mut conn = ReplicationConnection::connect(&plan.params).await?;
-    let system = conn.identify_system().await?;
+    if slot.make_failover {
+        conn.make_failover_slot(&plan.setup.slot).await?;
+        tracing::info!(slot = %plan.setup.slot, "made the slot a failover slot, which PostgreSQL synchronizes to standbys with sync_replication_slots = on (source.failover_slot)");
+    }
     let (slot_name, start_lsn, snapshot) = start_snapshot(plan, &mut conn, &slot).await?;
+    // A new slot whose gap was accepted (`offsets.accept_missing_slot`) is accepted at its
+    // position, as `accept_slot_position` would.
+    let accept_new_slot = (gap_accepted && slot.created).then_some(start_lsn);
     let publication_names = format!("\"{}\"", plan.setup.publication);
     let mut options = vec![
         ("proto_version", "1"),
@@ -105,7 +116,10 @@ pub(super) async fn run_once(
             Transactions::start(
                 &sink,
                 &plan.producer,
-                settings,
+                &crate::exactly_once::ExactlyOnce {
+                    accept_slot_position: accept_new_slot.or(settings.accept_slot_position),
+                    ..settings.clone()
+                },
                 transactional::Origin {
                     system_id: system.system_id,
                     timeline: system.timeline,
@@ -123,7 +137,11 @@ pub(super) async fn run_once(
     };
     let positions = match &plan.offsets {
         Some(settings) if slot.snapshot != SnapshotPlan::Only => {
-            Some(start_positions(plan, &sink, settings, &slot, &system, start_lsn, metrics).await?)
+            let settings = Offsets {
+                accept_slot_position: accept_new_slot.or(settings.accept_slot_position),
+                ..settings.clone()
+            };
+            Some(start_positions(plan, &sink, &settings, &slot, &system, start_lsn, metrics).await?)
         }
         _ => None,
     };
@@ -136,6 +154,7 @@ pub(super) async fn run_once(
         topics = %plan.router.topic_replacement,
         route_by = %plan.router.route_by_field,
         server = %plan.params.redacted_url(),
+        host = %host,
         timeline = system.timeline,
         "streaming"
     );
@@ -170,6 +189,73 @@ pub(super) async fn run_once(
         .await
 }
 
+/// A slot that does not exist although a position was recorded for it (`position::SlotMissing`):
+/// checked before setup would create it, with the recorded position read from the offsets topic
+/// (which may not exist yet). Returns whether the gap is accepted (`offsets.accept_missing_slot`);
+/// stops otherwise, unless nothing is recorded or the new slot gets a snapshot.
+async fn check_missing_slot(
+    plan: &Plan,
+    client: &tokio_postgres::Client,
+    system: &SystemIdentity,
+    host: &str,
+) -> Result<bool, PipelineError> {
+    use crate::config::SnapshotMode;
+    use crate::position::{missing_slot, MissingSlot, SlotMissing};
+    let Some(topic) = &plan.positions_topic else {
+        return Ok(false);
+    };
+    let mode = plan.setup.snapshot_mode;
+    if mode == SnapshotMode::InitialOnly
+        || !plan.setup.create_slot
+        || setup::slot_row(client, &plan.setup.slot).await?.is_some()
+    {
+        return Ok(false);
+    }
+    let key = crate::position::offsets_key(system.system_id, &plan.params.dbname, &plan.setup.slot);
+    let recorded = offsets::read_recorded_if_any(&plan.producer, topic, &key).await?;
+    offsets::log_history(&recorded, &plan.setup.slot, &key, system.timeline);
+    let with_snapshot = matches!(
+        mode,
+        SnapshotMode::Initial | SnapshotMode::WhenNeeded | SnapshotMode::Always
+    );
+    let decision = missing_slot(recorded.position, with_snapshot, plan.accept_missing_slot);
+    let (Some(r), MissingSlot::Stop | MissingSlot::CreateAcceptingGap) =
+        (recorded.position, decision)
+    else {
+        return Ok(false);
+    };
+    let current: String = client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .map_err(|error| SetupError::Sql {
+            doing: "reading pg_current_wal_lsn()",
+            error,
+        })?
+        .get(0);
+    let missing = SlotMissing {
+        slot: plan.setup.slot.clone(),
+        host: host.to_string(),
+        timeline: system.timeline,
+        recorded: r,
+        recorded_timeline: recorded.timeline,
+        current: current.parse().unwrap_or(r),
+        topic: topic.clone(),
+        key,
+    };
+    if decision == MissingSlot::Stop {
+        return Err(PipelineError::SlotMissing(Box::new(missing)));
+    }
+    tracing::warn!(
+        slot = %missing.slot,
+        recorded = %missing.recorded,
+        current = %missing.current,
+        "the slot did not exist; creating it at the server's current position and accepting the gap from {} to {} (offsets.accept_missing_slot): events committed in between are not published; remove the setting once outboxd has run",
+        missing.recorded,
+        missing.current
+    );
+    Ok(true)
+}
+
 /// At-least-once mode with `[offsets]`: makes sure the offsets topic exists, reads the slot's
 /// recorded position and checks the slot against it (`position::resume_position`). A slot this
 /// run created with a snapshot is accepted (with a warning) when it is ahead: the snapshot
@@ -196,6 +282,7 @@ pub(super) async fn start_positions(
             new_slot_with_snapshot: slot.snapshot == SnapshotPlan::NewSlot,
             accept: settings.accept_slot_position,
         },
+        system.timeline,
     )
     .await?;
     metrics.recorded_lsn.set(resume.0 as i64);

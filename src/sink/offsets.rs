@@ -17,7 +17,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use super::producer::{KafkaSink, SendError, SideContext};
 use crate::lsn::Lsn;
 use crate::position::{
-    acceptable, resume_position, BadRecord, Latest, OffsetRecord, Offsets, SlotAhead,
+    acceptable, resume_position, same_slot_of_another_cluster, BadRecord, Latest, OffsetRecord,
+    Offsets, SlotAhead,
 };
 use crate::router::OutboxRecord;
 
@@ -158,15 +159,28 @@ pub async fn ensure_offsets_topic(
     Ok(())
 }
 
-/// Reads the offsets topic to its end (`read_committed`) and returns the last position recorded
-/// under `key` ([`Latest`]), or `None` when there is none (or the last record is a tombstone).
-/// Blocking.
+/// What the offsets topic holds for one slot ([`read_recorded`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// The last position recorded under the key ([`Latest`]); `None` when there is none (or the
+    /// last record is a tombstone).
+    pub position: Option<Lsn>,
+    /// The Postgres timeline that position was written on.
+    pub timeline: Option<u32>,
+    /// The same database and slot of other clusters (other system identifiers): their keys.
+    pub other_clusters: Vec<String>,
+}
+
+/// Reads the offsets topic to its end (`read_committed`) and returns what it holds for `key`
+/// ([`Recorded`]). A topic that does not exist is an error, unless `missing_ok` (then nothing is
+/// recorded). Blocking.
 fn read_position(
     producer: &ClientConfig,
     topic: &str,
     key: &str,
     timeout: Duration,
-) -> Result<Option<Lsn>, OffsetsError> {
+    missing_ok: bool,
+) -> Result<Recorded, OffsetsError> {
     let kafka = |error: String| OffsetsError::Kafka {
         topic: topic.to_string(),
         doing: "reading it",
@@ -203,6 +217,7 @@ fn read_position(
             .map(|t| t.partitions().iter().map(|p| p.id()).collect());
         match found {
             Some(p) => break p,
+            None if missing_ok => return Ok(Recorded::default()),
             None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
             None => return Err(kafka("topic not found".into())),
         }
@@ -219,6 +234,7 @@ fn read_position(
     // Read until every partition reported its end (with read_committed: the last stable offset).
     let mut at_end = std::collections::HashSet::new();
     let mut latest = Latest::default();
+    let mut others = std::collections::BTreeSet::new();
     while at_end.len() < partitions.len() {
         if Instant::now() > deadline {
             return Err(kafka(format!(
@@ -233,6 +249,11 @@ fn read_position(
             Some(Err(e)) => return Err(kafka(e.to_string())),
             Some(Ok(m)) => {
                 if m.key() != Some(key.as_bytes()) {
+                    if let Some(other) = m.key().and_then(|k| std::str::from_utf8(k).ok()) {
+                        if same_slot_of_another_cluster(key, other) {
+                            others.insert(other.to_string());
+                        }
+                    }
                     continue;
                 }
                 // A tombstone (no payload) forgets the position: `outboxd slot drop`.
@@ -245,7 +266,11 @@ fn read_position(
             }
         }
     }
-    Ok(latest.position())
+    Ok(Recorded {
+        position: latest.position(),
+        timeline: latest.timeline(),
+        other_clusters: others.into_iter().collect(),
+    })
 }
 
 /// Where a run resumes ([`resume`]).
@@ -274,27 +299,55 @@ pub struct ResumeFrom<'a> {
 
 /// What the start of a run needs from the offsets topic, in either mode: makes sure the topic
 /// exists, reads the slot's recorded position and checks the slot against it ([`check_resume`]).
+/// `timeline` is the server's now ([`log_history`]).
 pub async fn resume(
     sink: &std::sync::Arc<KafkaSink>,
     producer: &ClientConfig,
     from: ResumeFrom<'_>,
+    timeline: u32,
 ) -> Result<Resumed, OffsetsError> {
     ensure_offsets_topic(sink, producer, from.topic).await?;
     let recorded = read_recorded(producer, from.topic, from.key).await?;
-    check_resume(recorded, from)
+    log_history(&recorded, from.slot, from.key, timeline);
+    check_resume(recorded.position, from)
 }
 
-/// Reads the position recorded under `key` (the last record, [`Latest`]) from the offsets topic,
+/// Reads what is recorded under `key` (the last record, [`Latest`]) from the offsets topic,
 /// which must exist ([`ensure_offsets_topic`]).
 pub async fn read_recorded(
     producer: &ClientConfig,
     topic: &str,
     key: &str,
-) -> Result<Option<Lsn>, OffsetsError> {
+) -> Result<Recorded, OffsetsError> {
     let (p, t, k) = (producer.clone(), topic.to_string(), key.to_string());
-    tokio::task::spawn_blocking(move || read_position(&p, &t, &k, OFFSETS_TIMEOUT))
+    tokio::task::spawn_blocking(move || read_position(&p, &t, &k, OFFSETS_TIMEOUT, false))
         .await
         .expect("reading the offsets topic panicked")
+}
+
+/// [`read_recorded`] for a topic that may not exist yet (nothing is recorded then): the check
+/// of a missing slot, which runs before outboxd creates the topic.
+pub async fn read_recorded_if_any(
+    producer: &ClientConfig,
+    topic: &str,
+    key: &str,
+) -> Result<Recorded, OffsetsError> {
+    let (p, t, k) = (producer.clone(), topic.to_string(), key.to_string());
+    tokio::task::spawn_blocking(move || read_position(&p, &t, &k, OFFSETS_TIMEOUT, true))
+        .await
+        .expect("reading the offsets topic panicked")
+}
+
+/// Logs what changed on the Postgres side since the position was recorded: another timeline
+/// (the server was promoted, or restored to a point in time), or positions of the same slot on
+/// other clusters (the cluster was replaced: its system identifier changed).
+pub fn log_history(recorded: &Recorded, slot: &str, key: &str, timeline: u32) {
+    if let Some(was) = recorded.timeline.filter(|t| *t != timeline) {
+        tracing::info!(%slot, recorded = ?recorded.position, "the Postgres timeline changed from {was} to {timeline} since outboxd recorded its position: the server was promoted (a failover) or restored; streaming resumes from the slot");
+    }
+    for other in &recorded.other_clusters {
+        tracing::warn!(%slot, this_key = %key, other_key = %other, "the offsets topic holds a position for this database and slot on another cluster (another system identifier): the cluster was replaced (restored from a backup, upgraded with pg_upgrade, or another server at the same address); outboxd does not resume from another cluster's position");
+    }
 }
 
 /// Checks the slot against the position `recorded` for it, accepting the configured position or
@@ -390,7 +443,7 @@ pub fn filters_aborted(
         .flush(timeout)
         .and_then(|()| probe.abort_transaction(timeout))
         .map_err(|e| kafka(e.to_string()))?;
-    Ok(read_position(producer, topic, key, timeout)? != Some(marker))
+    Ok(read_position(producer, topic, key, timeout, false)?.position != Some(marker))
 }
 
 /// Where a run's position records go: topic, key and what the record says besides the position.

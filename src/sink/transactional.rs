@@ -16,8 +16,8 @@ use rdkafka::ClientConfig;
 use tokio::sync::mpsc;
 
 use super::offsets::{
-    check_resume, ensure_offsets_topic, filters_aborted, offsets_record, read_recorded,
-    OffsetsError, ResumeFrom, Resumed,
+    check_resume, ensure_offsets_topic, filters_aborted, log_history, offsets_record,
+    read_recorded, OffsetsError, ResumeFrom, Resumed,
 };
 use super::producer::{KafkaSink, SendError};
 use crate::exactly_once::{
@@ -369,9 +369,11 @@ impl Transactions {
         ensure_offsets_topic(sink, producer, topic)
             .await
             .map_err(offsets_error)?;
-        let before = read_recorded(producer, topic, &key)
+        let recorded_before = read_recorded(producer, topic, &key)
             .await
             .map_err(offsets_error)?;
+        log_history(&recorded_before, slot, &key, timeline);
+        let before = recorded_before.position;
         let init_started = Instant::now();
         let s = sink.clone();
         tokio::task::spawn_blocking(move || s.init_transactions(TXN_TIMEOUT))
@@ -380,7 +382,8 @@ impl Transactions {
         let init_ms = init_started.elapsed().as_millis() as u64;
         let after = read_recorded(producer, topic, &key)
             .await
-            .map_err(offsets_error)?;
+            .map_err(offsets_error)?
+            .position;
         let show = |l: Option<Lsn>| l.map_or_else(|| "none".to_string(), |l| l.to_string());
         let filters_aborted = if after == before {
             None

@@ -22,6 +22,8 @@ pub struct SetupPlan {
     pub required_columns: Vec<String>,
     /// `source.snapshot_mode`.
     pub snapshot_mode: SnapshotMode,
+    /// `source.failover_slot`.
+    pub failover_slot: Option<bool>,
 }
 
 /// The slot as it is after setup.
@@ -33,6 +35,11 @@ pub struct SlotState {
     pub created: bool,
     /// Whether and how the rows already in the tables are read first.
     pub snapshot: SnapshotPlan,
+    /// Whether the slot is (or is to be created as) a failover slot (PostgreSQL 17+), and
+    /// whether an existing slot still has to be made one (`ALTER_REPLICATION_SLOT`, on the
+    /// walsender connection).
+    pub failover: bool,
+    pub make_failover: bool,
 }
 
 /// What the relay does before streaming (decided from `snapshot_mode` and the slot's state).
@@ -102,15 +109,18 @@ pub struct SlotRow {
     pub active_pid: Option<i32>,
     pub confirmed_flush_lsn: Option<Lsn>,
     pub wal_status: Option<String>,
+    /// `failover` (PostgreSQL 17+; `None` before).
+    pub failover: Option<bool>,
 }
 
 /// Reads a slot's row, `None` when there is no such slot.
 pub async fn slot_row(client: &Client, slot: &str) -> Result<Option<SlotRow>, SetupError> {
+    // `failover` exists from PostgreSQL 17 on: read the row as JSON, so one query fits all.
     let row = client
         .query_opt(
             "SELECT plugin::text, slot_type::text, database::text, active_pid, \
-             confirmed_flush_lsn::text, wal_status::text \
-             FROM pg_replication_slots WHERE slot_name = $1",
+             confirmed_flush_lsn::text, wal_status::text, (to_jsonb(s) ->> 'failover')::boolean \
+             FROM pg_replication_slots s WHERE slot_name = $1",
             &[&slot],
         )
         .await
@@ -122,6 +132,7 @@ pub async fn slot_row(client: &Client, slot: &str) -> Result<Option<SlotRow>, Se
         active_pid: r.get(3),
         confirmed_flush_lsn: r.get::<_, Option<String>>(4).and_then(|s| s.parse().ok()),
         wal_status: r.get(5),
+        failover: r.get(6),
     }))
 }
 
@@ -276,13 +287,41 @@ pub async fn drop_snapshot_marker(client: &Client, slot: &str) -> Result<(), Set
     Ok(())
 }
 
+/// The server's major version (`server_version_num / 10000`).
+pub async fn server_major(client: &Client) -> Result<u32, SetupError> {
+    let v: String = client
+        .query_one("SHOW server_version_num", &[])
+        .await
+        .map_err(sql("reading server_version_num"))?
+        .get(0);
+    v.trim()
+        .parse::<u32>()
+        .map(|n| n / 10000)
+        .map_err(|_| SetupError::Unfit(format!("unreadable server_version_num {v:?}")))
+}
+
+/// Whether the slot is to be a failover slot: `source.failover_slot`, and the server's version
+/// (failover slots exist from PostgreSQL 17 on).
+pub fn wants_failover(configured: Option<bool>, major: u32) -> Result<bool, SetupError> {
+    match configured {
+        Some(true) if major < 17 => Err(SetupError::Unfit(format!(
+            "source.failover_slot = true, but PostgreSQL {major} has no failover slots (PostgreSQL 17 and newer synchronize them to standbys); remove the setting, or upgrade"
+        ))),
+        Some(wanted) => Ok(wanted),
+        None => Ok(major >= 17),
+    }
+}
+
 async fn ensure_slot(client: &Client, plan: &SetupPlan) -> Result<SlotState, SetupError> {
     let mode = plan.snapshot_mode;
+    let failover = wants_failover(plan.failover_slot, server_major(client).await?)?;
     if mode == SnapshotMode::InitialOnly {
         return Ok(SlotState {
             confirmed_flush_lsn: Lsn::ZERO,
             created: false,
             snapshot: SnapshotPlan::Only,
+            failover: false,
+            make_failover: false,
         });
     }
     let takes_snapshots = matches!(
@@ -325,24 +364,31 @@ async fn ensure_slot(client: &Client, plan: &SetupPlan) -> Result<SlotState, Set
                 confirmed_flush_lsn: Lsn::ZERO,
                 created: true,
                 snapshot: SnapshotPlan::NewSlot,
+                failover,
+                make_failover: false,
             });
         }
+        // (slot_name, plugin, temporary, twophase, failover): the fifth argument is PostgreSQL 17's.
+        let create = if failover {
+            "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)"
+        } else {
+            "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')"
+        };
         let row = client
-            .query_one(
-                "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')",
-                &[&plan.slot],
-            )
+            .query_one(create, &[&plan.slot])
             .await
             .map_err(sql("creating the replication slot"))?;
         let lsn: String = row.get(0);
         let confirmed_flush_lsn = lsn.parse().map_err(|e| {
             SetupError::Unfit(format!("server returned an unreadable slot LSN: {e}"))
         })?;
-        tracing::info!(slot = %plan.slot, lsn = %confirmed_flush_lsn, "created replication slot (pgoutput)");
+        tracing::info!(slot = %plan.slot, lsn = %confirmed_flush_lsn, failover, "created replication slot (pgoutput)");
         return Ok(SlotState {
             confirmed_flush_lsn,
             created: true,
             snapshot: SnapshotPlan::None,
+            failover,
+            make_failover: false,
         });
     };
     check_slot_fits(client, &plan.slot, &slot).await?;
@@ -360,6 +406,8 @@ async fn ensure_slot(client: &Client, plan: &SetupPlan) -> Result<SlotState, Set
         } else {
             SnapshotPlan::None
         },
+        failover: failover || slot.failover == Some(true),
+        make_failover: failover && slot.failover == Some(false),
     })
 }
 
@@ -406,6 +454,16 @@ pub async fn check_slot_fits(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failover_slots_from_postgresql_17_on() {
+        assert!(!wants_failover(None, 16).unwrap());
+        assert!(wants_failover(None, 17).unwrap());
+        assert!(!wants_failover(Some(false), 18).unwrap());
+        assert!(wants_failover(Some(true), 17).unwrap());
+        let e = wants_failover(Some(true), 16).unwrap_err().to_string();
+        assert!(e.contains("PostgreSQL 16 has no failover slots"), "{e}");
+    }
 
     #[test]
     fn identifiers_are_quoted() {
