@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the benchmark harness (examples/bench.rs; docs/benchmarks.md explains the figures):
+# Runs the benchmark harness (benches/bench/; docs/benchmarks.md explains the figures):
 #   1. installs/locates the dependencies (scripts/install-deps.sh: PG_BIN, TANSU_BIN),
 #   2. prints the machine's load (other work on the machine disturbs the figures),
-#   3. `cargo run --release --example bench -- ARGS...`, which builds the release outboxd first.
+#   3. `cargo bench --bench bench -- ARGS...`, which builds outboxd and the harness in the bench
+#      profile (the release settings) first.
 # With KAFKA_BOOTSTRAP_SERVERS set, that Kafka is used instead of a tansu started per scenario.
 #
 # Usage: scripts/bench.sh [bench options]      (scripts/bench.sh --help lists them)
@@ -21,4 +22,4 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ] && [ -z "${TANSU_BIN:-}" ]; then
 fi
 
 echo "==> $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-exec cargo run --release --example bench -- "$@"
+exec cargo bench --bench bench -- "$@"

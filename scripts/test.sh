@@ -5,7 +5,7 @@
 #   2. cargo fmt --check, 3. cargo clippy (all targets, warnings are errors),
 #   4. cargo test (all targets: unit, integration — incl. tests/harness.rs — and examples),
 #   5. doc tests,
-#   6. a smoke run of the benchmark harness (examples/bench.rs) with a tiny load on the debug
+#   6. a smoke run of the benchmark harness (benches/bench/) with a tiny load on the debug
 #      build: it prints the figures and fails only if the harness itself fails (never on a figure),
 #   7. with CI=true or OUTBOXD_FUZZ=1 only: scripts/fuzz.sh, each fuzz target for
 #      OUTBOXD_FUZZ_SECONDS (default 30) s (docs/fuzzing.md).
@@ -56,7 +56,7 @@ cargo test --doc
 
 step "benchmark harness smoke run (debug build; figures are informative only)"
 KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-${OUTBOXD_TEST_KAFKA:-}}" \
-    cargo run --example bench -- --rows 2000 --backlog 1000x100,200x1 --rates 1000 --step-secs 3 \
+    cargo bench --profile dev --bench bench -- --rows 2000 --backlog 1000x100,200x1 --rates 1000 --step-secs 3 \
     --no-ramp --broker-probe-rate 20 --json target/bench-smoke.json
 
 if [ "${CI:-}" = "true" ] || [ "${OUTBOXD_FUZZ:-}" = "1" ]; then

@@ -1,7 +1,7 @@
 //! The outboxd benchmark harness (GitHub issue #6). docs/benchmarks.md explains every figure.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--rows 1000000] [--backlog 1000x100,200x1]
+//! cargo bench --bench bench -- [--rows 1000000] [--backlog 1000x100,200x1]
 //!     [--rates 1000,5000] [--step-secs 15] [--no-ramp] [--json FILE]
 //!     [--kafka KEY=VALUE]... [--pipeline KEY=VALUE]... [--source KEY=VALUE]...
 //!     [--broker-delay-ms MS] [--broker-probe-rate N]
@@ -10,8 +10,8 @@
 //! It starts its own PostgreSQL (initdb into a tempdir, free port, `wal_level=logical`, and
 //! `fsync=off`, `autovacuum=off`: see the docs) and its own tansu broker (`$TANSU_BIN`, from
 //! `source scripts/env.sh`), or uses the Kafka named by `KAFKA_BOOTSTRAP_SERVERS`. It runs the
-//! `outboxd` binary of the same profile as itself (built first with `$CARGO build --bin outboxd`
-//! when run through `cargo run`), or the one given with `--outboxd PATH`. Then, in one run:
+//! `outboxd` binary Cargo built with it, in the same profile (`CARGO_BIN_EXE_outboxd`), or the one
+//! given with `--outboxd PATH`. Then, in one run:
 //!
 //! - **backlog drain**, per scenario `PAYLOADxROWS_PER_TX`: two pgoutput slots are created at the
 //!   same WAL position, `--rows` outbox rows are written, then `pg_recvlogical` drains one slot
@@ -160,7 +160,7 @@ struct Args {
     /// Write every figure as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// The outboxd binary (default: build and use target/<this profile>/outboxd).
+    /// The outboxd binary (default: the one Cargo built with this harness, in the same profile).
     #[arg(long)]
     outboxd: Option<PathBuf>,
     /// A free-form label stored in the JSON (e.g. what was changed).
@@ -1072,43 +1072,15 @@ fn count_records(
 // outboxd
 // ---------------------------------------------------------------------------------------------
 
-/// The outboxd binary: `--outboxd`, else target/<this profile>/outboxd, built first with
-/// `$CARGO build --bin outboxd [--release]` when run through cargo (so it matches the source).
+/// The outboxd binary: `--outboxd`, else the one Cargo built for this benchmark, in the same
+/// profile (`CARGO_BIN_EXE_outboxd`: `cargo bench` builds it first, so it matches the source).
 fn outboxd_bin(args: &Args) -> Result<PathBuf> {
-    if let Some(p) = &args.outboxd {
-        if !p.is_file() {
-            bail!("--outboxd {}: no such file", p.display());
-        }
-        return Ok(p.clone());
-    }
-    let exe = std::env::current_exe()?;
-    // target/<profile>/examples/bench -> target/<profile>/outboxd
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| anyhow!("cannot locate the target directory from {}", exe.display()))?;
-    let bin = dir.join("outboxd");
-    if let Ok(cargo) = std::env::var("CARGO") {
-        let mut cmd = Command::new(cargo);
-        cmd.arg("build")
-            .arg("--bin")
-            .arg("outboxd")
-            .arg("--manifest-path")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        eprintln!("[bench] building outboxd: {cmd:?}");
-        let st = cmd.status().context("run cargo build --bin outboxd")?;
-        if !st.success() {
-            bail!("cargo build --bin outboxd failed ({st})");
-        }
-    }
+    let bin = args
+        .outboxd
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_outboxd")));
     if !bin.is_file() {
-        bail!(
-            "{} not found: run through `cargo run --example bench`, or pass --outboxd PATH",
-            bin.display()
-        );
+        bail!("outboxd binary {}: no such file", bin.display());
     }
     Ok(bin)
 }
@@ -2999,7 +2971,7 @@ async fn run(args: Args) -> Result<()> {
         format: 1,
         started_unix,
         label: args.label.clone(),
-        command: std::env::args().collect(),
+        command: std::env::args().filter(|a| a != "--bench").collect(),
         machine,
         versions,
         settings,
@@ -3023,7 +2995,17 @@ async fn run(args: Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // `cargo bench` runs this with `--bench` appended; `cargo test --all-targets` runs bench
+    // targets too, without it (and with libtest's options): there is nothing to test here.
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if !argv.iter().any(|a| a == "--bench") {
+        eprintln!(
+            "bench: not run without --bench (cargo test); run `cargo bench --bench bench -- OPTIONS` or scripts/bench.sh"
+        );
+        return ExitCode::SUCCESS;
+    }
+    argv.retain(|a| a != "--bench");
+    let args = Args::parse_from(&argv);
     if args.broker_delay_ms != 0.0 {
         let Ok(delay) = Duration::try_from_secs_f64(args.broker_delay_ms / 1000.0) else {
             eprintln!(
