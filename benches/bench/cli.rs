@@ -1,0 +1,187 @@
+//! The command line: every option of the harness (`--help` lists them), and the parsing of the
+//! list-valued ones (`--backlog`, `--rates`) and of the `KEY=VALUE` overrides of outboxd's
+//! configuration.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+use serde::Serialize;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    about = "Benchmark outboxd: backlog drain vs pg_recvlogical, steady-state latency, resources"
+)]
+pub struct Args {
+    /// Outbox rows per backlog scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Backlog scenarios as PAYLOAD_BYTESxROWS_PER_TX, comma-separated, or "none". The full matrix
+    /// is 1000x100,1000x1,200x100,200x1; writing 1M one-row transactions alone takes minutes.
+    #[arg(long, default_value = "1000x100", value_delimiter = ',')]
+    pub backlog: Vec<String>,
+    /// Fixed steady-state rates in events/s, comma-separated, or "none" (no steady state at all).
+    #[arg(long, default_value = "1000,5000", value_delimiter = ',')]
+    pub rates: Vec<String>,
+    /// Seconds of load per steady-state step.
+    #[arg(long, default_value_t = 15)]
+    pub step_secs: u64,
+    /// Do not ramp up after the fixed rates.
+    #[arg(long)]
+    pub no_ramp: bool,
+    /// First ramp rate (default: twice the highest fixed rate).
+    #[arg(long)]
+    pub ramp_start: Option<u64>,
+    /// Each ramp step multiplies the rate by this.
+    #[arg(long, default_value_t = 1.5)]
+    pub ramp_factor: f64,
+    /// Stop the ramp at this rate.
+    #[arg(long, default_value_t = 200_000)]
+    pub ramp_max: u64,
+    /// Seconds per ramp step (default: --step-secs).
+    #[arg(long)]
+    pub ramp_step_secs: Option<u64>,
+    /// Approximate payload size (bytes of JSON) in the steady state.
+    #[arg(long, default_value_t = 1000)]
+    pub steady_payload: usize,
+    /// Connections (Postgres backends) generating the steady-state load.
+    #[arg(long, default_value_t = 2)]
+    pub gen_conns: usize,
+    /// Drain each backlog this many times (pg_recvlogical then outboxd, each on its own slot,
+    /// all slots created at the same point); medians are reported.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Connections writing the backlog.
+    #[arg(long, default_value_t = 2)]
+    pub fill_conns: usize,
+    /// Partitions of each topic (created before outboxd starts).
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+    /// An outboxd [kafka] setting, e.g. --kafka linger.ms=1 (repeatable).
+    #[arg(long = "kafka", value_name = "KEY=VALUE")]
+    pub kafka: Vec<String>,
+    /// An outboxd [pipeline] setting, e.g. --pipeline max_in_flight_events=50000 (repeatable).
+    #[arg(long = "pipeline", value_name = "KEY=VALUE")]
+    pub pipeline: Vec<String>,
+    /// An outboxd [source] setting, e.g. --source status_interval_ms=100 (repeatable).
+    #[arg(long = "source", value_name = "KEY=VALUE")]
+    pub source: Vec<String>,
+    /// An outboxd [exactly_once] setting, e.g. --exactly-once enabled=true (repeatable).
+    #[arg(long = "exactly-once", value_name = "KEY=VALUE")]
+    pub exactly_once: Vec<String>,
+    /// An outboxd [offsets] setting, e.g. --offsets enabled=false (repeatable).
+    #[arg(long = "offsets", value_name = "KEY=VALUE")]
+    pub offsets: Vec<String>,
+    /// Skip the pg_recvlogical baseline.
+    #[arg(long)]
+    pub no_recvlogical: bool,
+    /// Skip the broker-only baseline (a producer in the harness sending the backlog's records).
+    #[arg(long)]
+    pub no_broker_baseline: bool,
+    /// Skip counting the backlog's records in Kafka.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// The consumer's fetch.wait.max.ms in the steady state: how long the broker may hold a
+    /// fetch. tansu holds it that long even when data arrives meanwhile, so it adds to the
+    /// measured latency; keep it small.
+    #[arg(long, default_value_t = 5)]
+    pub consumer_fetch_wait_ms: u64,
+    /// In the steady state, also send this many records per second from a producer in the
+    /// harness (outboxd's producer settings) to outboxd's topic, read by the same consumer: the
+    /// broker's own produce-to-consumer latency, under the same load and at the same time as
+    /// outboxd's. 0: off.
+    #[arg(long, default_value_t = 0)]
+    pub broker_probe_rate: u64,
+    /// Give up a backlog drain after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    pub drain_timeout_secs: u64,
+    /// Put the built-in tansu behind a proxy that delays every byte by this many milliseconds
+    /// each way (a network round trip of twice that), for outboxd and the harness's clients
+    /// alike. 0: no proxy. Not with KAFKA_BOOTSTRAP_SERVERS.
+    #[arg(long, default_value_t = 0.0)]
+    pub broker_delay_ms: f64,
+    /// Write every figure as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// The outboxd binary (default: the one Cargo built with this harness, in the same profile).
+    #[arg(long)]
+    pub outboxd: Option<PathBuf>,
+    /// A free-form label stored in the JSON (e.g. what was changed).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Parent directory of the work directory (default: the system temp dir).
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// Keep the work directory (logs, configs) instead of deleting it.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BacklogSpec {
+    pub payload_bytes: usize,
+    pub rows_per_tx: u64,
+}
+
+pub fn parse_backlog(specs: &[String]) -> Result<Vec<BacklogSpec>> {
+    let mut out = Vec::new();
+    for s in specs {
+        let s = s.trim();
+        if s.is_empty() || s == "none" {
+            continue;
+        }
+        let (p, t) = s
+            .split_once('x')
+            .ok_or_else(|| anyhow!("--backlog {s}: expected PAYLOADxROWS_PER_TX, e.g. 1000x100"))?;
+        let spec = BacklogSpec {
+            payload_bytes: p
+                .parse()
+                .with_context(|| format!("--backlog {s}: payload"))?,
+            rows_per_tx: t
+                .parse()
+                .with_context(|| format!("--backlog {s}: rows per tx"))?,
+        };
+        if spec.rows_per_tx == 0 {
+            bail!("--backlog {s}: rows per transaction must be at least 1");
+        }
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+pub fn parse_rates(rates: &[String]) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for r in rates {
+        let r = r.trim();
+        if r.is_empty() || r == "none" {
+            continue;
+        }
+        let v: u64 = r.parse().with_context(|| format!("--rates {r}"))?;
+        if v == 0 {
+            bail!("--rates: a rate must be positive");
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// `KEY=VALUE` pairs → TOML lines (`"KEY" = VALUE`, the value quoted unless it is a number or a
+/// boolean).
+pub fn toml_lines(pairs: &[String], flag: &str) -> Result<String> {
+    let mut out = String::new();
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--{flag} {p}: expected KEY=VALUE"))?;
+        let (k, v) = (k.trim(), v.trim());
+        let raw =
+            v.parse::<i64>().is_ok() || v.parse::<f64>().is_ok() || v == "true" || v == "false";
+        let value = if raw { v.to_string() } else { toml_string(v) };
+        out.push_str(&format!("{} = {value}\n", toml_string(k)));
+    }
+    Ok(out)
+}
+
+pub fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
