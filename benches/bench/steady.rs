@@ -17,9 +17,8 @@ use crate::outboxd::{Outboxd, OutboxdConfig};
 use crate::postgres::{gen_procedure, outbox_ddl, pad_for};
 use crate::probe::{probe_stats, run_probe, ProbeStats, PROBE_KEY_PREFIX};
 use crate::report::opt;
-use crate::system::{
-    loadavg, now_us, proc_cpu, proc_status_bytes, tail, CpuSnapshot, CpuUse, Pids,
-};
+use crate::support::tail;
+use crate::system::{loadavg, now_us, proc_cpu, proc_status_bytes, CpuSnapshot, CpuUse, Pids};
 use crate::Ctx;
 
 #[derive(Debug, Clone, Copy)]

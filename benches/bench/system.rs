@@ -1,69 +1,21 @@
-//! Processes and the machine: spawning children tied to the harness, and reading /proc for CPU
-//! seconds, RSS, the load average and the CPU used by everything outside the harness (`other`).
+//! The machine and its processes, from /proc: CPU seconds, RSS, the load average and the CPU used
+//! by everything outside the harness (`other`). Children are spawned with tests/support's
+//! `spawn_tied` (killed with the harness).
 
-use std::fs;
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
+use std::fs::{self, File, OpenOptions};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use anyhow::{Context, Result};
 use serde::Serialize;
 
-/// Spawns `cmd` so that the kernel SIGKILLs it when this process dies. Call it from the main
-/// thread only: the death signal fires when the *thread* that forked the child exits.
-pub fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure only calls async-signal-safe functions (prctl, getppid, raise).
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                libc::raise(libc::SIGKILL);
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()
-}
-
-pub fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: plain kill(2).
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
-}
-
-pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => return Some(st),
-            Ok(None) if Instant::now() >= deadline => return None,
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(_) => return None,
-        }
-    }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
-}
-
-pub fn tail(path: &Path, lines: usize) -> String {
-    match fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
-        }
-        Err(e) => format!("<cannot read {}: {e}>", path.display()),
-    }
+/// Opens `path` for appending (a child's stdout or stderr).
+pub fn append(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))
 }
 
 pub fn clk_tck() -> f64 {
