@@ -57,7 +57,7 @@ cargo test --doc
 step "benchmark harness smoke run (debug build; figures are informative only)"
 KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-${OUTBOXD_TEST_KAFKA:-}}" \
     cargo bench --profile dev --bench bench -- --rows 2000 --backlog 1000x100,200x1 --rates 1000 --step-secs 3 \
-    --no-ramp --broker-probe-rate 20 --json target/bench-smoke.json
+    --no-ramp --broker-probe-rate 20 --broker "${OUTBOXD_TEST_BROKER:-kafka}" --json target/bench-smoke.json
 
 if [ "${CI:-}" = "true" ] || [ "${OUTBOXD_FUZZ:-}" = "1" ]; then
     step "fuzzing, ${OUTBOXD_FUZZ_SECONDS:-30} s per target (scripts/fuzz.sh)"

@@ -1,21 +1,22 @@
-//! The broker of a scenario: a fresh tansu per drain, per baseline and for the steady state, or
-//! the Kafka named by `KAFKA_BOOTSTRAP_SERVERS`; behind the delay line with `--broker-delay-ms`.
-//! Brokers are started by tests/support ([`LocalBroker`]), as the tests start theirs.
+//! The broker of a scenario: a fresh Apache Kafka (`scripts/kafka.sh`, the default) or tansu
+//! (`--broker tansu`) per drain, per broker-only baseline and for the steady state, or the Kafka
+//! named by `KAFKA_BOOTSTRAP_SERVERS`; behind the delay line with `--broker-delay-ms`. Brokers
+//! are started by tests/support ([`LocalBroker`]), as the tests start theirs.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 
+use crate::cli::BrokerKind;
 use crate::delay_line;
-use crate::support::broker::{wait_broker_ready, KafkaOptions, Kind, LocalBroker};
+use crate::support::broker::{
+    kafka_available, kafka_lib, tansu_bin, wait_broker_ready, KafkaOptions, Kind, LocalBroker,
+};
 use crate::support::free_port;
+use crate::Ctx;
 
-pub use crate::support::broker::tansu_bin;
 pub use crate::support::external_kafka;
-
-/// `--broker-delay-ms`, set once at start.
-pub static BROKER_DELAY: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
 
 /// A broker started for one scenario (killed, and its data removed, on drop; its log is copied
 /// into the work directory first), or the external cluster.
@@ -26,10 +27,80 @@ pub struct Broker {
     keep_log: PathBuf,
 }
 
+fn kind(b: BrokerKind) -> Kind {
+    match b {
+        BrokerKind::Kafka => Kind::Kafka,
+        BrokerKind::Tansu => Kind::Tansu,
+    }
+}
+
+/// Fails early (before minutes of filling) when the broker `--broker` asks for cannot start
+/// here, saying what is missing.
+pub fn check_available(b: BrokerKind) -> Result<()> {
+    if external_kafka().is_some() {
+        return Ok(());
+    }
+    match b {
+        BrokerKind::Kafka => kafka_available().map_err(|e| {
+            anyhow!("cannot start Apache Kafka: {e}; or use --broker tansu, or set KAFKA_BOOTSTRAP_SERVERS")
+        }),
+        BrokerKind::Tansu => Ok(()),
+    }
+}
+
+/// What the report calls the broker: its kind and version, and how it runs.
+pub fn describe(b: BrokerKind) -> String {
+    if let Some(bootstrap) = external_kafka() {
+        return format!("external Kafka at {bootstrap} (KAFKA_BOOTSTRAP_SERVERS)");
+    }
+    match b {
+        BrokerKind::Kafka => {
+            let version = std::fs::read_dir(kafka_lib())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .find_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let v = name.strip_prefix("kafka_2.13-")?.strip_suffix(".jar")?;
+                    (!v.contains('-')).then(|| v.to_string())
+                })
+                .unwrap_or_else(|| "?".into());
+            let java = Command::new("java")
+                .arg("-version")
+                .output()
+                .ok()
+                .and_then(|o| {
+                    String::from_utf8_lossy(&o.stderr)
+                        .lines()
+                        .next()
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            let heap = std::env::var("KAFKA_HEAP").unwrap_or_else(|_| "512m".into());
+            format!(
+                "Apache Kafka {version} (scripts/kafka.sh, KRaft, one node, heap {heap}, a fresh broker per scenario; {java})"
+            )
+        }
+        BrokerKind::Tansu => {
+            let out = Command::new(tansu_bin()).arg("--version").output();
+            let v = out
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default();
+            format!("{v} (memory storage, a fresh broker per scenario)")
+        }
+    }
+}
+
 impl Broker {
-    pub fn start(work: &Path, name: &str) -> Result<Broker> {
-        let kind = Kind::Tansu;
-        let keep_log = work.join(format!("tansu-{name}.log"));
+    /// A fresh broker of `--broker`'s kind for the scenario `name` (or the external cluster),
+    /// ready when it answers metadata requests.
+    pub fn start(ctx: &Ctx<'_>, name: &str) -> Result<Broker> {
+        let b = ctx.args.broker;
+        let label = match b {
+            BrokerKind::Kafka => "kafka",
+            BrokerKind::Tansu => "tansu",
+        };
+        let keep_log = ctx.work.join(format!("{label}-{name}.log"));
         if let Some(bootstrap) = external_kafka() {
             return Ok(Broker {
                 bootstrap,
@@ -38,14 +109,14 @@ impl Broker {
             });
         }
         // Behind the delay line, the broker advertises the proxy's address, so that every client
-        // connection goes through it.
+        // connection goes through it (Kafka's controller and inter-broker listeners do not).
         let port = free_port();
-        let advertised = match BROKER_DELAY.get().copied().filter(|d| !d.is_zero()) {
+        let advertised = match ctx.args.broker_delay() {
             Some(delay) => Some(delay_line::start(&format!("127.0.0.1:{port}"), delay)?),
             None => None,
         };
         let local = LocalBroker::spawn(
-            kind,
+            kind(b),
             KafkaOptions {
                 port: Some(port),
                 advertised_port: advertised,
@@ -60,6 +131,7 @@ impl Broker {
         })
     }
 
+    /// The broker's process (the JVM for Kafka), None for an external cluster.
     pub fn pid(&self) -> Option<u32> {
         self.local.as_ref().and_then(LocalBroker::pid)
     }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
 #[derive(Parser, Debug, Clone)]
@@ -95,11 +95,17 @@ pub struct Args {
     /// Give up a backlog drain after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub drain_timeout_secs: u64,
-    /// Put the built-in tansu behind a proxy that delays every byte by this many milliseconds
-    /// each way (a network round trip of twice that), for outboxd and the harness's clients
-    /// alike. 0: no proxy. Not with KAFKA_BOOTSTRAP_SERVERS.
+    /// Put the broker the harness starts behind a proxy that delays every byte by this many
+    /// milliseconds each way (a network round trip of twice that), for outboxd and the
+    /// harness's clients alike (the broker advertises the proxy's port). 0: no proxy. Not with
+    /// KAFKA_BOOTSTRAP_SERVERS.
     #[arg(long, default_value_t = 0.0)]
     pub broker_delay_ms: f64,
+    /// The broker the harness starts, a fresh one per drain, per broker-only baseline and for
+    /// the steady state: Apache Kafka (scripts/kafka.sh, jars from scripts/install-deps.sh) or
+    /// tansu (memory storage). KAFKA_BOOTSTRAP_SERVERS, when set, names a cluster to use instead.
+    #[arg(long, value_enum, default_value_t = BrokerKind::Kafka)]
+    pub broker: BrokerKind,
     /// Write every figure as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -115,6 +121,23 @@ pub struct Args {
     /// Keep the work directory (logs, configs) instead of deleting it.
     #[arg(long)]
     pub keep: bool,
+}
+
+/// `--broker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerKind {
+    Kafka,
+    Tansu,
+}
+
+impl Args {
+    /// `--broker-delay-ms` as a delay (None for 0); `main` has checked that it is one.
+    pub fn broker_delay(&self) -> Option<std::time::Duration> {
+        std::time::Duration::try_from_secs_f64(self.broker_delay_ms / 1000.0)
+            .ok()
+            .filter(|d| !d.is_zero())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -290,7 +290,7 @@ pub async fn drain_outboxd(
     let args = ctx.args;
     let n = b.rows;
     let label = format!("{}-{run}", b.name);
-    let broker = Broker::start(ctx.work, &label)?;
+    let broker = Broker::start(ctx, &label)?;
     broker.create_topic(b.topic, args.partitions).await?;
     let pids = |o: &Outboxd| Pids {
         outboxd: o.pid(),

@@ -8,8 +8,9 @@
 //! ```
 //!
 //! It starts its own PostgreSQL (initdb into a tempdir, free port, `wal_level=logical`, and
-//! `fsync=off`, `autovacuum=off`: see the docs) and its own tansu broker (`$TANSU_BIN`, from
-//! `source scripts/env.sh`), or uses the Kafka named by `KAFKA_BOOTSTRAP_SERVERS`. It runs the
+//! `fsync=off`, `autovacuum=off`: see the docs) and its own brokers, a fresh one per scenario:
+//! Apache Kafka through scripts/kafka.sh (the default) or tansu (`--broker tansu`); or it uses
+//! the Kafka named by `KAFKA_BOOTSTRAP_SERVERS`. It runs the
 //! `outboxd` binary Cargo built with it, in the same profile (`CARGO_BIN_EXE_outboxd`), or the one
 //! given with `--outboxd PATH`. Then, in one run:
 //!
@@ -76,14 +77,14 @@ mod targets;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Parser;
 
-use crate::broker::{external_kafka, tansu_bin, BROKER_DELAY};
-use crate::cli::{parse_backlog, parse_rates, toml_lines, Args};
+use crate::broker::external_kafka;
+use crate::cli::{parse_backlog, parse_rates, toml_lines, Args, BrokerKind};
 use crate::drain::run_backlog;
 use crate::outboxd::outboxd_bin;
 use crate::postgres::{Postgres, PG_CONF};
@@ -109,6 +110,7 @@ async fn run(args: Args) -> Result<()> {
     toml_lines(&args.kafka, "kafka")?;
     toml_lines(&args.pipeline, "pipeline")?;
     toml_lines(&args.source, "source")?;
+    crate::broker::check_available(args.broker)?;
     let bin = outboxd_bin(&args)?;
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let mut machine = machine();
@@ -124,13 +126,7 @@ async fn run(args: Args) -> Result<()> {
         bin.display()
     );
     let pg = Postgres::start();
-    let kafka = match external_kafka() {
-        Some(b) => format!("external Kafka at {b}"),
-        None => {
-            let out = Command::new(tansu_bin()).arg("--version").output()?;
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        }
-    };
+    let kafka = crate::broker::describe(args.broker);
     let versions = Versions {
         postgres: pg.version(),
         kafka,
@@ -164,6 +160,17 @@ async fn run(args: Args) -> Result<()> {
     let mut settings = BTreeMap::new();
     settings.insert("rows", serde_json::json!(args.rows));
     settings.insert("broker_delay_ms", serde_json::json!(args.broker_delay_ms));
+    settings.insert(
+        "broker",
+        serde_json::json!(if external_kafka().is_some() {
+            "external"
+        } else {
+            match args.broker {
+                BrokerKind::Kafka => "kafka",
+                BrokerKind::Tansu => "tansu",
+            }
+        }),
+    );
     settings.insert("partitions", serde_json::json!(args.partitions));
     settings.insert("fill_conns", serde_json::json!(args.fill_conns));
     settings.insert("kafka", serde_json::json!(args.kafka));
@@ -222,20 +229,19 @@ fn main() -> ExitCode {
         std::env::set_var("TMPDIR", dir);
     }
     if args.broker_delay_ms != 0.0 {
-        let Ok(delay) = Duration::try_from_secs_f64(args.broker_delay_ms / 1000.0) else {
+        if Duration::try_from_secs_f64(args.broker_delay_ms / 1000.0).is_err() {
             eprintln!(
                 "bench: --broker-delay-ms {} is not a delay: give milliseconds, 0 or more",
                 args.broker_delay_ms
             );
             return ExitCode::FAILURE;
-        };
+        }
         if external_kafka().is_some() {
             eprintln!(
-                "bench: --broker-delay-ms needs the built-in tansu; unset KAFKA_BOOTSTRAP_SERVERS"
+                "bench: --broker-delay-ms needs a broker the harness starts; unset KAFKA_BOOTSTRAP_SERVERS"
             );
             return ExitCode::FAILURE;
         }
-        let _ = BROKER_DELAY.set(delay);
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -151,7 +151,7 @@ pub fn print_report(r: &Report) {
             "RSS MB",
             "CPU/100k",
             "wsnd CPU",
-            "tansu CPU",
+            "brkr CPU",
             "other",
         );
         for b in &r.backlog {
@@ -199,7 +199,7 @@ pub fn print_report(r: &Report) {
                 );
             }
         }
-        println!("  (ev/s to confirmed_flush_lsn; acked: to outboxd_events_published_total = N; broker only: a producer in the harness sending the same records to a fresh broker, no Postgres; RSS: outboxd VmHWM (median line: max); CPU/100k: outboxd CPU s per 100k events; wsnd CPU: walsender CPU s serving outboxd; tansu CPU: broker CPU s; other: cores used by unrelated processes; load: 1/5/15-min load average after the drain)");
+        println!("  (ev/s to confirmed_flush_lsn; acked: to outboxd_events_published_total = N; broker only: a producer in the harness sending the same records to a fresh broker, no Postgres; RSS: outboxd VmHWM (median line: max); CPU/100k: outboxd CPU s per 100k events; wsnd CPU: walsender CPU s serving outboxd; brkr CPU: broker CPU s; other: cores used by unrelated processes; load: 1/5/15-min load average after the drain)");
         for b in &r.backlog {
             for (k, p) in b.runs.iter().enumerate() {
                 if let Some(x) = &p.pg_recvlogical {
@@ -219,7 +219,7 @@ pub fn print_report(r: &Report) {
         );
         println!(
             "{:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>7} {:>7} {:>9} {:>8} {:>7} {:>7} {:>6}  load",
-            "rate", "achieved", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "ack p99<=", "probe p99", "lag max", "lag ok", "obxd c", "c/10k", "CPU/100k", "RSS MB", "pg c", "tansu c", "other"
+            "rate", "achieved", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "ack p99<=", "probe p99", "lag max", "lag ok", "obxd c", "c/10k", "CPU/100k", "RSS MB", "pg c", "brkr c", "other"
         );
         for st in &s.steps {
             println!(
