@@ -13,9 +13,10 @@ use serde::Serialize;
     about = "Benchmark outboxd: backlog drain vs pg_recvlogical, steady-state latency, resources"
 )]
 pub struct Args {
-    /// Outbox rows per backlog scenario.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: u64,
+    /// Outbox rows per backlog scenario, comma-separated: each size is drained for every
+    /// --backlog shape (e.g. --rows 200000,1000000), the smaller sizes first.
+    #[arg(long, default_value = "1000000", value_delimiter = ',', value_parser = parse_rows)]
+    pub rows: Vec<u64>,
     /// Backlog scenarios as PAYLOAD_BYTESxROWS_PER_TX, comma-separated, or "none". The full matrix
     /// is 1000x100,1000x1,200x100,200x1; writing 1M one-row transactions alone takes minutes.
     #[arg(long, default_value = "1000x100", value_delimiter = ',')]
@@ -170,6 +171,36 @@ pub fn parse_backlog(specs: &[String]) -> Result<Vec<BacklogSpec>> {
         out.push(spec);
     }
     Ok(out)
+}
+
+/// One `--rows` size: a count, with an optional `k` or `m` (`200k`, `1m`).
+fn parse_rows(s: &str) -> Result<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let (digits, mult) = match s.strip_suffix('k') {
+        Some(d) => (d, 1_000),
+        None => match s.strip_suffix('m') {
+            Some(d) => (d, 1_000_000),
+            None => (s.as_str(), 1),
+        },
+    };
+    let n: u64 = digits
+        .parse()
+        .with_context(|| format!("--rows {s}: expected a count such as 200000 or 200k"))?;
+    if n == 0 {
+        bail!("--rows: a size must be at least 1");
+    }
+    Ok(n * mult)
+}
+
+/// A row count as names and tables show it: `200k`, `1m`, `2500`.
+pub fn rows_label(n: u64) -> String {
+    if n % 1_000_000 == 0 {
+        format!("{}m", n / 1_000_000)
+    } else if n % 1_000 == 0 {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
 }
 
 pub fn parse_rates(rates: &[String]) -> Result<Vec<u64>> {

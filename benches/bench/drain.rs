@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::broker::Broker;
 use crate::broker_only::{broker_only, BrokerOnly};
-use crate::cli::BacklogSpec;
+use crate::cli::{rows_label, BacklogSpec};
 use crate::kafka::{count_records, KafkaCount};
 use crate::outboxd::{Outboxd, OutboxdConfig};
 use crate::postgres::{
@@ -102,11 +102,20 @@ pub struct Backlog<'a> {
     pub end_lsn: u64,
 }
 
-pub async fn run_backlog(ctx: &Ctx<'_>, idx: usize, spec: BacklogSpec) -> Result<BacklogResult> {
+pub async fn run_backlog(
+    ctx: &Ctx<'_>,
+    idx: usize,
+    n: u64,
+    spec: BacklogSpec,
+) -> Result<BacklogResult> {
     let args = ctx.args;
-    let n = args.rows;
     let repeat = args.repeat.max(1);
-    let name = format!("b{idx}_{}x{}", spec.payload_bytes, spec.rows_per_tx);
+    let name = format!(
+        "b{idx}_{}_{}x{}",
+        rows_label(n),
+        spec.payload_bytes,
+        spec.rows_per_tx
+    );
     let table = format!("outbox_{name}");
     let publication = format!("pub_{name}");
     let agg = format!("bench_{}_{name}", ctx.run_id);

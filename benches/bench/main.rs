@@ -148,8 +148,13 @@ async fn run(args: Args) -> Result<()> {
         run_id: format!("{}_{}", std::process::id(), started_unix % 100_000),
     };
     let mut backlog = Vec::new();
-    for (i, spec) in specs.iter().enumerate() {
-        backlog.push(run_backlog(&ctx, i + 1, *spec).await?);
+    let mut sizes = args.rows.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    for &n in &sizes {
+        for spec in &specs {
+            backlog.push(run_backlog(&ctx, backlog.len() + 1, n, *spec).await?);
+        }
     }
     let steady = if rates.is_empty() && args.no_ramp {
         None
@@ -182,7 +187,7 @@ async fn run(args: Args) -> Result<()> {
     );
     let mut report = Report {
         tool: "outboxd-bench",
-        format: 1,
+        format: 2,
         started_unix,
         label: args.label.clone(),
         command: std::env::args().filter(|a| a != "--bench").collect(),

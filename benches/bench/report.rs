@@ -44,6 +44,7 @@ pub struct Target {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub tool: &'static str,
+    /// 2: `settings.rows` is a list (`--rows 200000,1000000`), drains carry their clocks.
     pub format: u32,
     pub started_unix: u64,
     pub label: Option<String>,
