@@ -11,7 +11,7 @@ use crate::broker::Broker;
 use crate::broker_only::{broker_only, BrokerOnly};
 use crate::cli::{rows_label, BacklogSpec};
 use crate::kafka::{count_records, KafkaCount};
-use crate::outboxd::{Outboxd, OutboxdConfig};
+use crate::outboxd::{is_streaming_line, Outboxd, OutboxdConfig};
 use crate::postgres::{
     commit_end, current_lsn, fill_procedure, fmt_lsn, outbox_ddl, pad_for, parse_lsn, slot_state,
 };
@@ -20,9 +20,13 @@ use crate::support::tail;
 use crate::system::{loadavg, proc_cpu, proc_status_bytes, CpuSnapshot, CpuUse, Pids};
 use crate::Ctx;
 
+/// One client's drain of its slot. Every clock starts when the harness spawns the client ("exec")
+/// and is read by polling every 20 ms (the slot's row in `pg_replication_slots`, and for outboxd
+/// GET /metrics), the same way for pg_recvlogical and outboxd: each is up to a poll late.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainResult {
-    /// From process start to the slot's confirmed_flush_lsn reaching the end of the backlog.
+    /// exec → the slot's `confirmed_flush_lsn` ≥ the end of the backlog (`clocks.confirmed_s`):
+    /// the time a user waits for the backlog to be relayed and the slot released.
     pub seconds: f64,
     pub events_per_s: f64,
     /// CPU seconds of the client process (pg_recvlogical / outboxd) over the drain.
@@ -30,14 +34,85 @@ pub struct DrainResult {
     pub cpu_s_per_100k: f64,
     /// CPU seconds of the walsender (decoding) serving it (sampled every 20 ms; approximate).
     pub walsender_cpu_s: Option<f64>,
+    pub clocks: Clocks,
+}
+
+/// Seconds from exec to each point the harness sees (None: not seen, or not for this client).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Clocks {
+    /// The slot got an active walsender: the client connected and sent START_REPLICATION.
+    pub slot_active_s: Option<f64>,
+    /// outboxd: its HTTP endpoint answered (the process is up, its configuration read).
+    pub http_up_s: Option<f64>,
+    /// outboxd: `outboxd_events_read_total` ≥ 1, the first event decoded, routed and handed to
+    /// the producer ("first record enqueued").
+    pub first_read_s: Option<f64>,
+    /// outboxd: `outboxd_events_published_total` ≥ 1, the first acknowledgement from Kafka.
+    pub first_ack_s: Option<f64>,
+    /// The slot's `confirmed_flush_lsn` moved for the first time.
+    pub first_confirm_s: Option<f64>,
+    /// outboxd: `outboxd_events_published_total` ≥ N, every event acknowledged.
+    pub acked_s: Option<f64>,
+    /// `confirmed_flush_lsn` ≥ the end of the backlog.
+    pub confirmed_s: Option<f64>,
+    /// pg_recvlogical: the process exited (it stops at `--endpos`, after its last feedback).
+    pub exited_s: Option<f64>,
+}
+
+/// outboxd's start-up as its own log tells it (`RUST_LOG` is `warn,outboxd=info` unless
+/// `BENCH_OUTBOXD_LOG` says otherwise), in seconds since exec, from the lines' timestamps.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StartUp {
+    /// "serving /metrics …": configuration read, HTTP listener bound.
+    pub http_log_s: Option<f64>,
+    /// "positions: …": the producer created, the offsets topic looked up (created when missing)
+    /// and read (at-least-once mode with `[offsets]`, the default).
+    pub positions_log_s: Option<f64>,
+    /// The `elapsed_ms` that line reports for the offsets topic alone.
+    pub positions_elapsed_ms: Option<f64>,
+    /// "streaming": start-up is over, the relay loop starts.
+    pub streaming_log_s: Option<f64>,
+    /// Every line up to "streaming", with its time since exec.
+    pub log: Vec<(f64, String)>,
+}
+
+impl StartUp {
+    fn from_log(log: Vec<(f64, String)>) -> StartUp {
+        let find = |needle: &str| {
+            log.iter()
+                .find(|(_, l)| l.contains(needle))
+                .map(|(t, _)| *t)
+        };
+        let positions_elapsed_ms = log
+            .iter()
+            .find(|(_, l)| l.contains("outboxd::pipeline: positions:"))
+            .and_then(|(_, l)| {
+                let v = l.split("elapsed_ms=").nth(1)?;
+                v.split_whitespace().next()?.parse().ok()
+            });
+        StartUp {
+            http_log_s: find("serving /metrics"),
+            positions_log_s: find("outboxd::pipeline: positions:"),
+            positions_elapsed_ms,
+            streaming_log_s: log
+                .iter()
+                .find(|(_, l)| is_streaming_line(l))
+                .map(|(t, _)| *t),
+            log,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxdDrain {
     pub drain: DrainResult,
-    /// From process start to outboxd_events_published_total reaching N (GET /metrics).
+    /// exec → outboxd_events_published_total reaching N (GET /metrics).
     pub acked_seconds: Option<f64>,
     pub acked_events_per_s: Option<f64>,
+    /// The tail: the last acknowledgement → the slot confirmed at the end of the backlog (the
+    /// status interval, and the offsets topic's record of the position).
+    pub tail_s: Option<f64>,
+    pub startup: StartUp,
     /// VmHWM of the outboxd process at the end of the drain.
     pub peak_rss_bytes: Option<u64>,
     pub broker_cpu_s: f64,
@@ -55,8 +130,11 @@ pub struct DrainPair {
     /// (same sizes, keys, producer settings and in-flight cap) to a fresh broker.
     pub broker_only: Option<BrokerOnly>,
     pub outboxd: OutboxdDrain,
-    /// outboxd events/s over pg_recvlogical events/s (both to confirmed_flush_lsn).
+    /// outboxd events/s over pg_recvlogical events/s, both exec → confirmed_flush_lsn at the end.
     pub ratio: Option<f64>,
+    /// The same without each client's start-up: pg_recvlogical from its slot becoming active,
+    /// outboxd from its first event read, to confirmed.
+    pub ratio_without_startup: Option<f64>,
     pub kafka: Option<KafkaCount>,
 }
 
@@ -74,6 +152,7 @@ pub struct BacklogResult {
     pub median_recvlogical_events_per_s: Option<f64>,
     pub median_outboxd_events_per_s: f64,
     pub median_ratio: Option<f64>,
+    pub median_ratio_without_startup: Option<f64>,
     /// The highest VmHWM of outboxd over the runs.
     pub peak_rss_bytes: Option<u64>,
     pub median_cpu_s_per_100k: f64,
@@ -226,6 +305,11 @@ pub async fn run_backlog(
         };
         let (o, kafka) = drain_outboxd(ctx, &c, &backlog, slot_o, r).await?;
         let ratio = recv.as_ref().map(|x| o.drain.events_per_s / x.events_per_s);
+        let ratio_without_startup = recv.as_ref().and_then(|x| {
+            let recv = x.seconds - x.clocks.slot_active_s?;
+            let outboxd = o.drain.seconds - o.drain.clocks.first_read_s?;
+            (outboxd > 0.0).then(|| recv / outboxd)
+        });
         let broker_only = if args.no_broker_baseline {
             None
         } else {
@@ -243,6 +327,7 @@ pub async fn run_backlog(
             broker_only,
             outboxd: o,
             ratio,
+            ratio_without_startup,
             kafka,
         });
     }
@@ -277,6 +362,11 @@ pub async fn run_backlog(
         )
         .unwrap_or(0.0),
         median_ratio: median(runs.iter().filter_map(|p| p.ratio).collect()),
+        median_ratio_without_startup: median(
+            runs.iter()
+                .filter_map(|p| p.ratio_without_startup)
+                .collect(),
+        ),
         peak_rss_bytes: runs.iter().filter_map(|p| p.outboxd.peak_rss_bytes).max(),
         median_cpu_s_per_100k: median(
             runs.iter()
@@ -312,7 +402,7 @@ pub async fn drain_outboxd(
         broker: broker.pid(),
     });
     let broker_cpu0 = broker.pid().and_then(proc_cpu).unwrap_or(0.0);
-    let started = Instant::now();
+    let lsn0 = slot_state(c, slot).await?.0;
     let mut o = Outboxd::start(
         ctx.outboxd_bin,
         ctx.work,
@@ -327,17 +417,25 @@ pub async fn drain_outboxd(
         },
         args,
     )?;
+    let started = o.exec_at;
     let opid = o.pid().expect("just started");
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let (mut acked, mut confirmed) = (None, None);
+    let mut clocks = Clocks::default();
     let (mut ws_pid, mut ws_cpu) = (None, None);
     let mut cpu_at_confirmed = 0.0;
     let mut timeline = Vec::new();
     let timeout = Duration::from_secs(args.drain_timeout_secs);
+    let seen = |clock: &mut Option<f64>, now: bool| {
+        if now && clock.is_none() {
+            *clock = Some(started.elapsed().as_secs_f64());
+        }
+    };
     loop {
         tick.tick().await;
         o.check_alive()?;
         let (lsn, active) = slot_state(c, slot).await?;
+        seen(&mut clocks.slot_active_s, active.is_some());
+        seen(&mut clocks.first_confirm_s, lsn > lsn0);
         if active.is_some() && ws_pid.is_none() {
             ws_pid = active;
         }
@@ -347,25 +445,27 @@ pub async fn drain_outboxd(
             }
         }
         let cpu_now = proc_cpu(opid).unwrap_or(0.0);
-        let published = o.published().await;
-        if acked.is_none() && published.is_some_and(|p| p >= n) {
-            acked = Some(started.elapsed().as_secs_f64());
-        }
+        let progress = o.progress().await;
+        seen(&mut clocks.http_up_s, progress.is_some());
+        let p = progress.unwrap_or_default();
+        seen(&mut clocks.first_read_s, p.read > 0);
+        seen(&mut clocks.first_ack_s, p.published > 0);
+        seen(&mut clocks.acked_s, p.published >= n);
         if started.elapsed().as_secs_f64() >= timeline.len() as f64 + 1.0 {
             timeline.push((
                 started.elapsed().as_secs_f64(),
-                published.unwrap_or(0),
+                p.published,
                 cpu_now,
                 proc_status_bytes(opid, "VmRSS").unwrap_or(0),
             ));
         }
-        if confirmed.is_none() && lsn.is_some_and(|l| l >= b.end_lsn) {
-            confirmed = Some(started.elapsed().as_secs_f64());
+        if clocks.confirmed_s.is_none() && lsn.is_some_and(|l| l >= b.end_lsn) {
+            seen(&mut clocks.confirmed_s, true);
             cpu_at_confirmed = cpu_now;
         }
         // Done when confirmed (which implies acknowledged); the metric may lag by a poll.
-        if let Some(t) = confirmed {
-            if acked.is_some() || started.elapsed().as_secs_f64() > t + 5.0 {
+        if let Some(t) = clocks.confirmed_s {
+            if clocks.acked_s.is_some() || started.elapsed().as_secs_f64() > t + 5.0 {
                 break;
             }
         }
@@ -379,21 +479,25 @@ pub async fn drain_outboxd(
             );
         }
     }
-    let seconds = confirmed.expect("loop ends once confirmed");
+    let seconds = clocks.confirmed_s.expect("loop ends once confirmed");
     let peak_rss = proc_status_bytes(opid, "VmHWM");
     let cpu = before_spawn.until(&CpuSnapshot::take(&pids(&o)));
     let broker_cpu_s = broker.pid().and_then(proc_cpu).unwrap_or(0.0) - broker_cpu0;
     o.stop()?;
+    let acked = clocks.acked_s;
     let drain = OutboxdDrain {
+        acked_seconds: acked,
+        acked_events_per_s: acked.map(|a| n as f64 / a),
+        tail_s: acked.map(|a| (seconds - a).max(0.0)),
+        startup: StartUp::from_log(o.startup_log()),
         drain: DrainResult {
             seconds,
             events_per_s: n as f64 / seconds,
             cpu_s: cpu_at_confirmed,
             cpu_s_per_100k: cpu_at_confirmed / n as f64 * 1e5,
             walsender_cpu_s: ws_cpu,
+            clocks,
         },
-        acked_seconds: acked,
-        acked_events_per_s: acked.map(|a| n as f64 / a),
         peak_rss_bytes: peak_rss,
         broker_cpu_s,
         cpu,

@@ -1,18 +1,18 @@
 //! The outboxd process under measurement: its configuration file (the defaults plus `--kafka`,
-//! `--pipeline`, `--source`, `--exactly-once`, `--offsets`), start and stop, and what the harness
-//! reads from its HTTP endpoint (`/metrics`, `/readyz`).
+//! `--pipeline`, `--source`, `--exactly-once`, `--offsets`), start and stop, what the harness
+//! reads from its HTTP endpoint (`/metrics`, `/readyz`), and the start-up as its log tells it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cli::{toml_lines, toml_string, Args};
 use crate::support::{free_port, signal, spawn_tied, tail, wait_child};
-use crate::system::append;
+use crate::system::{append, now_us};
 
 /// The outboxd binary: `--outboxd`, else the one Cargo built for this benchmark, in the same
 /// profile (`CARGO_BIN_EXE_outboxd`: `cargo bench` builds it first, so it matches the source).
@@ -31,6 +31,19 @@ pub struct Outboxd {
     pub child: Option<Child>,
     pub log: PathBuf,
     pub metrics_addr: String,
+    /// When the harness spawned the process ("exec"): the origin of every drain clock.
+    pub exec_at: Instant,
+    /// The same moment on the wall clock (µs since the epoch), to place outboxd's log lines.
+    pub exec_unix_us: i64,
+}
+
+/// What one GET /metrics says about a drain's progress.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    /// `outboxd_events_read_total`: events decoded and routed, i.e. handed to the producer.
+    pub read: u64,
+    /// `outboxd_events_published_total`: events Kafka acknowledged.
+    pub published: u64,
 }
 
 pub struct OutboxdConfig<'a> {
@@ -83,6 +96,7 @@ impl Outboxd {
             .arg(&path)
             .env_remove("KAFKA_BOOTSTRAP_SERVERS")
             .env_remove("OUTBOXD_HTTP_ADDR")
+            .env_remove("OUTBOXD_LOG_FORMAT")
             .env(
                 "RUST_LOG",
                 std::env::var("BENCH_OUTBOXD_LOG").unwrap_or_else(|_| "warn,outboxd=info".into()),
@@ -90,11 +104,14 @@ impl Outboxd {
             .stdin(Stdio::null())
             .stdout(Stdio::from(append(&log)?))
             .stderr(Stdio::from(append(&log)?));
+        let (exec_at, exec_unix_us) = (Instant::now(), now_us());
         let child = spawn_tied(cmd).with_context(|| format!("start {}", bin.display()))?;
         Ok(Outboxd {
             child: Some(child),
             log,
             metrics_addr,
+            exec_at,
+            exec_unix_us,
         })
     }
 
@@ -139,17 +156,43 @@ impl Outboxd {
         }
     }
 
-    /// The sum of `outboxd_events_published_total` over topics, from GET /metrics.
-    pub async fn published(&self) -> Option<u64> {
+    /// Events read and acknowledged so far (summed over tables and topics), from GET /metrics;
+    /// None until the HTTP endpoint answers.
+    pub async fn progress(&self) -> Option<Progress> {
         let body = http_get(&self.metrics_addr, "/metrics").await.ok()?;
-        let mut total = None;
+        let mut p = Progress::default();
         for line in body.lines() {
-            if let Some(rest) = line.strip_prefix("outboxd_events_published_total") {
-                let v = rest.rsplit(' ').next()?.parse::<f64>().ok()?;
-                total = Some(total.unwrap_or(0) + v as u64);
+            let field = if line.starts_with("outboxd_events_read_total") {
+                &mut p.read
+            } else if line.starts_with("outboxd_events_published_total") {
+                &mut p.published
+            } else {
+                continue;
+            };
+            *field += line.rsplit(' ').next()?.parse::<f64>().ok()? as u64;
+        }
+        Some(p)
+    }
+
+    /// outboxd's log lines up to and including "streaming" (the end of its start-up), each with
+    /// its time in seconds since exec (from the line's own timestamp, so to the microsecond).
+    pub fn startup_log(&self) -> Vec<(f64, String)> {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let Some((ts, rest)) = line.split_once(' ') else {
+                continue;
+            };
+            let Some(us) = parse_utc_us(ts) else {
+                continue;
+            };
+            let rest = rest.trim_start();
+            out.push(((us - self.exec_unix_us) as f64 / 1e6, rest.to_string()));
+            if is_streaming_line(rest) {
+                break;
             }
         }
-        total
+        out
     }
 
     /// The cumulative buckets of `outboxd_commit_to_ack_seconds` (upper bound in seconds, count).
@@ -206,4 +249,30 @@ pub async fn http_get(addr: &str, path: &str) -> Result<String> {
     tokio::time::timeout(Duration::from_secs(2), fut)
         .await
         .map_err(|_| anyhow!("GET {path}: timeout"))?
+}
+
+/// Whether a log line (after its timestamp) is the pipeline's "streaming": start-up is over.
+pub fn is_streaming_line(rest: &str) -> bool {
+    rest.contains("outboxd::pipeline: streaming ")
+}
+
+/// `2026-12-04T19:28:22.399602Z` (tracing's UTC timestamps) as µs since the epoch
+/// (1_796_412_502_399_602 for that one).
+fn parse_utc_us(ts: &str) -> Option<i64> {
+    let ts = ts.strip_suffix('Z')?;
+    let (date, time) = ts.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|x| x.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let frac_us = format!("{frac:0<6}").get(..6)?.parse::<i64>().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000) + frac_us)
 }

@@ -137,9 +137,9 @@ pub fn print_report(r: &Report) {
     }
     if !r.backlog.is_empty() {
         println!();
-        println!("Backlog drain (events/s from process start to confirmed_flush_lsn at the end of the backlog)");
+        println!("Backlog drain (events/s from exec to the slot's confirmed_flush_lsn at the end of the backlog, the same clock for pg_recvlogical and outboxd)");
         println!(
-            "{:<16} {:>9} {:>8} {:>8} {:>12} {:>12} {:>6} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>6}  load",
+            "{:<22} {:>9} {:>8} {:>8} {:>12} {:>12} {:>6} {:>8} {:>13} {:>12} {:>9} {:>9} {:>9} {:>9} {:>6}  load",
             "scenario",
             "rows",
             "tx",
@@ -147,6 +147,7 @@ pub fn print_report(r: &Report) {
             "recvlogical",
             "outboxd",
             "ratio",
+            "w/o s-u",
             "outboxd acked",
             "broker only",
             "RSS MB",
@@ -165,7 +166,7 @@ pub fn print_report(r: &Report) {
                     b.name.clone()
                 };
                 println!(
-                    "{:<16} {:>9} {:>8} {:>8.0} {:>12} {:>12.0} {:>6} {:>12} {:>12} {:>9} {:>9.2} {:>9} {:>9.1} {:>6.2}  {}",
+                    "{:<22} {:>9} {:>8} {:>8.0} {:>12} {:>12.0} {:>6} {:>8} {:>13} {:>12} {:>9} {:>9.2} {:>9} {:>9.1} {:>6.2}  {}",
                     name,
                     b.rows,
                     b.transactions,
@@ -173,6 +174,7 @@ pub fn print_report(r: &Report) {
                     opt(p.pg_recvlogical.as_ref().map(|x| x.events_per_s), 0),
                     o.drain.events_per_s,
                     opt(p.ratio, 2),
+                    opt(p.ratio_without_startup, 2),
                     opt(o.acked_events_per_s, 0),
                     opt(p.broker_only.as_ref().map(|x| x.events_per_s), 0),
                     mb(o.peak_rss_bytes),
@@ -185,7 +187,7 @@ pub fn print_report(r: &Report) {
             }
             if many {
                 println!(
-                    "{:<16} {:>9} {:>8} {:>8} {:>12} {:>12.0} {:>6} {:>12} {:>12} {:>9} {:>9.2}",
+                    "{:<22} {:>9} {:>8} {:>8} {:>12} {:>12.0} {:>6} {:>8} {:>13} {:>12} {:>9} {:>9.2}",
                     format!("{} median", b.name),
                     "",
                     "",
@@ -193,6 +195,7 @@ pub fn print_report(r: &Report) {
                     opt(b.median_recvlogical_events_per_s, 0),
                     b.median_outboxd_events_per_s,
                     opt(b.median_ratio, 2),
+                    opt(b.median_ratio_without_startup, 2),
                     "",
                     "",
                     mb(b.peak_rss_bytes),
@@ -200,17 +203,54 @@ pub fn print_report(r: &Report) {
                 );
             }
         }
-        println!("  (ev/s to confirmed_flush_lsn; acked: to outboxd_events_published_total = N; broker only: a producer in the harness sending the same records to a fresh broker, no Postgres; RSS: outboxd VmHWM (median line: max); CPU/100k: outboxd CPU s per 100k events; wsnd CPU: walsender CPU s serving outboxd; brkr CPU: broker CPU s; other: cores used by unrelated processes; load: 1/5/15-min load average after the drain)");
+        println!("  (ev/s: N / (exec -> confirmed); ratio: outboxd's over pg_recvlogical's; w/o s-u: the same ratio without start-up, pg_recvlogical from its slot active, outboxd from its first event read; acked: N / (exec -> outboxd_events_published_total = N); broker only: a producer in the harness sending the same records to a fresh broker, no Postgres; RSS: outboxd VmHWM (median line: max); CPU/100k: outboxd CPU s per 100k events; wsnd CPU: walsender CPU s serving outboxd; brkr CPU: broker CPU s; other: cores used by unrelated processes; load: 1/5/15-min load average after the drain)");
+        println!();
+        println!(
+            "Start-up and tail (seconds since exec; polled every 20 ms unless from outboxd's log)"
+        );
+        println!(
+            "{:22} | pg_recvlogical           | outboxd (positions, streaming: from its log lines; positions: (the offsets topic's own ms))",
+            ""
+        );
+        println!(
+            "{:<22} | {:>7} {:>8} {:>6} | {:>7} {:>7} {:>9} {:>9} {:>7} {:>7} {:>8} {:>7} {:>8} {:>6}",
+            "scenario", "active", "confirmd", "exit", "http", "active", "positions", "streaming", "1st rd", "1st ack", "1st conf", "acked", "confirmd", "tail",
+        );
         for b in &r.backlog {
+            let many = b.runs.len() > 1;
             for (k, p) in b.runs.iter().enumerate() {
-                if let Some(x) = &p.pg_recvlogical {
-                    println!(
-                        "  {} #{k}: pg_recvlogical {:.2} s ({:.1} CPU s, walsender {} CPU s); outboxd {:.2} s to confirmed, {} s to all acked",
-                        b.name, x.seconds, x.cpu_s, opt(x.walsender_cpu_s, 1), p.outboxd.drain.seconds, opt(p.outboxd.acked_seconds, 2)
-                    );
-                }
+                let name = if many {
+                    format!("{} #{k}", b.name)
+                } else {
+                    b.name.clone()
+                };
+                let rc = p.pg_recvlogical.as_ref().map(|x| &x.clocks);
+                let o = &p.outboxd;
+                let oc = &o.drain.clocks;
+                let positions = match (o.startup.positions_log_s, o.startup.positions_elapsed_ms) {
+                    (Some(t), Some(ms)) => format!("{t:.2} ({ms:.0})"),
+                    (t, _) => opt(t, 2),
+                };
+                println!(
+                    "{:<22} | {:>7} {:>8} {:>6} | {:>7} {:>7} {:>9} {:>9} {:>7} {:>7} {:>8} {:>7} {:>8} {:>6}",
+                    name,
+                    opt(rc.and_then(|c| c.slot_active_s), 2),
+                    opt(rc.and_then(|c| c.confirmed_s), 2),
+                    opt(rc.and_then(|c| c.exited_s), 2),
+                    opt(oc.http_up_s, 2),
+                    opt(oc.slot_active_s, 2),
+                    positions,
+                    opt(o.startup.streaming_log_s, 2),
+                    opt(oc.first_read_s, 2),
+                    opt(oc.first_ack_s, 2),
+                    opt(oc.first_confirm_s, 2),
+                    opt(oc.acked_s, 2),
+                    opt(oc.confirmed_s, 2),
+                    opt(o.tail_s, 2),
+                );
             }
         }
+        println!("  (active: the slot's walsender attached, i.e. START_REPLICATION; confirmd: confirmed_flush_lsn >= the end of the backlog; exit: pg_recvlogical exited; http: /metrics answered; 1st rd: the first event read (outboxd_events_read_total); 1st ack: the first acknowledged; 1st conf: confirmed_flush_lsn first moved; acked: all N acknowledged; tail: acked -> confirmd)");
     }
     if let Some(s) = &r.steady {
         println!();
