@@ -5,15 +5,25 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
 
-use crate::cli::BrokerKind;
+use crate::cli::{setting, BrokerKind};
 use crate::delay_line;
+use crate::kafka::{count_all, outboxd_like_producer};
+use crate::postgres::pad_for;
 use crate::support::broker::{
     kafka_available, kafka_lib, tansu_bin, wait_broker_ready, KafkaOptions, Kind, LocalBroker,
 };
 use crate::support::free_port;
+use crate::system::proc_cpu;
 use crate::Ctx;
 
 pub use crate::support::external_kafka;
@@ -94,7 +104,7 @@ pub fn describe(b: BrokerKind) -> String {
 impl Broker {
     /// A fresh broker of `--broker`'s kind for the scenario `name` (or the external cluster),
     /// ready when it answers metadata requests.
-    pub fn start(ctx: &Ctx<'_>, name: &str) -> Result<Broker> {
+    pub async fn start(ctx: &Ctx<'_>, name: &str) -> Result<Broker> {
         let b = ctx.args.broker;
         let label = match b {
             BrokerKind::Kafka => "kafka",
@@ -124,11 +134,77 @@ impl Broker {
             },
         );
         wait_broker_ready(local.bootstrap(), local.log_path());
-        Ok(Broker {
+        let broker = Broker {
             bootstrap: local.bootstrap().to_string(),
             local: Some(local),
             keep_log,
-        })
+        };
+        if ctx.args.broker_warmup > 0 {
+            broker.warm_up(ctx).await?;
+        }
+        Ok(broker)
+    }
+
+    /// `--broker-warmup`: N records through the broker and back, outboxd's offsets topic (as a
+    /// previous run of outboxd leaves it), Kafka's transaction state with exactly-once; then
+    /// waits (at most 15 s) until the broker uses less than 0.15 cores over half a second.
+    async fn warm_up(&self, ctx: &Ctx<'_>) -> Result<()> {
+        let args = ctx.args;
+        let started = Instant::now();
+        let topic = "outboxd-bench-warmup";
+        self.create_topic(topic, args.partitions).await?;
+        let producer = outboxd_like_producer(args, &self.bootstrap)?;
+        let value = format!("{{\"pad\": \"{}\"}}", "x".repeat(pad_for(1000)));
+        let n = args.broker_warmup;
+        for i in 0..n {
+            let key = format!("warmup-{}", i % 1000);
+            loop {
+                match producer.send(BaseRecord::to(topic).key(&key).payload(&value)) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        producer.poll(Duration::from_millis(1));
+                    }
+                    Err((e, _)) => bail!("broker warm-up: {e}"),
+                }
+            }
+            producer.poll(Duration::ZERO);
+        }
+        producer
+            .flush(Duration::from_secs(120))
+            .context("broker warm-up: flush")?;
+        let read = count_all(&self.bootstrap, topic, n, Duration::from_secs(120))?;
+        if setting(&args.offsets, "enabled") != Some("false") {
+            let name = setting(&args.offsets, "topic").unwrap_or("outboxd-offsets");
+            create_offsets_topic(&self.bootstrap, name).await?;
+        }
+        if setting(&args.exactly_once, "enabled") == Some("true") {
+            let tx: BaseProducer = ClientConfig::new()
+                .set("bootstrap.servers", &self.bootstrap)
+                .set("transactional.id", "outboxd-bench-warmup")
+                .set("log_level", "3")
+                .create()?;
+            tx.init_transactions(Duration::from_secs(120))
+                .context("broker warm-up: init_transactions")?;
+        }
+        let warm = started.elapsed().as_secs_f64();
+        let settle = Instant::now();
+        if let Some(pid) = self.pid() {
+            let mut cpu = proc_cpu(pid).unwrap_or(0.0);
+            while settle.elapsed() < Duration::from_secs(15) {
+                std::thread::sleep(Duration::from_millis(500));
+                let now = proc_cpu(pid).unwrap_or(0.0);
+                let cores = (now - cpu) / 0.5;
+                cpu = now;
+                if cores < 0.15 {
+                    break;
+                }
+            }
+        }
+        eprintln!(
+            "[bench] broker warmed up: {n} records sent, {read} read back, in {warm:.1} s; settled in {:.1} s",
+            settle.elapsed().as_secs_f64()
+        );
+        Ok(())
     }
 
     /// The broker's process (the JVM for Kafka), None for an external cluster.
@@ -153,4 +229,23 @@ impl Drop for Broker {
             }
         }
     }
+}
+
+/// outboxd's offsets topic as outboxd creates it (`sink::offsets::ensure_offsets_topic`: one
+/// partition, compacted, the broker's default replication factor).
+async fn create_offsets_topic(bootstrap: &str, name: &str) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("log_level", "3")
+        .create()?;
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let topic =
+        NewTopic::new(name, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
+    for r in admin.create_topics([&topic], &opts).await? {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => bail!("create topic {t}: {code:?}"),
+        }
+    }
+    Ok(())
 }

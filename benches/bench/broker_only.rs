@@ -38,7 +38,7 @@ pub async fn broker_only(
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::BaseRecord;
     let args = ctx.args;
-    let broker = Broker::start(ctx, &format!("{}-{run}-broker-only", b.name))?;
+    let broker = Broker::start(ctx, &format!("{}-{run}-broker-only", b.name)).await?;
     let rt_topic = b.topic.to_string();
     broker.create_topic(&rt_topic, args.partitions).await?;
     let max_in_flight = max_in_flight_events(args);

@@ -102,6 +102,13 @@ pub struct Args {
     /// KAFKA_BOOTSTRAP_SERVERS.
     #[arg(long, default_value_t = 0.0)]
     pub broker_delay_ms: f64,
+    /// Before a broker the harness starts is used, send it this many records (~1 KB, outboxd's
+    /// producer settings) and read them back, create outboxd's offsets topic (and with
+    /// exactly-once, Kafka's transaction state), then wait until the broker's CPU settles: a
+    /// broker as users run it, warm (the JVM's JIT) and with its internal topics, rather than one
+    /// started a second ago. 0: none, the broker as started.
+    #[arg(long, default_value_t = 20_000)]
+    pub broker_warmup: u64,
     /// The broker the harness starts, a fresh one per drain, per broker-only baseline and for
     /// the steady state: Apache Kafka (scripts/kafka.sh, jars from scripts/install-deps.sh) or
     /// tansu (memory storage). KAFKA_BOOTSTRAP_SERVERS, when set, names a cluster to use instead.
@@ -139,6 +146,15 @@ impl Args {
             .ok()
             .filter(|d| !d.is_zero())
     }
+}
+
+/// The value of `key` among `KEY=VALUE` overrides (the last one wins, as in outboxd's config).
+pub fn setting<'a>(pairs: &'a [String], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .rev()
+        .find_map(|p| p.split_once('=').filter(|(k, _)| k.trim() == key))
+        .map(|(_, v)| v.trim())
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -389,7 +389,7 @@ pub async fn drain_outboxd(
     let args = ctx.args;
     let n = b.rows;
     let label = format!("{}-{run}", b.name);
-    let broker = Broker::start(ctx, &label)?;
+    let broker = Broker::start(ctx, &label).await?;
     broker.create_topic(b.topic, args.partitions).await?;
     let pids = |o: &Outboxd| Pids {
         outboxd: o.pid(),

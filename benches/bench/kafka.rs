@@ -66,6 +66,23 @@ pub fn json_int(payload: &[u8], key: &str) -> Option<i64> {
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
+/// Reads `topic` from the beginning until `expected` records arrived or `timeout` passed;
+/// returns how many it read. Blocking.
+pub fn count_all(bootstrap: &str, topic: &str, expected: u64, timeout: Duration) -> Result<u64> {
+    let started = Instant::now();
+    let consumer = reader(bootstrap, 100)?;
+    assign_all(&consumer, topic)?;
+    let mut read = 0;
+    while read < expected && started.elapsed() < timeout {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(_)) => read += 1,
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => eprintln!("[bench] consume: {e} (retrying)"),
+        }
+    }
+    Ok(read)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct KafkaCount {
     pub records: u64,

@@ -245,7 +245,7 @@ pub async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
         !args.no_ramp,
         loadavg()
     );
-    let broker = Broker::start(ctx, name)?;
+    let broker = Broker::start(ctx, name).await?;
     broker.create_topic(&topic, args.partitions).await?;
     let c = ctx.pg.client().await?;
     c.batch_execute(&outbox_ddl(table)).await?;
