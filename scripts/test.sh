@@ -3,7 +3,8 @@
 #   1. installs/locates the dependencies (scripts/install-deps.sh: PostgreSQL, Apache Kafka's
 #      jars, tansu; PG_BIN, TANSU_BIN),
 #   2. cargo fmt --check, 3. cargo clippy (all targets, warnings are errors),
-#   4. cargo test (all targets: unit, integration — incl. tests/harness.rs — and examples),
+#   4. cargo test (all targets: unit, integration — incl. tests/harness.rs —, examples, and the
+#      benchmark harness, which exits at once when cargo test runs it without `--bench`),
 #   5. doc tests,
 #   6. a smoke run of the benchmark harness (benches/bench/) with a tiny load on the debug
 #      build: it prints the figures and fails only if the harness itself fails (never on a figure),
