@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs the benchmark harness (examples/bench.rs; docs/benchmarks.md explains the figures):
-#   1. installs/locates the dependencies (scripts/install-deps.sh: PG_BIN, TANSU_BIN),
+# Runs the benchmark harness (benches/bench/; docs/benchmarks.md explains the figures):
+#   1. installs/locates the dependencies (scripts/install-deps.sh: PG_BIN, Apache Kafka's jars,
+#      TANSU_BIN),
 #   2. prints the machine's load (other work on the machine disturbs the figures),
-#   3. `cargo run --release --example bench -- ARGS...`, which builds the release outboxd first.
-# With KAFKA_BOOTSTRAP_SERVERS set, that Kafka is used instead of a tansu started per scenario.
+#   3. `cargo bench --bench bench -- ARGS...`, which builds outboxd and the harness in the bench
+#      profile (the release settings) first.
+# The harness starts a fresh Apache Kafka per scenario (scripts/kafka.sh), or tansu with
+# `--broker tansu`; with KAFKA_BOOTSTRAP_SERVERS set, that Kafka is used instead.
 #
 # Usage: scripts/bench.sh [bench options]      (scripts/bench.sh --help lists them)
 #   scripts/bench.sh                                      # the default matrix, 1M rows per backlog
@@ -15,10 +18,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/install-deps.sh
 source scripts/install-deps.sh
 [ -n "${PG_BIN:-}" ] || { echo "bench.sh: PostgreSQL server binaries not found" >&2; exit 1; }
-if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ] && [ -z "${TANSU_BIN:-}" ]; then
-    echo "bench.sh: tansu not found and KAFKA_BOOTSTRAP_SERVERS not set" >&2
-    exit 1
-fi
 
 echo "==> $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-exec cargo run --release --example bench -- "$@"
+exec cargo bench --bench bench -- "$@"
