@@ -88,7 +88,7 @@ impl Relay<'_> {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break Ok(()),
-                Some(report) = deliveries.recv() => self.on_report(report),
+                Some(report) = deliveries.recv() => self.on_report_and_confirm(report).await,
                 Some(result) = transactional::next_commit(&mut commits) => self.on_kafka_commit(result),
                 _ = status_timer.tick() => self.send_status_if_due().await,
                 item = next_snapshot_item(&mut self.snapshot), if has_room => self.on_snapshot_item(item),

@@ -186,6 +186,7 @@ fn read_position(
         doing: "reading it",
         error,
     };
+    // (librdkafka's assign() needs a group.id, though nothing is committed or joined.)
     let consumer: BaseConsumer<SideContext> = consumer_config(producer)
         .set("group.id", "outboxd-offsets-reader")
         .set("enable.auto.commit", "false")
@@ -266,6 +267,8 @@ fn read_position(
             }
         }
     }
+    // Closing a client waits for its threads: not on the start's path.
+    std::thread::spawn(move || drop(consumer));
     Ok(Recorded {
         position: latest.position(),
         timeline: latest.timeline(),
