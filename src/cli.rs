@@ -97,6 +97,11 @@ pub struct CommonArgs {
     /// HOST:PORT for /metrics, /healthz and /readyz; overrides http.addr of the file.
     #[arg(long, env = "OUTBOXD_HTTP_ADDR")]
     pub http_addr: Option<String>,
+    /// Taking over from Debezium: read the connector's stored offset (Kafka Connect's offsets
+    /// topic or file, from --worker-config or [takeover]) and do not publish again what it says
+    /// Debezium published. Sets takeover.enabled.
+    #[arg(long, env = "OUTBOXD_TAKE_OVER_OFFSETS")]
+    pub take_over_offsets: bool,
 }
 
 impl CommonArgs {
@@ -108,6 +113,9 @@ impl CommonArgs {
             kafka_bootstrap_servers: self.kafka_bootstrap_servers.clone(),
             http_addr: self.http_addr.clone(),
         });
+        if self.take_over_offsets {
+            config.takeover.enabled = true;
+        }
         if from_connector && !config.kafka.contains_key("bootstrap.servers") {
             anyhow::bail!(
                 "no Kafka bootstrap servers for the connector configuration {}: pass --kafka-bootstrap-servers (or set KAFKA_BOOTSTRAP_SERVERS), or give the Kafka Connect worker's properties file with --worker-config",
@@ -194,6 +202,9 @@ fn import_connector(
                         || k.starts_with("key.converter")
                         || k.starts_with("value.converter")
                         || k.starts_with("header.converter")
+                        // Where the connector's offset is, for --take-over-offsets.
+                        || k == "offset.storage.topic"
+                        || k == "offset.storage.file.filename"
                 })
                 .collect();
             resolve(&mut used, " (worker file)").with_context(context)?;

@@ -66,6 +66,31 @@ pub struct Config {
     /// someone else is detected at start. Validated by `position`.
     #[serde(default)]
     pub offsets: crate::position::OffsetsConfig,
+    /// Taking over from a Debezium connector: the events its stored offset says it published are
+    /// not published again (`debezium::offsets`). `outboxd run --take-over-offsets` fills it in
+    /// from the connector's JSON and the worker's properties.
+    #[serde(default)]
+    pub takeover: TakeoverConfig,
+}
+
+/// `[takeover]`: where Debezium's offset is, to skip what the connector already published.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TakeoverConfig {
+    /// Read the connector's offset at start and skip the events it covers. Default false.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The connector's name (Kafka Connect's `name`: the first part of its offsets key).
+    pub connector_name: Option<String>,
+    /// The connector's `topic.prefix` (`database.server.name` before Debezium 2): the `server`
+    /// of its offsets key.
+    pub server: Option<String>,
+    /// Kafka Connect's offsets topic (a distributed worker's `offset.storage.topic`), read from
+    /// the `[kafka]` cluster.
+    pub offsets_topic: Option<String>,
+    /// Kafka Connect's offset file (a standalone worker's, or Debezium Server's,
+    /// `offset.storage.file.filename`).
+    pub offsets_file: Option<std::path::PathBuf>,
 }
 
 /// `[source]`: where the outbox lives and how it is replicated.

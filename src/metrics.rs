@@ -59,6 +59,9 @@ pub struct Metrics {
     pub position_records: IntCounterVec,
     /// The position last recorded in the offsets topic (as a 64-bit number).
     pub recorded_lsn: IntGauge,
+    /// Take-over from Debezium: outbox events not published again, Debezium's offset saying it
+    /// published them, by table.
+    pub takeover_events_skipped: IntCounterVec,
 }
 
 impl Metrics {
@@ -134,6 +137,11 @@ impl Metrics {
             transactions_skipped: counter(
                 "outboxd_transactions_skipped_total",
                 "Exactly-once mode: Postgres transactions sent again by Postgres and skipped, being already published.",
+            ),
+            takeover_events_skipped: counter_vec(
+                "outboxd_takeover_events_skipped_total",
+                "Take-over from Debezium ([takeover]): outbox events not published, Debezium's stored offset saying it published them, by table.",
+                &["table"],
             ),
             position_records: counter_vec(
                 "outboxd_position_records_total",

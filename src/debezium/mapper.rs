@@ -304,6 +304,24 @@ impl<'a> Mapper<'a> {
         config.router = to_toml_map(router);
         config.converters = to_toml_map(converters);
         config.kafka = to_toml_map(kafka);
+        // Where the connector's offset is, for `--take-over-offsets` (off until asked for).
+        let worker_key = |k: &str| {
+            self.worker
+                .and_then(|w| w.get(k))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        config.takeover = crate::config::TakeoverConfig {
+            enabled: false,
+            connector_name: self.name.clone(),
+            server: config
+                .router
+                .get("topic.prefix")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            offsets_topic: worker_key("offset.storage.topic"),
+            offsets_file: worker_key("offset.storage.file.filename").map(Into::into),
+        };
         config.validate().map_err(|e| match e {
             ConfigError::Invalid { key, message } => {
                 let debezium_key = match key.as_str() {

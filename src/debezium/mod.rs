@@ -35,7 +35,9 @@
 //! - `mapper`: the walk over all keys, with the lists of ignored and unsupported ones; the
 //!   sections' keys map in `source` (`[source]`, `[exactly_once]`), `router` (`[router]`,
 //!   `[converters]`) and `kafka_properties` (the producer, Java client → librdkafka names);
-//! - `toml_out`: [`Imported::to_toml`].
+//! - `toml_out`: [`Imported::to_toml`];
+//! - [`offsets`]: Debezium's source offset (Connect's offsets topic or file) and the rule that
+//!   skips what Debezium already published, for `--take-over-offsets` (pure).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -45,6 +47,7 @@ use crate::config::Config;
 pub mod input;
 mod kafka_properties;
 mod mapper;
+pub mod offsets;
 pub mod providers;
 mod router;
 mod source;

@@ -123,6 +123,26 @@ impl Imported {
                 let _ = writeln!(t, "{} = {}", toml_string(k), toml_value(v));
             }
         }
+        let tk = &c.takeover;
+        if tk.connector_name.is_some() && (tk.offsets_topic.is_some() || tk.offsets_file.is_some())
+        {
+            let _ = writeln!(
+                t,
+                "\n# Debezium's offset: with enabled = true (or `outboxd run --take-over-offsets`), the\n# events it says the connector published are not published again (docs/migration-from-debezium.md).\n[takeover]\nenabled = false"
+            );
+            if let Some(name) = &tk.connector_name {
+                let _ = writeln!(t, "connector_name = {}", toml_string(name));
+            }
+            if let Some(server) = &tk.server {
+                let _ = writeln!(t, "server = {}", toml_string(server));
+            }
+            if let Some(topic) = &tk.offsets_topic {
+                let _ = writeln!(t, "offsets_topic = {}", toml_string(topic));
+            }
+            if let Some(file) = &tk.offsets_file {
+                let _ = writeln!(t, "offsets_file = {}", toml_string(&file.to_string_lossy()));
+            }
+        }
         t
     }
 }

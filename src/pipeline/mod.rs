@@ -57,6 +57,7 @@ mod shutdown;
 mod snapshot;
 mod start;
 mod status;
+mod takeover;
 mod tasks;
 mod transactions;
 mod wal;
@@ -117,6 +118,9 @@ pub enum PipelineError {
     OffsetsConfig(#[from] OffsetsConfigError),
     #[error(transparent)]
     SlotMissing(Box<crate::position::SlotMissing>),
+    /// Debezium's offset could not be used (`[takeover]`).
+    #[error("take-over from Debezium: {0}")]
+    Takeover(String),
     #[error(transparent)]
     Offsets(#[from] OffsetsError),
 }

@@ -56,6 +56,8 @@ pub struct Plan {
     /// start (`position::missing_slot`).
     pub positions_topic: Option<String>,
     pub accept_missing_slot: Option<crate::lsn::Lsn>,
+    /// `[takeover]`, when enabled: Debezium's offset, read at start (`debezium::offsets`).
+    pub takeover: Option<crate::debezium::offsets::Takeover>,
 }
 
 impl Plan {
@@ -129,6 +131,7 @@ impl Plan {
                 None => config.offsets.enabled.then(|| offsets.topic.clone()),
             },
             accept_missing_slot: offsets.accept_missing_slot,
+            takeover: crate::debezium::offsets::Takeover::resolve(&config.takeover)?,
             // Exactly-once mode records positions in its transactions.
             offsets: (config.offsets.enabled && exactly_once.is_none()).then_some(offsets),
             exactly_once,

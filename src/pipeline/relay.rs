@@ -60,6 +60,8 @@ pub(super) struct Relay<'a> {
     pub(super) final_lsn: Lsn,
     /// The snapshot being published; the stream is read only once it is acknowledged.
     pub(super) snapshot: Option<SnapshotFeed>,
+    /// Taking over from Debezium: the events its offset covers are skipped (`takeover`).
+    pub(super) takeover: Option<super::takeover::TakeoverState>,
 }
 
 impl Relay<'_> {

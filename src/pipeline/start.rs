@@ -160,6 +160,7 @@ pub(super) async fn run_once(
     );
     health.set_streaming(true);
 
+    let takeover = super::takeover::start_takeover(plan, start_lsn).await?;
     let mut relay = Relay {
         plan,
         metrics,
@@ -179,6 +180,7 @@ pub(super) async fn run_once(
         commit_time_us: 0,
         final_lsn: Lsn::ZERO,
         snapshot: None,
+        takeover,
     };
     metrics.confirmed_lsn.set(start_lsn.0 as i64);
     if let Some(feed) = snapshot {

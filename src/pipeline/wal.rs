@@ -61,11 +61,15 @@ impl Relay<'_> {
         }
         match message {
             Message::Begin(begin) => {
+                self.takeover_boundary(Some(begin.final_lsn));
                 self.checkpoint.begin()?;
                 self.commit_time_us = begin.commit_time_us;
                 self.final_lsn = begin.final_lsn;
             }
-            Message::Commit(commit) => self.checkpoint.commit(commit.end_lsn)?,
+            Message::Commit(commit) => {
+                self.takeover_boundary(None);
+                self.checkpoint.commit(commit.end_lsn)?
+            }
             Message::Relation(relation) => {
                 self.router
                     .on_relation(&relation)
@@ -75,6 +79,9 @@ impl Relay<'_> {
                     })?;
             }
             Message::Insert(insert) => {
+                if self.taken_over(insert.relation_id, wal_start) {
+                    return Ok(());
+                }
                 let routed = match self.router.route_insert(
                     insert.relation_id,
                     &insert.new,

@@ -181,6 +181,46 @@ fn read_position(
     timeout: Duration,
     missing_ok: bool,
 ) -> Result<Recorded, OffsetsError> {
+    let mut latest = Latest::default();
+    let mut others = std::collections::BTreeSet::new();
+    scan_topic(producer, topic, timeout, missing_ok, |m| {
+        if m.key() != Some(key.as_bytes()) {
+            if let Some(other) = m.key().and_then(|k| std::str::from_utf8(k).ok()) {
+                if same_slot_of_another_cluster(key, other) {
+                    others.insert(other.to_string());
+                }
+            }
+            return Ok(());
+        }
+        // A tombstone (no payload) forgets the position: `outboxd slot drop`.
+        latest.record(m.payload()).map_err(|message| {
+            BadRecord {
+                topic: topic.to_string(),
+                partition: m.partition(),
+                offset: m.offset(),
+                message,
+            }
+            .into()
+        })
+    })?;
+    Ok(Recorded {
+        position: latest.position(),
+        timeline: latest.timeline(),
+        other_clusters: others.into_iter().collect(),
+    })
+}
+
+/// Reads every partition of `topic` from the beginning to its end (`read_committed`: the last
+/// stable offset), handing each record to `each` in log order per partition. Returns false, having
+/// read nothing, when the topic does not exist and `missing_ok`; otherwise a missing topic is an
+/// error. Blocking.
+pub(crate) fn scan_topic(
+    producer: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+    missing_ok: bool,
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> Result<(), OffsetsError>,
+) -> Result<bool, OffsetsError> {
     let kafka = |error: String| OffsetsError::Kafka {
         topic: topic.to_string(),
         doing: "reading it",
@@ -218,7 +258,7 @@ fn read_position(
             .map(|t| t.partitions().iter().map(|p| p.id()).collect());
         match found {
             Some(p) => break p,
-            None if missing_ok => return Ok(Recorded::default()),
+            None if missing_ok => return Ok(false),
             None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
             None => return Err(kafka("topic not found".into())),
         }
@@ -232,10 +272,8 @@ fn read_position(
     consumer
         .assign(&assignment)
         .map_err(|e| kafka(e.to_string()))?;
-    // Read until every partition reported its end (with read_committed: the last stable offset).
+    // Read until every partition reported its end.
     let mut at_end = std::collections::HashSet::new();
-    let mut latest = Latest::default();
-    let mut others = std::collections::BTreeSet::new();
     while at_end.len() < partitions.len() {
         if Instant::now() > deadline {
             return Err(kafka(format!(
@@ -248,32 +286,12 @@ fn read_position(
                 at_end.insert(p);
             }
             Some(Err(e)) => return Err(kafka(e.to_string())),
-            Some(Ok(m)) => {
-                if m.key() != Some(key.as_bytes()) {
-                    if let Some(other) = m.key().and_then(|k| std::str::from_utf8(k).ok()) {
-                        if same_slot_of_another_cluster(key, other) {
-                            others.insert(other.to_string());
-                        }
-                    }
-                    continue;
-                }
-                // A tombstone (no payload) forgets the position: `outboxd slot drop`.
-                latest.record(m.payload()).map_err(|message| BadRecord {
-                    topic: topic.to_string(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    message,
-                })?;
-            }
+            Some(Ok(m)) => each(&m)?,
         }
     }
-    // Closing a client waits for its threads: not on the start's path.
+    // Closing a client waits for its threads: not on the caller's path.
     std::thread::spawn(move || drop(consumer));
-    Ok(Recorded {
-        position: latest.position(),
-        timeline: latest.timeline(),
-        other_clusters: others.into_iter().collect(),
-    })
+    Ok(true)
 }
 
 /// Where a run resumes ([`resume`]).

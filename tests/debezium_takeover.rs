@@ -1,0 +1,304 @@
+//! Taking over from a running Debezium, with the real thing: Debezium 3.6.1 (a Kafka Connect 4.3
+//! standalone worker with the PostgreSQL connector and the Outbox EventRouter, through
+//! `scripts/debezium.sh`) publishes under insert load, then a 20 000-row transaction; in the
+//! middle of it Debezium is stopped (SIGTERM: Connect stops the task and commits its offsets to
+//! its offset file, the last one inside the transaction: `lsn` past `lsn_commit`); outboxd starts
+//! on the same connector JSON, slot and publication with `--worker-config` and
+//! `--take-over-offsets`, and more load follows.
+//!
+//! Checked: every committed event is in Kafka; **no event twice** (outboxd skips what Debezium's
+//! offset says it published: transactions committed before `lsn_commit`, and the changes up to
+//! `lsn` of the transaction after it; `debezium::offsets`); the order per aggregate; that both
+//! published (Debezium's records carry its `__debezium.context.*` headers); and that their records
+//! are the same bytes: key, value and `id` header as Connect's JsonConverter writes them, before
+//! and after the switch. SKIPs without Debezium's jars (scripts/install-deps.sh).
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::debezium::{self, Debezium};
+use support::{consume_topics, Broker, Outboxd, PgCluster, Record};
+
+const TEST: &str = "outboxd_takes_over_from_debezium_without_publishing_anything_twice";
+const AGGREGATES: usize = 8;
+
+/// Transactions of one to three rows over [`AGGREGATES`] aggregates until `stop`, ~150 events/s.
+/// Ids count up from `first`. Returns every committed (id, aggregate id, seq).
+async fn writer(
+    url: String,
+    aggregatetype: String,
+    stop: Arc<AtomicBool>,
+    first: u64,
+) -> Vec<(String, String, i64)> {
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("writer connects");
+    tokio::spawn(conn);
+    let mut committed = Vec::new();
+    let mut seqs: HashMap<String, i64> = HashMap::new();
+    let mut n: u64 = first;
+    // A second writer writes aggregates of its own (their seq start at 0 again).
+    let suffix = if first == 0 { "" } else { "b" };
+    while !stop.load(Ordering::SeqCst) {
+        let rows = 1 + n % 3;
+        let mut sql = String::from("BEGIN;");
+        let mut batch = Vec::new();
+        for _ in 0..rows {
+            n += 1;
+            let agg = format!("a{}{suffix}", (n * 7) % AGGREGATES as u64);
+            let seq = seqs.get(&agg).copied().unwrap_or(0)
+                + batch.iter().filter(|(a, _, _)| a == &agg).count() as i64;
+            let id = format!("00000000-0000-4000-8000-{n:012}");
+            sql.push_str(&format!(
+                "INSERT INTO public.outbox VALUES ('{id}', '{aggregatetype}', '{agg}', 'E', '{{\"seq\": {seq}}}');"
+            ));
+            batch.push((agg, id, seq));
+        }
+        sql.push_str("COMMIT;");
+        client.batch_execute(&sql).await.expect("writer commits");
+        for (agg, id, seq) in batch {
+            *seqs.entry(agg.clone()).or_insert(0) += 1;
+            committed.push((id, agg, seq));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    committed
+}
+
+/// Connect's JsonConverter (schemas on, the worker's default) of the record of one row.
+fn json_key(aggregateid: &str) -> Vec<u8> {
+    format!(r#"{{"schema":{{"type":"string","optional":false}},"payload":"{aggregateid}"}}"#)
+        .into_bytes()
+}
+
+fn json_value(payload: &str) -> Vec<u8> {
+    format!(
+        r#"{{"schema":{{"type":"string","optional":true,"name":"io.debezium.data.Json","version":1}},"payload":{}}}"#,
+        serde_json::to_string(payload).unwrap()
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outboxd_takes_over_from_debezium_without_publishing_anything_twice() {
+    use outboxd::debezium::offsets::{is_key_of, parse_offset_file, parse_offset_value};
+    if let Err(why) = debezium::available() {
+        return support::skip(TEST, &why);
+    }
+    let pg = PgCluster::start();
+    let client = pg.client().await;
+    support::create_outbox_table(&client).await;
+    let broker = Broker::shared();
+    let aggregatetype = format!("Takeover{}", support::unique("t"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 4).await;
+    let count = |at_least: usize| {
+        let (b, t) = (broker.bootstrap().to_string(), topic.clone());
+        tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let r = consume_topics(&b, &[&t], usize::MAX, Duration::from_secs(2));
+                if r.len() >= at_least || Instant::now() > deadline {
+                    return r;
+                }
+            }
+        })
+    };
+
+    // Debezium, committing its offsets every second (Connect's default is 60 s).
+    let args: Vec<String> = [
+        "--bootstrap",
+        broker.bootstrap(),
+        "--pg-url",
+        &pg.url("postgres"),
+        "--slot",
+        "debezium",
+        "--publication",
+        "dbz_publication",
+        "--table",
+        "public.outbox",
+        "--topic-prefix",
+        "shop",
+        "--name",
+        "outbox-connector",
+        "--heap",
+        "384m",
+        "--worker",
+        "offset.flush.interval.ms=1000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut dbz = Debezium::spawn(&args);
+    let started = dbz
+        .wait_running(Duration::from_secs(120))
+        .await
+        .unwrap_or_else(|e| panic!("Debezium did not start: {e}"));
+    eprintln!("takeover: Debezium's task ran {started:?} after launch");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer1 = tokio::spawn(writer(
+        pg.url("postgres"),
+        aggregatetype.clone(),
+        stop.clone(),
+        0,
+    ));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut committed = writer1.await.unwrap();
+
+    // One large transaction, and Debezium stopped in the middle of publishing it.
+    let big = 20_000u64;
+    let mut sql = String::from("BEGIN;");
+    for seq in 0..big as i64 {
+        let id = format!("00000000-0000-4000-9000-{seq:012}");
+        sql.push_str(&format!(
+            "INSERT INTO public.outbox VALUES ('{id}', '{aggregatetype}', 'big', 'E', '{{\"seq\": {seq}}}');"
+        ));
+        committed.push((id, "big".to_string(), seq));
+    }
+    sql.push_str("COMMIT;");
+    client.batch_execute(&sql).await.unwrap();
+    let midway = count(committed.len() - big as usize + 5_000)
+        .await
+        .unwrap()
+        .len();
+    let stopped = dbz.stop(Duration::from_secs(60));
+    eprintln!("takeover: Debezium stopped ({stopped:?}) with {midway}+ records published");
+    let offsets = std::fs::read(dbz.dir().join("offsets")).expect("Debezium's offset file");
+    let offset = parse_offset_file(&offsets)
+        .unwrap()
+        .iter()
+        .find(|(k, _)| is_key_of(k, "outbox-connector", "shop"))
+        .and_then(|(_, v)| parse_offset_value(v.as_deref()).unwrap())
+        .expect("Debezium's offset");
+    let slot = support::slot_confirmed_lsn(&client, "debezium")
+        .await
+        .unwrap();
+    eprintln!(
+        "takeover: Debezium's offset: lsn_commit {}, lsn {}; its slot confirmed at {}",
+        offset.lsn_commit,
+        offset.lsn,
+        outboxd::lsn::Lsn(slot)
+    );
+
+    // outboxd takes over the connector, its slot and its offset; more load follows.
+    let mut config = serde_json::Map::new();
+    let mut name = String::new();
+    for (k, v) in dbz.connector_config() {
+        if k == "name" {
+            name = v;
+        } else {
+            config.insert(k, serde_json::Value::String(v));
+        }
+    }
+    let json = serde_json::json!({ "name": name, "config": config }).to_string();
+    let worker = dbz.worker_properties().display().to_string();
+    let outboxd = Outboxd::start_with(
+        &json,
+        &["--worker-config", &worker, "--take-over-offsets"],
+        &[("RUST_LOG", "info,outboxd=debug")],
+    );
+    assert!(
+        outboxd
+            .wait_for_log("streaming", Duration::from_secs(60))
+            .await,
+        "{}",
+        outboxd.log()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer2 = tokio::spawn(writer(
+        pg.url("postgres"),
+        aggregatetype.clone(),
+        stop.clone(),
+        1_000_000,
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    committed.extend(writer2.await.unwrap());
+    let log = outboxd.log();
+    assert!(log.contains("take-over: read Debezium's offset"), "{log}");
+
+    // Everything, once.
+    let records = count(committed.len()).await.unwrap();
+    let from_debezium = |r: &Record| {
+        r.headers
+            .iter()
+            .any(|(k, _)| k.starts_with("__debezium.context."))
+    };
+    let dbz_count = records.iter().filter(|r| from_debezium(r)).count();
+    let obx_count = records.len() - dbz_count;
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    for r in &records {
+        *copies.entry(r.header_str("id").unwrap()).or_default() += 1;
+    }
+    let twice: Vec<&String> = copies
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, _)| id)
+        .collect();
+    let missing: Vec<&(String, String, i64)> = committed
+        .iter()
+        .filter(|(id, _, _)| !copies.contains_key(id))
+        .collect();
+    let skipped = log
+        .matches("not published again (Debezium published it)")
+        .count();
+    eprintln!(
+        "takeover: {} events committed, {} records: {dbz_count} by Debezium, {obx_count} by outboxd; {} twice, {} missing; outboxd skipped {skipped} events that Debezium's offset covered",
+        committed.len(),
+        records.len(),
+        twice.len(),
+        missing.len()
+    );
+    assert!(dbz_count > 0 && obx_count > 0, "both must have published");
+    assert!(
+        missing.is_empty(),
+        "missing: {:?}",
+        &missing[..missing.len().min(5)]
+    );
+    assert!(
+        twice.is_empty(),
+        "published twice: {:?}",
+        &twice[..twice.len().min(5)]
+    );
+    if offset.lsn > offset.lsn_commit && offset.lsn_commit.0 == slot {
+        assert!(
+            skipped > 0,
+            "the offset lies inside a transaction after the slot, and nothing was skipped"
+        );
+    }
+
+    // The same bytes from both, and the order per aggregate.
+    let expected: HashMap<&str, (&str, i64)> = committed
+        .iter()
+        .map(|(id, agg, seq)| (id.as_str(), (agg.as_str(), *seq)))
+        .collect();
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for r in &records {
+        let id = r.header_str("id").unwrap();
+        let (agg, seq) = expected[id.as_str()];
+        let who = if from_debezium(r) {
+            "Debezium"
+        } else {
+            "outboxd"
+        };
+        assert_eq!(
+            r.key.as_deref(),
+            Some(&json_key(agg)[..]),
+            "{who}'s key of {id}"
+        );
+        assert_eq!(
+            r.value.as_deref(),
+            Some(&json_value(&format!("{{\"seq\": {seq}}}"))[..]),
+            "{who}'s value of {id}"
+        );
+        let prev = last.insert(agg.to_string(), seq).unwrap_or(-1);
+        assert_eq!(seq, prev + 1, "aggregate {agg}: {seq} after {prev} ({who})");
+    }
+    drop(outboxd);
+}
