@@ -302,3 +302,86 @@ async fn outboxd_takes_over_from_debezium_without_publishing_anything_twice() {
     }
     drop(outboxd);
 }
+
+/// The offsets topic of a distributed Kafka Connect worker (`[takeover] offsets_topic`): the
+/// connector's record there, in Connect's JSON (key `["<name>",{"server":…}]`, value with
+/// numeric LSNs), decides what is skipped. The offset says the first transaction after the slot's
+/// position was processed up to its last change: outboxd publishes only the next one. Runs
+/// without Debezium's jars (no Debezium process: the record is written as Connect writes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offset_in_kafka_connects_offsets_topic_skips_what_it_covers() {
+    use rdkafka::producer::FutureRecord;
+    let pg = PgCluster::start();
+    let client = pg.client().await;
+    support::create_outbox_table(&client).await;
+    let broker = Broker::shared();
+    let aggregatetype = format!("Topic{}", support::unique("t"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 1).await;
+    let offsets = support::unique("connect_offsets");
+    broker.create_topic(&offsets, 1).await;
+    client
+        .batch_execute("CREATE PUBLICATION dbz_publication FOR TABLE public.outbox")
+        .await
+        .unwrap();
+    client
+        .batch_execute("SELECT pg_create_logical_replication_slot('debezium', 'pgoutput')")
+        .await
+        .unwrap();
+    let slot = support::slot_confirmed_lsn(&client, "debezium")
+        .await
+        .unwrap();
+    let row = |n: u32| {
+        format!(
+            "INSERT INTO public.outbox VALUES ('00000000-0000-4000-8000-{n:012}', '{aggregatetype}', 'a', 'E', '{{\"n\": {n}}}');"
+        )
+    };
+    // Published by "Debezium" (its offset covers it), then one it never saw.
+    client
+        .batch_execute(&format!("BEGIN; {} {} COMMIT;", row(1), row(2)))
+        .await
+        .unwrap();
+    let covered = support::current_wal_lsn(&client).await;
+    client.batch_execute(&row(3)).await.unwrap();
+    let producer = support::producer(broker.bootstrap());
+    let key = r#"["outbox-connector",{"server":"shop"}]"#;
+    // Connect's JSON, as the offset file of tests above holds it: lsn_commit where the slot is,
+    // lsn at the end of the covered transaction (past its last change).
+    let value = format!(
+        r#"{{"lsn_proc":{covered},"messageType":"INSERT","lsn_commit":{slot},"lsn":{covered},"txId":740,"ts_usec":1796415373128687}}"#
+    );
+    producer
+        .send(
+            FutureRecord::to(&offsets).key(key).payload(&value),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let config = format!(
+        "{}\n[takeover]\nenabled = true\nconnector_name = \"outbox-connector\"\nserver = \"shop\"\noffsets_topic = \"{offsets}\"\n",
+        support::basic_config(&pg.url("postgres"), "debezium", "dbz_publication", broker.bootstrap())
+    );
+    let outboxd = Outboxd::streaming(&config).await;
+    let (b, t) = (broker.bootstrap().to_string(), topic.clone());
+    let records =
+        tokio::task::spawn_blocking(move || consume_topics(&b, &[&t], 2, Duration::from_secs(15)))
+            .await
+            .unwrap();
+    let ns: Vec<i64> = records
+        .iter()
+        .map(|r| r.value_json().unwrap()["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ns,
+        vec![3],
+        "only the event the offset does not cover:\n{}",
+        outboxd.log()
+    );
+    let log = outboxd.log();
+    assert!(
+        log.contains(&format!(
+            "read Debezium's offset from the offsets topic {offsets}"
+        )) && log.contains("2 events it had published were not published again"),
+        "{log}"
+    );
+}
