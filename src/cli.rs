@@ -60,8 +60,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The connector's JSON: the Kafka Connect REST form {"name": ..., "config": {...}} or the
-    /// config object alone.
+    /// The connector's configuration: its JSON (the Kafka Connect REST form {"name": ...,
+    /// "config": {...}} or the config object alone), a Strimzi KafkaConnector resource or a
+    /// Debezium Server application.properties.
     pub connector: PathBuf,
     /// The Kafka Connect worker's properties file (converters, bootstrap.servers, producer.*).
     #[arg(long, env = "OUTBOXD_WORKER_CONFIG")]
@@ -83,8 +84,10 @@ pub enum SlotCommand {
 
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// The configuration file: outboxd's TOML, or a Debezium connector's JSON (the Kafka Connect
-    /// REST form {"name": ..., "config": {...}} or the config object alone), told apart by content.
+    /// The configuration file: outboxd's TOML, or a Debezium connector's configuration: its JSON
+    /// (the Kafka Connect REST form {"name": ..., "config": {...}} or the config object alone), a
+    /// Strimzi KafkaConnector resource (YAML) or a Debezium Server application.properties; told
+    /// apart by content.
     #[arg(long, short, env = "OUTBOXD_CONFIG")]
     pub config: PathBuf,
     /// The Kafka Connect worker's properties file, with a Debezium connector JSON: its converters
@@ -128,16 +131,18 @@ impl CommonArgs {
     }
 }
 
-/// Reads a configuration file: outboxd's TOML, or a Debezium connector's JSON (told apart by
-/// content) with the worker's properties file. Returns the configuration and whether it came from
-/// a connector. The connector's ignored keys and differences are logged at warn.
+/// Reads a configuration file: outboxd's TOML, or a Debezium connector's configuration (its
+/// JSON, a Strimzi `KafkaConnector` resource, or a Debezium Server `application.properties`: told
+/// apart by content, `debezium::forms`) with the worker's properties file. Returns the
+/// configuration and whether it came from a connector. The connector's ignored keys and
+/// differences are logged at warn.
 pub fn load_config(path: &Path, worker: Option<&Path>) -> anyhow::Result<(Config, bool)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    if !debezium::looks_like_json(&text) {
+    if debezium::forms::detect(&text).is_none() {
         if let Some(worker) = worker {
             anyhow::bail!(
-                "--worker-config {} applies only to a Debezium connector JSON configuration, and {} is TOML",
+                "--worker-config {} applies only to a Debezium connector configuration, and {} is TOML",
                 worker.display(),
                 path.display()
             );
@@ -149,24 +154,32 @@ pub fn load_config(path: &Path, worker: Option<&Path>) -> anyhow::Result<(Config
     Ok((imported.config(), true))
 }
 
-/// Maps a connector JSON (and the worker file) to outboxd's configuration, after resolving the
-/// Kafka Connect config provider references (`${file:PATH:KEY}`, `${env:NAME}`) in both. With
-/// `for_printing`, the secrets the TOML leaves out are not resolved (nor read).
+/// Maps a connector's configuration (and the worker file) to outboxd's configuration, after
+/// resolving the Kafka Connect config provider references (`${file:PATH:KEY}`, `${env:NAME}`) in
+/// both. With `for_printing`, the secrets the TOML leaves out are not resolved (nor read).
 fn import_connector(
     path: &Path,
     text: &str,
     worker: Option<&Path>,
     for_printing: bool,
 ) -> anyhow::Result<Imported> {
+    use debezium::forms::{self, Form};
     let context = || {
         format!(
             "cannot use the Debezium connector configuration {}",
             path.display()
         )
     };
-    let mut connector = debezium::parse_connector_json(text).with_context(context)?;
-    let worker = match worker {
+    let form = forms::detect(text).unwrap_or(Form::ConnectorJson);
+    let worker_file = match worker {
         Some(w) => {
+            if form == Form::DebeziumServer {
+                anyhow::bail!(
+                    "--worker-config {} does not apply to a Debezium Server configuration ({}): its producer and offset store are in the file itself",
+                    w.display(),
+                    path.display()
+                );
+            }
             let text = std::fs::read_to_string(w)
                 .with_context(|| format!("cannot read worker config file {}", w.display()))?;
             Some(
@@ -175,6 +188,42 @@ fn import_connector(
             )
         }
         None => None,
+    };
+    let (mut connector, worker) = match form {
+        Form::ConnectorJson => (
+            debezium::parse_connector_json(text).with_context(context)?,
+            worker_file,
+        ),
+        Form::Strimzi | Form::DebeziumServer => {
+            let unwrapped = if form == Form::Strimzi {
+                forms::parse_strimzi(text)
+            } else {
+                forms::parse_debezium_server(text)
+            }
+            .with_context(context)?;
+            if !unwrapped.ignored.is_empty() {
+                tracing::warn!(
+                    "{} keys outboxd has no use for: {}",
+                    if form == Form::Strimzi {
+                        "KafkaConnector"
+                    } else {
+                        "Debezium Server"
+                    },
+                    unwrapped.ignored.join(", ")
+                );
+            }
+            for w in &unwrapped.warnings {
+                tracing::warn!("{w}");
+            }
+            let worker = match (form, worker_file) {
+                (Form::DebeziumServer, _) => Some(unwrapped.worker),
+                (_, w) => w,
+            };
+            (
+                unwrapped.connector.expect("a form unwraps to a connector"),
+                worker,
+            )
+        }
     };
     let providers = debezium::config_providers(worker.as_ref());
     let env = |name: &str| std::env::var(name).ok();

@@ -708,3 +708,108 @@ async fn numeric_time_and_interval_columns_are_typed_as_debezium_types_them() {
         ]
     );
 }
+
+/// The same connector as a Strimzi `KafkaConnector` resource and as a Debezium Server
+/// `application.properties`, given to `--config` as they are: each maps like the connector JSON
+/// (the same records), and the forms' own keys with no use for outboxd are listed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strimzi_resource_and_a_debezium_server_file_run_like_the_connector_json() {
+    let broker = Broker::shared();
+    let pg = cluster().await;
+    let c = pg.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = write_worker_file(dir.path());
+    let json: serde_json::Value =
+        serde_json::from_str(&connector_json(&pg, "app", Some(PASSWORD), "")).unwrap();
+    for form in ["strimzi", "server"] {
+        let aggregate = unique("Order");
+        let topic = format!("{aggregate}.events");
+        broker.create_topic(&topic, 1).await;
+        let slot = format!("orders_{form}");
+        let mut config: Vec<(String, String)> = json["config"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                )
+            })
+            .filter(|(k, _)| k != "slot.name" && k != "publication.name")
+            .collect();
+        config.push(("slot.name".into(), slot.clone()));
+        config.push(("publication.name".into(), slot.clone()));
+        let (text, args): (String, Vec<&str>) = if form == "strimzi" {
+            let mut yaml = String::from(
+                "apiVersion: kafka.strimzi.io/v1beta2\nkind: KafkaConnector\nmetadata:\n  name: orders-outbox\n  labels:\n    strimzi.io/cluster: connect\nspec:\n  class: io.debezium.connector.postgresql.PostgresConnector\n  tasksMax: 1\n  state: running\n  autoRestart:\n    enabled: true\n  config:\n",
+            );
+            for (k, v) in &config {
+                if k != "connector.class" && k != "tasks.max" {
+                    yaml.push_str(&format!("    {k}: {}\n", serde_json::to_string(v).unwrap()));
+                }
+            }
+            (yaml, vec!["--worker-config", &worker])
+        } else {
+            let mut props = format!(
+                "debezium.sink.type=kafka\ndebezium.sink.kafka.producer.bootstrap.servers={}\n\
+                 debezium.format.key=json\ndebezium.format.key.schemas.enable=false\n\
+                 quarkus.log.console.json=false\ndebezium.source.name=orders-outbox\n",
+                broker.bootstrap()
+            );
+            for (k, v) in &config {
+                let (prefix, key) = match k.strip_prefix("transforms") {
+                    Some(rest) => ("debezium.transforms", rest.to_string()),
+                    None if k.starts_with("value.converter") => continue,
+                    None => ("debezium.source.", k.clone()),
+                };
+                props.push_str(&format!("{prefix}{key}={v}\n"));
+            }
+            props.push_str(
+                "debezium.format.value=json\ndebezium.format.value.schemas.enable=false\n",
+            );
+            (props, vec![])
+        };
+        let outboxd = Outboxd::start_with(&text, &args, &[("RUST_LOG", "info")]);
+        assert!(
+            outboxd
+                .wait_for_log("streaming", Duration::from_secs(30))
+                .await,
+            "{form}: outboxd did not start streaming:\n{}\n{text}",
+            outboxd.log()
+        );
+        let id = "6f1d5a7e-0b5c-4b0e-9a52-1d2d1a0c00aa";
+        c.batch_execute(&format!(
+            "INSERT INTO public.outboxevent (id, aggregatetype, aggregateid, type, timestamp, payload) \
+             VALUES ('{id}', '{aggregate}', 'order-1', 'OrderCreated', '2026-11-21 10:00:00', '{{\"order\": 1}}'); \
+             DELETE FROM public.outboxevent WHERE id = '{id}';"
+        ))
+        .await
+        .unwrap();
+        let records = consume(&topic, 1).await;
+        assert_eq!(records.len(), 1, "{form}: {}", outboxd.log());
+        let r = &records[0];
+        assert_eq!(r.key_str().as_deref(), Some("\"order-1\""), "{form}");
+        assert_eq!(
+            r.value.as_deref(),
+            Some(serde_json::to_string("{\"order\": 1}").unwrap().as_bytes()),
+            "{form}"
+        );
+        assert_eq!(
+            r.header_str("eventType").as_deref(),
+            Some("OrderCreated"),
+            "{form}"
+        );
+        let log = outboxd.log();
+        let unused = if form == "strimzi" {
+            "KafkaConnector keys outboxd has no use for: spec.autoRestart"
+        } else {
+            "Debezium Server keys outboxd has no use for: quarkus.log.console.json"
+        };
+        assert_eq!(log.matches(unused).count(), 1, "{form}: {log}");
+        assert!(
+            !log.contains(PASSWORD),
+            "{form}: the password is in the log"
+        );
+    }
+}

@@ -31,6 +31,8 @@
 //!
 //! # Layout
 //! - [`input`]: the connector JSON and the worker's properties file, read into keys and values;
+//!   [`forms`]: a Strimzi `KafkaConnector` resource and a Debezium Server
+//!   `application.properties`, unwrapped into the same;
 //! - [`providers`]: `${file:…}`, `${env:…}`, `${dir:…}` config provider references;
 //! - `mapper`: the walk over all keys, with the lists of ignored and unsupported ones; the
 //!   sections' keys map in `source` (`[source]`, `[exactly_once]`), `router` (`[router]`,
@@ -44,6 +46,7 @@ use std::fmt;
 
 use crate::config::Config;
 
+pub mod forms;
 pub mod input;
 mod kafka_properties;
 mod mapper;
