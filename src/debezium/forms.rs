@@ -181,7 +181,7 @@ pub fn parse_debezium_server(text: &str) -> Result<Unwrapped, DebeziumError> {
             if v.trim() != "kafka" {
                 return Err(key_error(
                     k,
-                    &format!("{v:?}: outboxd publishes to Kafka only; set debezium.sink.type=kafka (with debezium.sink.kafka.producer.bootstrap.servers)"),
+                    format!("{v:?}: outboxd publishes to Kafka only; set debezium.sink.type=kafka (with debezium.sink.kafka.producer.bootstrap.servers)"),
                 ));
             }
         } else if let Some(p) = k.strip_prefix("debezium.sink.kafka.producer.") {
@@ -217,7 +217,7 @@ pub fn parse_debezium_server(text: &str) -> Result<Unwrapped, DebeziumError> {
             other => {
                 return Err(key_error(
                     &format!("debezium.format.{side}"),
-                    &format!("{other:?}: outboxd writes json, simplestring or binary (avro, protobuf, cloudevents and jsonbytearray are not supported)"),
+                    format!("{other:?}: outboxd writes json, simplestring or binary (avro, protobuf, cloudevents and jsonbytearray are not supported)"),
                 ))
             }
         };
