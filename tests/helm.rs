@@ -1300,6 +1300,87 @@ fn prometheus_rule_alerts_on_metrics_outboxd_exports() {
         .contains("outboxd_slot_lag_bytes{job=\"custom\"}"));
 }
 
+#[test]
+fn notes_tell_how_to_check_and_what_was_assumed() {
+    let notes = |args: &[&str]| {
+        let out = helm()
+            .args(["install", "outboxd"])
+            .arg(chart())
+            .args(["--dry-run=client", "--namespace", NAMESPACE])
+            .args(args)
+            .output()
+            .expect("run helm install --dry-run=client");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "helm install --dry-run {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.split_once("\nNOTES:\n")
+            .expect("NOTES rendered")
+            .1
+            .to_string()
+    };
+    let n = notes(&[]);
+    assert!(
+        n.contains(&format!(
+            "kubectl -n {NAMESPACE} exec deploy/outboxd -- outboxd check"
+        )),
+        "{n}"
+    );
+    assert!(
+        n.contains("strategy Recreate") && n.contains("terminationGracePeriodSeconds is 45 s"),
+        "{n}"
+    );
+    assert!(n.contains("WARNING: no Postgres password"), "{n}");
+    let n = notes(&["-f", "charts/outboxd/ci/active-passive-values.yaml"]);
+    assert!(
+        n.contains("active/passive") && n.contains("Readiness is on /healthz"),
+        "{n}"
+    );
+    assert!(!n.contains("WARNING"), "{n}");
+    let n = notes(&["-f", "charts/outboxd/ci/connector-values.yaml"]);
+    assert!(
+        n.contains("connector JSON") && n.contains("assumed outboxd's default"),
+        "{n}"
+    );
+    let n = notes(&["-f", "charts/outboxd/ci/monitoring-values.yaml"]);
+    assert!(
+        n.contains("ServiceMonitor outboxd") && n.contains("PrometheusRule outboxd"),
+        "{n}"
+    );
+}
+
+#[test]
+fn a_prometheus_rule_without_rules_is_refused() {
+    let off: Vec<String> = [
+        "slotLag",
+        "noConfirmation",
+        "deadLettered",
+        "eventsFailed",
+        "reconnects",
+    ]
+    .iter()
+    .map(|r| format!("metrics.prometheusRule.rules.{r}.enabled=false"))
+    .collect();
+    let set = format!("metrics.prometheusRule.enabled=true,{}", off.join(","));
+    let err = render_error(&["--set", &set]);
+    assert!(err.contains("nothing to alert on"), "{err}");
+    let r = render(&[
+        "--set",
+        &set,
+        "--set-json",
+        r#"metrics.prometheusRule.additionalRules=[{"alert":"A","expr":"up == 0"}]"#,
+    ]);
+    assert_eq!(
+        r.one("PrometheusRule")["spec"]["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 // ---- values.yaml, its schema and its README ------------------------------------------------
 
 /// The values of values.yaml as dotted paths, down to the leaves (an empty map or list, a scalar,
