@@ -40,6 +40,7 @@ pub mod message;
 pub mod options;
 pub mod record;
 mod route;
+mod source_block;
 mod span_context;
 #[cfg(test)]
 mod testing;
@@ -54,9 +55,11 @@ use crate::source::pgoutput::{LogicalMessage, Relation, TupleData, TupleValue};
 pub use columns::{oid, Kind};
 pub use expand::NullBehavior;
 pub use options::{
-    InvalidOpBehavior, Placement, PlacementTarget, RouterConfigError, RouterOptions,
+    BinaryCloudEvents, EnvelopeField, InvalidOpBehavior, Placement, PlacementTarget,
+    RouterConfigError, RouterOptions,
 };
 pub use record::{OutboxRecord, RawRow, RouteError, RouteWarning, Routed};
+pub use source_block::ChangePosition;
 pub use topic::check_topic_name;
 
 use layout::{Column, TableLayout};
@@ -197,6 +200,18 @@ impl Router {
         row: &TupleData,
         commit_time_us: i64,
     ) -> Result<Option<Routed>, RouteError> {
+        self.route_insert_at(relation_id, row, &ChangePosition::at(commit_time_us))
+    }
+
+    /// Routes an inserted row at a known WAL position (the transaction id and the change's LSN,
+    /// which Debezium's source block carries: `header.from.fields`). `Ok(None)`: the relation is
+    /// not an outbox table.
+    pub fn route_insert_at(
+        &mut self,
+        relation_id: u32,
+        row: &TupleData,
+        at: &ChangePosition,
+    ) -> Result<Option<Routed>, RouteError> {
         let Some(layout) = self.layouts.get(&relation_id) else {
             return Ok(None);
         };
@@ -207,7 +222,7 @@ impl Router {
             &mut self.topics,
             layout,
             row,
-            commit_time_us,
+            at,
         )
         .map(Some)
     }
@@ -251,7 +266,7 @@ impl Router {
             &mut self.topics,
             &layout,
             &row.values,
-            commit_time_us,
+            &ChangePosition::at(commit_time_us),
         )
     }
 
