@@ -653,7 +653,7 @@ mod tests {
             commit_time_us: 848_570_400_123_456,
             xid: Some(727),
             lsn: Some(crate::lsn::Lsn(22_189_328)),
-            last_commit_lsn: None,
+            begin_lsn: None,
         };
         let rows = golden_rows();
         let rec = r.route_insert_at(7, &rows[0], &at).unwrap().unwrap().record;

@@ -7,8 +7,8 @@
 //! The source block of a row committed at `ts` by transaction `xid`, its change at `lsn`:
 //! `version` (`debezium.source.version`), `connector` `postgresql`, `name` (`topic.prefix`),
 //! `ts_ms`/`ts_us`/`ts_ns` (the commit time), `snapshot` `false`, `db`
-//! (`debezium.source.db`), `sequence` (`["<previous commit LSN>","<lsn>"]`, the LSNs as
-//! decimal text, the first null when unknown), `schema`, `table`, `txId` (`xid`), `lsn`, and
+//! (`debezium.source.db`), `sequence` (`["<Begin's LSN>","<lsn>"]`, the LSNs as decimal text,
+//! the first null when unknown), `schema`, `table`, `txId` (`xid`), `lsn`, and
 //! `xmin`, `origin`, `origin_lsn` null. Where the caller does not know `xid` or `lsn` they are
 //! null, and so is `sequence`.
 //!
@@ -31,9 +31,11 @@ pub struct ChangePosition {
     pub xid: Option<u32>,
     /// The change's own WAL position (its XLogData's start), `None` when not passed.
     pub lsn: Option<Lsn>,
-    /// The commit LSN of the transaction before this one, the first element of Debezium's
-    /// `sequence`; `None`: unknown (Debezium writes null after a fresh start too).
-    pub last_commit_lsn: Option<Lsn>,
+    /// The WAL position of the transaction's Begin message, the first element of Debezium's
+    /// `sequence` (Debezium 3.6.1 writes null there in the first transaction it streams after it
+    /// starts, and then the Begin's position, which is the transaction's first change's when
+    /// that is its first WAL record); `None`: null.
+    pub begin_lsn: Option<Lsn>,
 }
 
 impl ChangePosition {
@@ -104,7 +106,7 @@ pub(super) fn source_block(
     let sequence = match at.lsn {
         Some(lsn) => {
             let last = at
-                .last_commit_lsn
+                .begin_lsn
                 .map_or("null".to_string(), |l| format!("\"{}\"", l.0));
             Value::String(format!("[{last},\"{}\"]", lsn.0))
         }
@@ -167,20 +169,20 @@ mod tests {
             ("debezium.source.db", "postgres"),
             ("header.from.fields", "source,op,transaction"),
         ]);
-        // Recorded from Debezium 3.6.1 (tests/golden/cloudevents/): committed at
+        // Recorded from Debezium 3.6.1 (its documented setup, scratch run): committed at
         // 2026-12-04T20:00:06.654234Z by xid 727, the change at 0/1529410.
         let at = ChangePosition {
             commit_time_us: 1_796_414_406_654_234 - PG_EPOCH_UNIX_US,
             xid: Some(727),
             lsn: Some(Lsn(22_189_328)),
-            last_commit_lsn: None,
+            begin_lsn: None,
         };
         assert_eq!(
             json(&source_block(&o, "public", "outbox", &at)),
             r#"{"schema":{"type":"struct","fields":[{"type":"string","optional":false,"field":"version"},{"type":"string","optional":false,"field":"connector"},{"type":"string","optional":false,"field":"name"},{"type":"int64","optional":false,"field":"ts_ms"},{"type":"string","optional":true,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"true,first,first_in_data_collection,last_in_data_collection,last,false,incremental"},"default":"false","field":"snapshot"},{"type":"string","optional":false,"field":"db"},{"type":"string","optional":true,"field":"sequence"},{"type":"int64","optional":true,"field":"ts_us"},{"type":"int64","optional":true,"field":"ts_ns"},{"type":"string","optional":false,"field":"schema"},{"type":"string","optional":false,"field":"table"},{"type":"int64","optional":true,"field":"txId"},{"type":"int64","optional":true,"field":"lsn"},{"type":"int64","optional":true,"field":"xmin"},{"type":"string","optional":true,"field":"origin"},{"type":"int64","optional":true,"field":"origin_lsn"}],"optional":false,"name":"io.debezium.connector.postgresql.Source","version":1},"payload":{"version":"3.6.1.Final","connector":"postgresql","name":"live","ts_ms":1796414406654,"snapshot":"false","db":"postgres","sequence":"[null,\"22189328\"]","ts_us":1796414406654234,"ts_ns":1796414406654234000,"schema":"public","table":"outbox","txId":727,"lsn":22189328,"xmin":null,"origin":null,"origin_lsn":null}}"#
         );
         let after = ChangePosition {
-            last_commit_lsn: Some(Lsn(22_189_000)),
+            begin_lsn: Some(Lsn(22_189_000)),
             ..at
         };
         let text = json(&source_block(&o, "public", "outbox", &after));
