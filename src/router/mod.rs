@@ -15,7 +15,13 @@
 //! - `table.fields.additional.placement`: extra columns as headers, envelope fields or the
 //!   partition;
 //! - timestamp: the `table.field.event.timestamp` column, else the transaction's commit time;
-//! - `tracing.span.context.field`: the W3C trace context stored with the row, as headers.
+//! - `tracing.span.context.field`: the W3C trace context stored with the row, as headers;
+//! - `header.from.fields`: what a `HeaderFrom$Value` transform before the EventRouter copies into
+//!   headers (Debezium's source block, `op`, `transaction`: `source_block`), first;
+//! - CloudEvents: `cloudevents.mode = binary` adds `ce_*` headers beside the payload; with
+//!   `io.debezium.converters.CloudEventsConverter` as value converter the value is the
+//!   structured event that converter writes, built from the headers as it builds it
+//!   ([`crate::convert::cloudevents`]).
 //!
 //! The router builds Kafka Connect values ([`crate::convert::Data`]), and the configured converters
 //! turn them into bytes exactly as a Kafka Connect worker would.
@@ -29,7 +35,8 @@
 //! - `route`: one row into an [`OutboxRecord`]; [`topic`]: the topic name rules;
 //! - [`record`]: the record, warning and error types;
 //! - `columns`: Postgres column values typed as Debezium types them; [`expand`]: JSON payload
-//!   expansion; [`message`]: logical decoding messages as rows; `span_context`: tracing headers.
+//!   expansion; [`message`]: logical decoding messages as rows; `span_context`: tracing headers;
+//!   `source_block`: Debezium's source block and [`ChangePosition`].
 //!
 //! This file is the facade: [`Router`], its state and its public methods.
 
