@@ -18,19 +18,25 @@
 //!   `delegate.converter.type` converter;
 //! - [`Converter::Raw`]: outboxd's own default: text as UTF-8, bytes as they are, numbers and
 //!   booleans as their text, structs and arrays as schemaless JSON;
+//! - [`Converter::CloudEvents`]: `io.debezium.converters.CloudEventsConverter`, a structured-mode
+//!   CloudEvent around the value (see [`cloudevents`]);
 //! - [`header_bytes`]: `org.apache.kafka.connect.storage.SimpleHeaderConverter` (Connect's
-//!   `Values.convertToString`: strings as they are, numbers in Java's format, bytes as base64).
+//!   `Values.convertToString`: strings as they are, numbers in Java's format, bytes as base64);
+//!   [`HeaderConverter::Json`]: JsonConverter as `header.converter`.
 //!
 //! A value a converter cannot represent is an error, never a silently different record.
 //!
 //! # Layout
-//! `schema` (the data model), `converter` (the converters and `[converters]`), `json`
+//! `schema` (the data model), `converter` (the converters and `[converters]`), `cloudevents`
+//! (CloudEventsConverter's options and events), `json`
 //! (JsonConverter), `text` (SimpleHeaderConverter and StringConverter text), `decimal` (Connect's
 //! decimal bytes and text), `java_text` (Java's number text and base64). This file re-exports
 //! their public items.
 
 // `#[path]`: tests/fuzz compiles this file by path, which makes rustc look for its children
 // beside it (src/), not in src/convert/; the explicit paths are right for both builds.
+#[path = "convert/cloudevents.rs"]
+pub mod cloudevents;
 #[path = "convert/converter.rs"]
 mod converter;
 #[path = "convert/decimal.rs"]
@@ -47,10 +53,11 @@ mod testing;
 #[path = "convert/text.rs"]
 mod text;
 
+pub use cloudevents::CLOUD_EVENTS_CONVERTER;
 pub use converter::{
-    Converter, ConverterConfigError, Converters, BINARY_DATA_CONVERTER, BYTE_ARRAY_CONVERTER,
-    BYTE_BUFFER_CONVERTER, JSON_CONVERTER, SIMPLE_HEADER_CONVERTER, STRING_CONVERTER,
-    SUPPORTED_CONVERTERS,
+    Converter, ConverterConfigError, Converters, HeaderConverter, BINARY_DATA_CONVERTER,
+    BYTE_ARRAY_CONVERTER, BYTE_BUFFER_CONVERTER, JSON_CONVERTER, SIMPLE_HEADER_CONVERTER,
+    STRING_CONVERTER, SUPPORTED_CONVERTERS,
 };
 pub use decimal::{big_decimal_string, twos_complement_from_digits};
 pub use java_text::{base64, java_double, java_float};

@@ -20,9 +20,11 @@
 //!   record with Debezium's EventRouter rules (pure). `options` (`[router]`), `layout` (a table's
 //!   columns, checked once), `route` (one row), `topic`, `record` (the output and error types),
 //!   `columns/` (Postgres values typed as Debezium types them), `expand`, `message`,
-//!   `span_context`.
+//!   `span_context`, `source_block` (Debezium's source block, for `header.from.fields` and
+//!   CloudEvents).
 //! - [`convert`]: Kafka Connect's data model and converters, so the record bytes equal what a
-//!   Connect worker writes (pure): `schema`, `converter`, `json`, `text`, `decimal`, `java_text`.
+//!   Connect worker writes (pure): `schema`, `converter`, `cloudevents` (Debezium's
+//!   CloudEventsConverter), `json`, `text`, `decimal`, `java_text`.
 //! - [`sink`]: the Kafka producer (`config`, `producer`: records enqueued in WAL order, deliveries
 //!   reported asynchronously), `errors` (which Kafka errors are permanent), and the Kafka I/O of
 //!   `position` (`offsets`) and `exactly_once` (`transactional`).

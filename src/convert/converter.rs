@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use super::cloudevents::{self, CloudEventsOptions, CLOUD_EVENTS_CONVERTER};
 use super::decimal::decimal_text;
 use super::json::write_schema;
-use super::text::java_to_string;
+use super::text::{header_bytes, java_to_string};
 use super::{write_json, Data, Schema, Type, Value};
 
 pub const STRING_CONVERTER: &str = "org.apache.kafka.connect.storage.StringConverter";
@@ -28,6 +29,7 @@ pub const SUPPORTED_CONVERTERS: &[&str] = &[
     BYTE_ARRAY_CONVERTER,
     BINARY_DATA_CONVERTER,
     BYTE_BUFFER_CONVERTER,
+    CLOUD_EVENTS_CONVERTER,
 ];
 
 /// A key or value converter.
@@ -45,6 +47,9 @@ pub enum Converter {
         class: &'static str,
         delegate: Option<Box<Converter>>,
     },
+    /// Debezium's CloudEventsConverter (value only): the event needs the record's metadata, so
+    /// the router writes it ([`cloudevents::write_structured`]), not [`Converter::convert`].
+    CloudEvents(CloudEventsOptions),
 }
 
 impl Converter {
@@ -56,6 +61,7 @@ impl Converter {
             Converter::Json { .. } => JSON_CONVERTER,
             Converter::ByteArray => BYTE_ARRAY_CONVERTER,
             Converter::BinaryData { class, .. } => class,
+            Converter::CloudEvents(_) => CLOUD_EVENTS_CONVERTER,
         }
     }
 
@@ -76,6 +82,8 @@ impl Converter {
     pub fn check(&self, schema: &Schema) -> Result<(), String> {
         match self {
             Converter::Raw | Converter::Json { .. } => Ok(()),
+            // A struct only, which is known per row (an expanded payload): checked there.
+            Converter::CloudEvents(_) => Ok(()),
             Converter::String if schema.contains_bytes() => Err(format!(
                 "{STRING_CONVERTER} cannot carry binary (bytea) data: Kafka Connect would write the Java object's description instead of the bytes; use {BYTE_ARRAY_CONVERTER} or {BINARY_DATA_CONVERTER}"
             )),
@@ -104,6 +112,9 @@ impl Converter {
     pub fn convert(&self, data: &Data) -> Result<Option<Bytes>, String> {
         let schema = data.schema.as_ref();
         match self {
+            Converter::CloudEvents(_) => Err(format!(
+                "{CLOUD_EVENTS_CONVERTER} writes an event from the record's metadata, not a value alone"
+            )),
             Converter::Raw => match &data.value {
                 Value::Null => Ok(None),
                 value if decimal_text(schema, value, true).is_some() => {
@@ -201,11 +212,35 @@ pub struct ConverterConfigError {
     pub message: String,
 }
 
-/// The key and value converters (`[converters]`). Headers always use SimpleHeaderConverter.
+/// The header converter (`header.converter`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderConverter {
+    /// `SimpleHeaderConverter`, Kafka Connect's default ([`header_bytes`]).
+    Simple,
+    /// `JsonConverter` (with `header.converter.schemas.enable`, default true): each header value
+    /// as JsonConverter writes a record value.
+    Json { schemas_enable: bool },
+}
+
+impl HeaderConverter {
+    /// A header value's bytes (`None`: a null header).
+    pub fn convert(&self, data: &Data) -> Result<Option<Bytes>, String> {
+        match self {
+            HeaderConverter::Simple => Ok(header_bytes(data)),
+            HeaderConverter::Json { schemas_enable } => Converter::Json {
+                schemas_enable: *schemas_enable,
+            }
+            .convert(data),
+        }
+    }
+}
+
+/// The key, value and header converters (`[converters]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Converters {
     pub key: Converter,
     pub value: Converter,
+    pub header: HeaderConverter,
 }
 
 impl Default for Converters {
@@ -213,6 +248,7 @@ impl Default for Converters {
         Converters {
             key: Converter::Raw,
             value: Converter::Raw,
+            header: HeaderConverter::Simple,
         }
     }
 }
@@ -224,7 +260,11 @@ impl Converters {
             key: key.to_string(),
             message,
         };
-        let mut known: Vec<String> = vec!["header.converter".into()];
+        let mut known: Vec<String> = vec![
+            "header.converter".into(),
+            "header.converter.schemas.enable".into(),
+        ];
+        known.extend(cloudevents::option_keys("value.converter."));
         for side in ["key", "value"] {
             for suffix in [
                 "converter",
@@ -240,14 +280,6 @@ impl Converters {
                 return Err(err(
                     key,
                     format!("unknown option; known options: {}", known.join(", ")),
-                ));
-            }
-        }
-        if let Some(class) = map.get("header.converter") {
-            if class.trim() != SIMPLE_HEADER_CONVERTER {
-                return Err(err(
-                    "header.converter",
-                    format!("{class:?} is not supported; outboxd writes headers as {SIMPLE_HEADER_CONVERTER} does (Kafka Connect's default), the only header converter it supports"),
                 ));
             }
         }
@@ -298,6 +330,18 @@ impl Converters {
             let Some(name) = map.get(&key) else {
                 return Ok(Converter::Raw);
             };
+            if name.trim() == CLOUD_EVENTS_CONVERTER {
+                if side == "key" {
+                    return Err(err(
+                        &key,
+                        format!("{CLOUD_EVENTS_CONVERTER} converts record values only (Debezium's converter fails on an outbox key: \"Mismatching schema\"); use it as value.converter"),
+                    ));
+                }
+                return Ok(Converter::CloudEvents(CloudEventsOptions::from_map(
+                    map,
+                    &format!("{key}."),
+                )?));
+            }
             let mut converter = class(&key, name, &format!("{key}.schemas.enable"), true)?;
             if let Converter::BinaryData { delegate, .. } = &mut converter {
                 let dkey = format!("{key}.delegate.converter.type");
@@ -312,9 +356,41 @@ impl Converters {
             }
             Ok(converter)
         };
+        let header = match map.get("header.converter").map(|c| c.trim()) {
+            None | Some(SIMPLE_HEADER_CONVERTER) => HeaderConverter::Simple,
+            Some(JSON_CONVERTER) => HeaderConverter::Json {
+                schemas_enable: boolean("header.converter.schemas.enable", true)?,
+            },
+            Some(class) => {
+                return Err(err(
+                    "header.converter",
+                    format!("{class:?} is not supported; outboxd writes headers as {SIMPLE_HEADER_CONVERTER} (Kafka Connect's default) or {JSON_CONVERTER} does"),
+                ))
+            }
+        };
+        if header == HeaderConverter::Simple && map.contains_key("header.converter.schemas.enable")
+        {
+            return Err(err(
+                "header.converter.schemas.enable",
+                format!("only {JSON_CONVERTER} as header.converter has this option; remove it"),
+            ));
+        }
+        let value = side("value")?;
+        if !matches!(value, Converter::CloudEvents(_)) {
+            if let Some(k) = cloudevents::option_keys("value.converter.")
+                .into_iter()
+                .find(|k| map.contains_key(k))
+            {
+                return Err(err(
+                    &k,
+                    format!("an option of {CLOUD_EVENTS_CONVERTER}, and value.converter is {}; remove it", value.class_name()),
+                ));
+            }
+        }
         Ok(Converters {
             key: side("key")?,
-            value: side("value")?,
+            value,
+            header,
         })
     }
 }
@@ -521,11 +597,47 @@ mod tests {
         );
         let err = Converters::from_map(&map(&[(
             "header.converter",
-            "org.apache.kafka.connect.json.JsonConverter",
+            "org.apache.kafka.connect.converters.ByteArrayConverter",
         )]))
         .unwrap_err()
         .to_string();
-        assert!(err.contains("SimpleHeaderConverter"), "{err}");
+        assert!(
+            err.contains("SimpleHeaderConverter") && err.contains(JSON_CONVERTER),
+            "{err}"
+        );
+        let c = Converters::from_map(&map(&[
+            ("header.converter", JSON_CONVERTER),
+            ("header.converter.schemas.enable", "false"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.header,
+            HeaderConverter::Json {
+                schemas_enable: false
+            }
+        );
+        let err = Converters::from_map(&map(&[("header.converter.schemas.enable", "true")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("remove it"), "{err}");
+        // CloudEventsConverter: the value only, its options only with it.
+        let c = Converters::from_map(&map(&[
+            ("value.converter", CLOUD_EVENTS_CONVERTER),
+            ("value.converter.metadata.source", "header"),
+        ]))
+        .unwrap();
+        assert!(matches!(c.value, Converter::CloudEvents(_)));
+        let err = Converters::from_map(&map(&[("key.converter", CLOUD_EVENTS_CONVERTER)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("value.converter"), "{err}");
+        let err = Converters::from_map(&map(&[
+            ("value.converter", JSON_CONVERTER),
+            ("value.converter.metadata.source", "header"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("value.converter.metadata.source"), "{err}");
         let err = Converters::from_map(&map(&[("value.converter.schema.enable", "false")]))
             .unwrap_err()
             .to_string();

@@ -57,6 +57,10 @@ pub(super) fn write_schema(out: &mut String, schema: &Schema, field: Option<&str
         }
         out.push('}');
     }
+    if let Some(default) = &schema.default {
+        out.push_str(",\"default\":");
+        write_json_string(out, default);
+    }
     if let Some(field) = field {
         out.push_str(",\"field\":");
         write_json_string(out, field);
@@ -221,6 +225,7 @@ mod tests {
             version: Some(3),
             doc: None,
             parameters: Vec::new(),
+            default: None,
         };
         let data = Data::new(
             schema,

@@ -60,9 +60,9 @@ impl Type {
     }
 }
 
-/// A Connect schema (no defaults: nothing outboxd produces has them). `doc` and `parameters`
-/// (in insertion order, as Connect's `SchemaBuilder` keeps them) are what Debezium's decimal
-/// types carry.
+/// A Connect schema. `doc` and `parameters` (in insertion order, as Connect's `SchemaBuilder`
+/// keeps them) are what Debezium's decimal types carry; `default` (a string default, the only
+/// kind outboxd writes) is what the `snapshot` field of Debezium's source block carries.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Schema {
     pub kind: Type,
@@ -71,6 +71,7 @@ pub struct Schema {
     pub version: Option<i32>,
     pub doc: Option<String>,
     pub parameters: Vec<(String, String)>,
+    pub default: Option<String>,
 }
 
 /// Connect's `Decimal` logical type: BYTES holding the two's-complement big-endian unscaled
@@ -93,6 +94,7 @@ impl Schema {
             version: None,
             doc: None,
             parameters: Vec::new(),
+            default: None,
         }
     }
 
@@ -195,7 +197,7 @@ pub enum Value {
 
 impl Value {
     /// The Java class Connect would hold, for error messages.
-    pub(super) fn java_class(&self) -> &'static str {
+    pub fn java_class(&self) -> &'static str {
         match self {
             Value::Null => "null",
             Value::Boolean(_) => "class java.lang.Boolean",

@@ -117,10 +117,8 @@ fn unsupported(key: &str, value: &str) -> Option<String> {
         "post.processors" if set => "Debezium post processors are not supported: remove the key (and its <name>.* options)",
         "provide.transaction.metadata" if v == "true" => "transaction metadata records (<topic.prefix>.transaction) are not supported: set it to false or remove it",
         "slot.stream.params" if set => "extra logical decoding plugin parameters are not supported: remove the key",
-        "predicates" if set => "predicates are not supported: outboxd applies the EventRouter to every change of the outbox tables (those of table.include.list); remove the predicates",
         "connector.class" if value.trim() != POSTGRES_CONNECTOR => "outboxd replaces only the Debezium PostgreSQL connector (io.debezium.connector.postgresql.PostgresConnector)",
         _ if key.starts_with("column.mask.") || key.starts_with("column.truncate.") => "column masking and truncation are not supported: remove the key",
-        _ if key.starts_with("predicates.") => "predicates are not supported: outboxd applies the EventRouter to every change of the outbox tables (those of table.include.list); remove the predicates",
         _ => return None,
     };
     Some(msg.to_string())
@@ -257,8 +255,15 @@ impl<'a> Mapper<'a> {
             RouterOptions::from_map(&router),
             Converters::from_map(&converters),
         ) {
-            r.check_converters(&c)
-                .map_err(|e| key_error(&e.key, e.message))?;
+            r.check_converters(&c).map_err(|e| {
+                // The connector key that fixes it.
+                let key = match e.key.as_str() {
+                    "header.from.fields" | "header.from.headers" => "transforms",
+                    "table.fields.additional.placement" => "transforms",
+                    other => other,
+                };
+                key_error(key, e.message)
+            })?;
         }
         let (kafka, secret_kafka_keys) = self.kafka()?;
 

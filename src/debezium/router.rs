@@ -2,14 +2,31 @@
 //! `EventRouter` transform (with `topic.prefix`), and the key, value and header converters taken
 //! per side as Kafka Connect takes them (connector, else worker file, else Connect's default).
 //!
+//! A `org.apache.kafka.connect.transforms.HeaderFrom$Value` transform before the EventRouter
+//! that copies `source`, `op` and `transaction` into headers (Debezium's CloudEvents outbox
+//! setup) becomes `header.from.fields` / `header.from.headers`, with `debezium.source.db` from
+//! `database.dbname`. Its predicate, if any, must be a `TopicNameMatches` that selects every
+//! outbox table's change topic (`<topic.prefix>.<schema>.<table>`) or none of them (then the
+//! transform does nothing): outboxd does not route per table. Predicates are accepted on that
+//! transform only.
+//!
 //! Owns how these keys map, as [`Mapper`] methods. It must not touch the source or producer keys.
 
 use std::collections::BTreeMap;
 
+use regex::Regex;
+
 use super::mapper::Mapper;
 use super::{key_error, DebeziumError, EVENT_ROUTER};
+use crate::config::TableName;
 use crate::convert::{Converters, JSON_CONVERTER};
 use crate::router::RouterOptions;
+
+/// Kafka Connect's transform that copies value fields into headers.
+pub const HEADER_FROM_VALUE: &str = "org.apache.kafka.connect.transforms.HeaderFrom$Value";
+
+/// Kafka Connect's predicate on the topic name.
+const TOPIC_NAME_MATCHES: &str = "org.apache.kafka.connect.transforms.predicates.TopicNameMatches";
 
 impl Mapper<'_> {
     /// The transform chain → `[router]` (with `topic.prefix`).
@@ -22,11 +39,18 @@ impl Mapper<'_> {
             .filter(|n| !n.is_empty())
             .collect();
         let mut routers = Vec::new();
+        let mut header_froms = Vec::new();
         let mut others = Vec::new();
         for name in &names {
             let key = format!("transforms.{name}.type");
             match self.get(&key) {
                 Some(t) if t == EVENT_ROUTER => routers.push(name.clone()),
+                Some(t) if t == HEADER_FROM_VALUE && routers.is_empty() => {
+                    header_froms.push(name.clone())
+                }
+                Some(t) if t == HEADER_FROM_VALUE => {
+                    return Err(key_error(&key, format!("a HeaderFrom$Value after the EventRouter reads the outbox payload, not Debezium's change event; outboxd supports it only before the EventRouter (transforms={name},…)")))
+                }
                 Some(t) => others.push(format!("{name} ({t})")),
                 None => {
                     return Err(key_error(
@@ -57,8 +81,40 @@ impl Mapper<'_> {
                 ))
             }
         };
-        let prefix = format!("transforms.{name}.");
         let mut router = BTreeMap::new();
+        match header_froms.as_slice() {
+            [] => {}
+            [one] => {
+                if let Some((fields, headers)) = self.header_from(one)? {
+                    router.insert("header.from.fields".to_string(), fields);
+                    router.insert("header.from.headers".to_string(), headers);
+                    if let Some(db) = self.cc.get("database.dbname") {
+                        router.insert("debezium.source.db".to_string(), db.trim().to_string());
+                    }
+                }
+            }
+            _ => {
+                return Err(key_error(
+                    "transforms",
+                    format!(
+                        "{} HeaderFrom$Value transforms ({}): outboxd runs at most one",
+                        header_froms.len(),
+                        header_froms.join(", ")
+                    ),
+                ))
+            }
+        }
+        // Predicate definitions no transform uses: Kafka Connect ignores them too.
+        let keys: Vec<String> = self.cc.keys().cloned().collect();
+        for key in keys
+            .iter()
+            .filter(|k| *k == "predicates" || k.starts_with("predicates."))
+        {
+            if !self.used.contains(key) {
+                self.ignore(key);
+            }
+        }
+        let prefix = format!("transforms.{name}.");
         let keys: Vec<String> = self.cc.keys().cloned().collect();
         for key in keys {
             let Some(option) = key.strip_prefix(&prefix) else {
@@ -108,12 +164,129 @@ impl Mapper<'_> {
         RouterOptions::from_map(&router).map_err(|e| {
             let key = if e.key == "topic.prefix" {
                 "topic.prefix".to_string()
+            } else if e.key == "debezium.source.db" {
+                "database.dbname".to_string()
+            } else if let Some(option) = e.key.strip_prefix("header.from.") {
+                format!("transforms.{}.{option}", header_froms.join(","))
             } else {
                 format!("{prefix}{}", e.key)
             };
             key_error(&key, e.message)
         })?;
         Ok(router)
+    }
+
+    /// The HeaderFrom$Value transform `name`: its fields and headers, or `None` when its
+    /// predicate selects none of the outbox tables' change topics.
+    fn header_from(&mut self, name: &str) -> Result<Option<(String, String)>, DebeziumError> {
+        let prefix = format!("transforms.{name}.");
+        let key = |o: &str| format!("{prefix}{o}");
+        let fields = self.get(&key("fields")).ok_or_else(|| {
+            key_error(
+                &key("fields"),
+                "is missing: HeaderFrom needs the fields to copy (source,op,transaction)",
+            )
+        })?;
+        let headers = self.get(&key("headers")).ok_or_else(|| {
+            key_error(
+                &key("headers"),
+                "is missing: HeaderFrom needs a header name per field",
+            )
+        })?;
+        match self
+            .get(&key("operation"))
+            .map(|o| o.to_ascii_lowercase())
+            .as_deref()
+        {
+            // The EventRouter drops the change event either way.
+            Some("copy") | Some("move") => {}
+            Some(other) => {
+                return Err(key_error(
+                    &key("operation"),
+                    format!("{other:?}: expected copy or move"),
+                ))
+            }
+            None => {
+                return Err(key_error(
+                    &key("operation"),
+                    "is missing: HeaderFrom needs copy or move",
+                ))
+            }
+        }
+        self.get(&key("replace.null.with.default"));
+        let own: Vec<String> = self
+            .cc
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        let predicate = self.get(&key("predicate"));
+        let negate = match self
+            .get(&key("negate"))
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(v) => {
+                return Err(key_error(
+                    &key("negate"),
+                    format!("{v:?}: expected true or false"),
+                ))
+            }
+        };
+        for k in own {
+            if !self.used.contains(&k) && k != key("type") {
+                return Err(key_error(&k, "not an option outboxd knows of HeaderFrom (fields, headers, operation, replace.null.with.default, predicate, negate)"));
+            }
+        }
+        let Some(predicate) = predicate else {
+            return Ok(Some((fields, headers)));
+        };
+        let pkey = |o: &str| format!("predicates.{predicate}.{o}");
+        self.get("predicates");
+        match self.get(&pkey("type")) {
+            Some(t) if t == TOPIC_NAME_MATCHES => {}
+            Some(t) => return Err(key_error(&pkey("type"), format!("{t}: outboxd evaluates only {TOPIC_NAME_MATCHES} predicates (on the HeaderFrom transform)"))),
+            None => return Err(key_error(&pkey("type"), format!("is missing: the predicate {predicate} of transforms.{name}.predicate needs a type"))),
+        }
+        let pattern = self.get(&pkey("pattern")).ok_or_else(|| {
+            key_error(
+                &pkey("pattern"),
+                "is missing: TopicNameMatches needs a pattern",
+            )
+        })?;
+        let regex = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+            key_error(
+                &pkey("pattern"),
+                format!("{pattern:?} is not a valid regular expression: {e}"),
+            )
+        })?;
+        let topic_prefix = self
+            .cc
+            .get("topic.prefix")
+            .or_else(|| self.cc.get("database.server.name"))
+            .map(|p| p.trim().to_string())
+            .unwrap_or_default();
+        let tables: Vec<String> = self
+            .cc
+            .get("table.include.list")
+            .map(|l| {
+                l.split(',')
+                    .filter_map(|t| TableName::parse(t.trim()).ok())
+                    .map(|t| format!("{topic_prefix}.{}.{}", t.schema, t.name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let applies: Vec<bool> = tables.iter().map(|t| regex.is_match(t) != negate).collect();
+        if applies.iter().all(|a| *a) {
+            Ok(Some((fields, headers)))
+        } else if applies.iter().all(|a| !*a) {
+            self.warnings.push(format!("transforms.{name}: its predicate {predicate} selects none of the outbox tables' change topics ({}), so it adds no headers", tables.join(", ")));
+            Ok(None)
+        } else {
+            Err(key_error(&key("predicate"), format!("{predicate} selects some of the outbox tables' change topics ({}) and not others; outboxd applies the transform to all outbox tables or none", tables.join(", "))))
+        }
     }
 
     /// Key, value and header converters, as Kafka Connect picks them.
@@ -285,15 +458,19 @@ mod tests {
                 ..
             }
         ));
-        // Header converter: SimpleHeaderConverter only.
+        // Header converter: SimpleHeaderConverter or JsonConverter.
         ok(&[(
             "header.converter",
             "org.apache.kafka.connect.storage.SimpleHeaderConverter",
         )]);
+        ok(&[(
+            "header.converter",
+            "org.apache.kafka.connect.json.JsonConverter",
+        )]);
         err(
             &[(
                 "header.converter",
-                "org.apache.kafka.connect.json.JsonConverter",
+                "org.apache.kafka.connect.storage.StringConverter",
             )],
             "header.converter",
         );
@@ -389,7 +566,15 @@ mod tests {
             &[("transforms.outbox.predicate", "isOutbox")],
             "transforms.outbox.predicate",
         );
-        err(&[("predicates", "isOutbox")], "predicates");
+        // A predicate no transform uses changes nothing.
+        let i = ok(&[
+            ("predicates", "isOutbox"),
+            (
+                "predicates.isOutbox.type",
+                "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
+            ),
+        ]);
+        assert!(i.ignored_keys.contains(&"predicates".to_string()));
         let e = err(
             &[("transforms.outbox.route.topic.regex", "(")],
             "transforms.outbox.route.topic.regex",
@@ -424,5 +609,87 @@ mod tests {
         let mut with_prefix = envelope.to_vec();
         with_prefix.push(("topic.prefix", "app"));
         ok(&with_prefix);
+    }
+
+    /// Debezium's documented CloudEvents outbox connector (cloudevents.adoc, 3.x).
+    fn cloudevents_connector() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("topic.prefix", "live"),
+            ("tombstones.on.delete", "false"),
+            ("transforms", "addMetadataHeaders,outbox"),
+            ("transforms.addMetadataHeaders.type", HEADER_FROM_VALUE),
+            (
+                "transforms.addMetadataHeaders.fields",
+                "source,op,transaction",
+            ),
+            (
+                "transforms.addMetadataHeaders.headers",
+                "source,op,transaction",
+            ),
+            ("transforms.addMetadataHeaders.operation", "copy"),
+            ("transforms.addMetadataHeaders.predicate", "isHeartbeat"),
+            ("transforms.addMetadataHeaders.negate", "true"),
+            ("transforms.outbox.table.expand.json.payload", "true"),
+            (
+                "transforms.outbox.table.fields.additional.placement",
+                "type:header",
+            ),
+            ("predicates", "isHeartbeat"),
+            ("predicates.isHeartbeat.type", TOPIC_NAME_MATCHES),
+            ("predicates.isHeartbeat.pattern", "__debezium-heartbeat.*"),
+            ("value.converter", crate::convert::CLOUD_EVENTS_CONVERTER),
+            ("value.converter.metadata.source", "header"),
+            ("header.converter", JSON_CONVERTER),
+            ("header.converter.schemas.enable", "true"),
+        ]
+    }
+
+    #[test]
+    fn debeziums_cloudevents_outbox_connector_maps_to_header_from_and_the_converter() {
+        let c = cloudevents_connector();
+        let i = ok(&c);
+        let router = strings(&i.config().router);
+        assert_eq!(router["header.from.fields"], "source,op,transaction");
+        assert_eq!(router["header.from.headers"], "source,op,transaction");
+        assert_eq!(router["debezium.source.db"], "app");
+        assert_eq!(router["topic.prefix"], "live");
+        let conv = Converters::from_map(&strings(&i.config().converters)).unwrap();
+        assert!(matches!(conv.value, Converter::CloudEvents(_)));
+        assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+        // A predicate that selects the outbox table's change topic: the transform runs.
+        let mut c2 = c.clone();
+        c2.retain(|(k, _)| *k != "transforms.addMetadataHeaders.negate");
+        c2.push(("predicates.isHeartbeat.pattern", "live\\.public\\..*"));
+        let i = ok(&c2);
+        assert!(strings(&i.config().router).contains_key("header.from.fields"));
+        // One that selects none: the transform adds nothing, so the converter would write null
+        // values; outboxd says so.
+        let mut c3 = c.clone();
+        c3.retain(|(k, _)| *k != "transforms.addMetadataHeaders.negate");
+        let e = err(&c3, "transforms");
+        assert!(e.contains("null value"), "{e}");
+        let mut c4 = c.clone();
+        c4.push((
+            "predicates.isHeartbeat.type",
+            "org.apache.kafka.connect.transforms.predicates.HasHeaderKey",
+        ));
+        err(&c4, "predicates.isHeartbeat.type");
+        let mut c5 = c.clone();
+        c5.push(("transforms", "outbox,addMetadataHeaders"));
+        err(&c5, "transforms.addMetadataHeaders.type");
+        let mut c6 = c.clone();
+        c6.push(("transforms.addMetadataHeaders.fields", "source,after"));
+        c6.push(("transforms.addMetadataHeaders.headers", "source,after"));
+        let e = err(&c6, "transforms.addMetadataHeaders.fields");
+        assert!(e.contains("after"), "{e}");
+        let mut c7 = c.clone();
+        c7.push(("transforms.addMetadataHeaders.operation", "swap"));
+        err(&c7, "transforms.addMetadataHeaders.operation");
+        // Without the HeaderFrom transform, Debezium writes null values: refused with the fix.
+        let mut c8 = c.clone();
+        c8.push(("transforms", "outbox"));
+        c8.retain(|(k, _)| !k.starts_with("transforms.addMetadataHeaders"));
+        let e = err(&c8, "transforms");
+        assert!(e.contains("HeaderFrom"), "{e}");
     }
 }

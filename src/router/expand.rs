@@ -423,6 +423,7 @@ impl Inference {
                     version: None,
                     doc: None,
                     parameters: Vec::new(),
+                    default: None,
                 })
             }
             Json::Null => match self.nulls {
@@ -512,6 +513,7 @@ fn merge(left: Schema, right: Schema) -> Schema {
         version: left.version,
         doc: left.doc,
         parameters: left.parameters,
+        default: left.default,
     }
 }
 

@@ -36,6 +36,19 @@ pub(super) struct TableLayout {
     /// Placements whose column exists, in configuration order.
     pub(super) placements: Vec<(Placement, Column)>,
     pub(super) tracing: Option<Column>,
+    /// The relation's schema and name, for Debezium's source block.
+    pub(super) namespace: String,
+    pub(super) name: String,
+    /// CloudEvents binary mode: the `ce_id`, `ce_type` and `ce_subject` columns.
+    pub(super) cloudevents: Option<CloudEventColumns>,
+}
+
+/// The columns of the CloudEvents binary mode's attributes.
+#[derive(Debug, Clone)]
+pub(super) struct CloudEventColumns {
+    pub(super) id: Column,
+    pub(super) event_type: Column,
+    pub(super) subject: Option<Column>,
 }
 
 impl Router {
@@ -124,7 +137,21 @@ impl Router {
             Some(f) => Some(column(f, "tracing.span.context.field")?),
             None => None,
         };
+        let cloudevents = match &o.cloudevents {
+            Some(ce) => Some(CloudEventColumns {
+                id: column(&ce.id_field, "cloudevents.id.field")?,
+                event_type: column(&ce.type_field, "cloudevents.type.field")?,
+                subject: match &ce.subject_field {
+                    Some(f) => Some(column(f, "cloudevents.subject.field")?),
+                    None => None,
+                },
+            }),
+            None => None,
+        };
         let layout = TableLayout {
+            namespace: relation.namespace.clone(),
+            name: relation.name.clone(),
+            cloudevents,
             debezium_schema_prefix: schema_prefix,
             id: column(&o.id_field, "table.field.event.id")?,
             key: column(&o.key_field, "table.field.event.key")?,

@@ -15,7 +15,13 @@
 //! - `table.fields.additional.placement`: extra columns as headers, envelope fields or the
 //!   partition;
 //! - timestamp: the `table.field.event.timestamp` column, else the transaction's commit time;
-//! - `tracing.span.context.field`: the W3C trace context stored with the row, as headers.
+//! - `tracing.span.context.field`: the W3C trace context stored with the row, as headers;
+//! - `header.from.fields`: what a `HeaderFrom$Value` transform before the EventRouter copies into
+//!   headers (Debezium's source block, `op`, `transaction`: `source_block`), first;
+//! - CloudEvents: `cloudevents.mode = binary` adds `ce_*` headers beside the payload; with
+//!   `io.debezium.converters.CloudEventsConverter` as value converter the value is the
+//!   structured event that converter writes, built from the headers as it builds it
+//!   ([`crate::convert::cloudevents`]).
 //!
 //! The router builds Kafka Connect values ([`crate::convert::Data`]), and the configured converters
 //! turn them into bytes exactly as a Kafka Connect worker would.
@@ -29,7 +35,8 @@
 //! - `route`: one row into an [`OutboxRecord`]; [`topic`]: the topic name rules;
 //! - [`record`]: the record, warning and error types;
 //! - `columns`: Postgres column values typed as Debezium types them; [`expand`]: JSON payload
-//!   expansion; [`message`]: logical decoding messages as rows; `span_context`: tracing headers.
+//!   expansion; [`message`]: logical decoding messages as rows; `span_context`: tracing headers;
+//!   `source_block`: Debezium's source block and [`ChangePosition`].
 //!
 //! This file is the facade: [`Router`], its state and its public methods.
 
@@ -40,6 +47,7 @@ pub mod message;
 pub mod options;
 pub mod record;
 mod route;
+mod source_block;
 mod span_context;
 #[cfg(test)]
 mod testing;
@@ -54,9 +62,11 @@ use crate::source::pgoutput::{LogicalMessage, Relation, TupleData, TupleValue};
 pub use columns::{oid, Kind};
 pub use expand::NullBehavior;
 pub use options::{
-    InvalidOpBehavior, Placement, PlacementTarget, RouterConfigError, RouterOptions,
+    BinaryCloudEvents, EnvelopeField, InvalidOpBehavior, Placement, PlacementTarget,
+    RouterConfigError, RouterOptions,
 };
 pub use record::{OutboxRecord, RawRow, RouteError, RouteWarning, Routed};
+pub use source_block::ChangePosition;
 pub use topic::check_topic_name;
 
 use layout::{Column, TableLayout};
@@ -197,6 +207,18 @@ impl Router {
         row: &TupleData,
         commit_time_us: i64,
     ) -> Result<Option<Routed>, RouteError> {
+        self.route_insert_at(relation_id, row, &ChangePosition::at(commit_time_us))
+    }
+
+    /// Routes an inserted row at a known WAL position (the transaction id and the change's LSN,
+    /// which Debezium's source block carries: `header.from.fields`). `Ok(None)`: the relation is
+    /// not an outbox table.
+    pub fn route_insert_at(
+        &mut self,
+        relation_id: u32,
+        row: &TupleData,
+        at: &ChangePosition,
+    ) -> Result<Option<Routed>, RouteError> {
         let Some(layout) = self.layouts.get(&relation_id) else {
             return Ok(None);
         };
@@ -207,7 +229,7 @@ impl Router {
             &mut self.topics,
             layout,
             row,
-            commit_time_us,
+            at,
         )
         .map(Some)
     }
@@ -251,7 +273,7 @@ impl Router {
             &mut self.topics,
             &layout,
             &row.values,
-            commit_time_us,
+            &ChangePosition::at(commit_time_us),
         )
     }
 

@@ -11,7 +11,9 @@ use regex::Regex;
 
 use super::expand::NullBehavior;
 use super::topic::check_replacement;
-use crate::convert::Converters;
+use crate::convert::{
+    Converter, Converters, HeaderConverter, CLOUD_EVENTS_CONVERTER, JSON_CONVERTER,
+};
 
 /// What to do with an UPDATE of an outbox row (`table.op.invalid.behavior`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,35 @@ pub enum PlacementTarget {
     Envelope,
     Partition,
 }
+
+/// A field of Debezium's change event that a `HeaderFrom$Value` transform before the EventRouter
+/// copies into a header (`header.from.fields`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvelopeField {
+    /// The source block (`io.debezium.connector.postgresql.Source`).
+    Source,
+    /// The operation, `c` for an insert.
+    Op,
+    /// The transaction block (null: outboxd, like Debezium without
+    /// `provide.transaction.metadata`, writes none).
+    Transaction,
+}
+
+/// The CloudEvents binary content mode's attributes (`cloudevents.*`, see [`crate::router`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryCloudEvents {
+    /// `ce_source`, a URI-reference.
+    pub source: String,
+    /// The columns of `ce_id`, `ce_type` and (optional) `ce_subject`.
+    pub id_field: String,
+    pub type_field: String,
+    pub subject_field: Option<String>,
+    /// The `content-type` header (the event data's media type).
+    pub content_type: String,
+}
+
+/// The Debezium version the emulated source block names (`debezium.source.version`'s default).
+pub const DEBEZIUM_VERSION: &str = "3.6.1.Final";
 
 /// One `column:placement[:alias]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +103,20 @@ pub struct RouterOptions {
     pub json_null_behavior: NullBehavior,
     /// `tracing.span.context.field`, only when set explicitly.
     pub tracing_field: Option<String>,
-    /// The Debezium connector's `topic.prefix`, for the name of the envelope value schema.
+    /// The Debezium connector's `topic.prefix`, for the name of the envelope value schema (and
+    /// the source block's `name`).
     pub topic_prefix: Option<String>,
+    /// `table.field.event.type`: the event type column (`ce_type`'s default column).
+    pub type_field: String,
+    /// `header.from.fields` / `header.from.headers`: change event fields copied into headers, with
+    /// the header names, in order.
+    pub header_from: Vec<(EnvelopeField, String)>,
+    /// `debezium.source.db`: the source block's `db` (the connector's `database.dbname`).
+    pub source_db: Option<String>,
+    /// `debezium.source.version`: the source block's `version`.
+    pub source_version: String,
+    /// `cloudevents.mode = binary`: the CloudEvents attributes as `ce_*` headers.
+    pub cloudevents: Option<BinaryCloudEvents>,
 }
 
 /// The options `[router]` accepts, with their effect.
@@ -95,15 +138,22 @@ const KNOWN_OPTIONS: &[&str] = &[
     "table.op.invalid.behavior",
     "tracing.span.context.field",
     "topic.prefix",
+    "table.field.event.type",
+    "header.from.fields",
+    "header.from.headers",
+    "debezium.source.db",
+    "debezium.source.version",
+    "cloudevents.mode",
+    "cloudevents.source",
+    "cloudevents.id.field",
+    "cloudevents.type.field",
+    "cloudevents.subject.field",
+    "cloudevents.datacontenttype",
 ];
 
-/// Options that change nothing in outboxd's output and are accepted for compatibility:
-/// the type column only reaches Kafka through a placement, and outboxd creates no tracing spans.
-const ACCEPTED_NO_EFFECT: &[&str] = &[
-    "table.field.event.type",
-    "tracing.operation.name",
-    "tracing.with.context.field.only",
-];
+/// Options that change nothing in outboxd's output and are accepted for compatibility: outboxd
+/// creates no tracing spans.
+const ACCEPTED_NO_EFFECT: &[&str] = &["tracing.operation.name", "tracing.with.context.field.only"];
 
 impl Default for RouterOptions {
     fn default() -> Self {
@@ -222,8 +272,60 @@ impl RouterOptions {
             }
             None => Vec::new(),
         };
+        let header_from = parse_header_from(
+            optional("header.from.fields")?.as_deref(),
+            optional("header.from.headers")?.as_deref(),
+        )
+        .map_err(|(key, m)| err(key, m))?;
+        let topic_prefix = optional("topic.prefix")?;
+        let id_field = get("table.field.event.id", "id")?;
+        let type_field = get("table.field.event.type", "type")?;
+        let cloudevents = match get("cloudevents.mode", "none")?.to_ascii_lowercase().as_str() {
+            "none" => {
+                if let Some(k) = map.keys().find(|k| k.starts_with("cloudevents.") && *k != "cloudevents.mode") {
+                    return Err(err(k, "a CloudEvents binary mode option, and cloudevents.mode is none; set cloudevents.mode = \"binary\" or remove it".into()));
+                }
+                None
+            }
+            "binary" => {
+                let source = match (optional("cloudevents.source")?, &topic_prefix) {
+                    (Some(s), _) => s,
+                    (None, Some(p)) => format!("/debezium/postgresql/{p}"),
+                    (None, None) => return Err(err("cloudevents.source", "is required in binary mode without a topic.prefix (the default is /debezium/postgresql/<topic.prefix>, the source Debezium's CloudEventsConverter writes); set it to a URI-reference naming this producer, e.g. /outboxd/orders".into())),
+                };
+                if source.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(err("cloudevents.source", format!("{source:?} is not a URI-reference (no spaces or control characters); percent-encode them")));
+                }
+                let content_type = get("cloudevents.datacontenttype", "application/json")?;
+                if !content_type.contains('/') || content_type.chars().any(char::is_control) {
+                    return Err(err("cloudevents.datacontenttype", format!("{content_type:?} is not a media type such as application/json")));
+                }
+                Some(BinaryCloudEvents {
+                    source,
+                    id_field: get("cloudevents.id.field", &id_field)?,
+                    type_field: get("cloudevents.type.field", &type_field)?,
+                    subject_field: optional("cloudevents.subject.field")?,
+                    content_type,
+                })
+            }
+            other => {
+                return Err(err(
+                    "cloudevents.mode",
+                    format!("{other:?}: expected none or binary (the structured mode is value.converter = {CLOUD_EVENTS_CONVERTER} in [converters])"),
+                ))
+            }
+        };
+        let source_db = optional("debezium.source.db")?;
+        if header_from.iter().any(|(f, _)| *f == EnvelopeField::Source) {
+            if topic_prefix.is_none() {
+                return Err(err("topic.prefix", "header.from.fields copies the source block, whose name is the connector's topic.prefix; set topic.prefix".into()));
+            }
+            if source_db.is_none() {
+                return Err(err("debezium.source.db", "header.from.fields copies the source block, whose db is the database's name; set debezium.source.db to the connector's database.dbname".into()));
+            }
+        }
         let options = RouterOptions {
-            id_field: get("table.field.event.id", "id")?,
+            id_field,
             key_field: get("table.field.event.key", "aggregateid")?,
             payload_field: get("table.field.event.payload", "payload")?,
             route_by_field: get("route.by.field", "aggregatetype")?,
@@ -238,7 +340,12 @@ impl RouterOptions {
             expand_json_payload: boolean("table.expand.json.payload", false)?,
             json_null_behavior,
             tracing_field: optional("tracing.span.context.field")?,
-            topic_prefix: optional("topic.prefix")?,
+            topic_prefix,
+            type_field,
+            header_from,
+            source_db,
+            source_version: get("debezium.source.version", DEBEZIUM_VERSION)?,
+            cloudevents,
         };
         check_replacement(&options.topic_regex, &options.topic_replacement)
             .map_err(|m| err("route.topic.replacement", m))?;
@@ -255,6 +362,41 @@ impl RouterOptions {
     /// Checks the options against the converters: an envelope value schema written by
     /// JsonConverter carries a name built from the connector's `topic.prefix`.
     pub fn check_converters(&self, converters: &Converters) -> Result<(), RouterConfigError> {
+        let err = |key: &str, message: String| RouterConfigError {
+            key: key.into(),
+            message,
+        };
+        if let Converter::CloudEvents(ce) = &converters.value {
+            if self.cloudevents.is_some() {
+                return Err(err("cloudevents.mode", format!("binary mode writes the payload as the value, and value.converter is {CLOUD_EVENTS_CONVERTER} (the structured mode); keep one of them")));
+            }
+            let header = |field: EnvelopeField| {
+                self.header_from
+                    .iter()
+                    .find(|(f, _)| *f == field)
+                    .map(|(_, h)| h.as_str())
+            };
+            if header(EnvelopeField::Source) != Some("source")
+                || header(EnvelopeField::Op) != Some("op")
+            {
+                return Err(err("header.from.fields", format!("{CLOUD_EVENTS_CONVERTER} with metadata.source=header reads the headers source and op, and writes a null value for every record without them; copy them with header.from.fields = \"source,op,transaction\" (a HeaderFrom$Value transform before the EventRouter, in a connector)")));
+            }
+            if converters.header
+                != (HeaderConverter::Json {
+                    schemas_enable: true,
+                })
+            {
+                return Err(err("header.converter", format!("{CLOUD_EVENTS_CONVERTER} decodes the source header with a JsonConverter with schemas, so Debezium's documented setup writes headers with header.converter = {JSON_CONVERTER} and header.converter.schemas.enable = true; set both in [converters]")));
+            }
+            if ce.event_type == crate::convert::cloudevents::MetadataSource::Header
+                && !self
+                    .placements
+                    .iter()
+                    .any(|p| p.target == PlacementTarget::Header && p.alias == "type")
+            {
+                return Err(err("table.fields.additional.placement", format!("{CLOUD_EVENTS_CONVERTER} takes the event type from a header named type (metadata.source type:header), and no placement writes one: add {}:header:type (or {}:header), or set metadata.source type:generate", self.type_field, self.type_field)));
+            }
+        }
         if self.has_envelope() && converters.value.writes_schemas() && self.topic_prefix.is_none() {
             return Err(RouterConfigError {
                 key: "topic.prefix".into(),
@@ -273,6 +415,11 @@ impl RouterOptions {
             self.route_by_field.clone(),
         ];
         cols.extend(self.timestamp_field.clone());
+        if let Some(ce) = &self.cloudevents {
+            cols.push(ce.id_field.clone());
+            cols.push(ce.type_field.clone());
+            cols.extend(ce.subject_field.clone());
+        }
         cols.extend(self.tracing_field.clone());
         if self.has_envelope() {
             cols.extend(self.schema_version_field.clone());
@@ -284,6 +431,45 @@ impl RouterOptions {
         cols.retain(|c| seen.insert(c.clone()));
         cols
     }
+}
+
+/// `header.from.fields` (`source`, `op`, `transaction`; comma-separated) and
+/// `header.from.headers` (the header names, as many; default: the field names), as
+/// `HeaderFrom$Value`'s `fields` and `headers`.
+fn parse_header_from(
+    fields: Option<&str>,
+    headers: Option<&str>,
+) -> Result<Vec<(EnvelopeField, String)>, (&'static str, String)> {
+    let list = |s: &str| -> Vec<String> { s.split(',').map(|p| p.trim().to_string()).collect() };
+    let Some(fields) = fields else {
+        return match headers {
+            Some(_) => Err((
+                "header.from.headers",
+                "names the headers of header.from.fields, which is not set; set both or neither"
+                    .into(),
+            )),
+            None => Ok(Vec::new()),
+        };
+    };
+    let fields = list(fields);
+    let headers = headers.map(list).unwrap_or_else(|| fields.clone());
+    if headers.len() != fields.len() || headers.iter().any(String::is_empty) {
+        return Err(("header.from.headers", format!("{} header names for {} fields: give one per field of header.from.fields, in order (as HeaderFrom's headers does)", headers.len(), fields.len())));
+    }
+    let mut out: Vec<(EnvelopeField, String)> = Vec::new();
+    for (f, h) in fields.iter().zip(headers) {
+        let field = match f.as_str() {
+            "source" => EnvelopeField::Source,
+            "op" => EnvelopeField::Op,
+            "transaction" => EnvelopeField::Transaction,
+            other => return Err(("header.from.fields", format!("{other:?}: outboxd copies the change event fields source, op and transaction into headers; the others (before, after, ts_ms…) are not supported"))),
+        };
+        if out.iter().any(|(g, _)| *g == field) {
+            return Err(("header.from.fields", format!("{f:?} is listed twice")));
+        }
+        out.push((field, h));
+    }
+    Ok(out)
 }
 
 /// Parses `col:header|envelope|partition[:alias],...`.

@@ -9,12 +9,14 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::layout::{Column, TableLayout};
-use super::options::PlacementTarget;
+use super::options::{EnvelopeField, PlacementTarget};
+use super::source_block::{self, ChangePosition};
 use super::topic::TopicCache;
 use super::{expand, span_context};
 use super::{OutboxRecord, RouteError, RouteWarning, Routed, Router, RouterOptions};
+use crate::convert::cloudevents::{iso_millis, write_structured, CloudEvent};
 use crate::convert::{header_bytes, Converter, Converters, Data, Field, Schema, Type, Value};
-use crate::source::pgoutput::{TupleData, TupleValue, PG_EPOCH_UNIX_US};
+use crate::source::pgoutput::{TupleData, TupleValue};
 
 /// Debezium caches the envelope value schema per schema version, or per payload schema when no
 /// version column is set, and reuses the first one's name (built from the first routing value)
@@ -37,7 +39,7 @@ impl Router {
         topics: &mut TopicCache,
         layout: &TableLayout,
         row: &TupleData,
-        commit_time_us: i64,
+        at: &ChangePosition,
     ) -> Result<Routed, RouteError> {
         let values = &row.0;
         let cell = |c: &Column| values.get(c.index).unwrap_or(&TupleValue::Null);
@@ -138,7 +140,7 @@ impl Router {
         }
 
         // Timestamp.
-        let commit_ms = (commit_time_us + PG_EPOCH_UNIX_US).div_euclid(1000);
+        let commit_ms = at.commit_unix_us().div_euclid(1000);
         let timestamp_ms = match &layout.timestamp {
             Some(c) => c
                 .kind
@@ -148,15 +150,29 @@ impl Router {
             None => commit_ms,
         };
 
+        // Headers as Connect values, converted by the header converter at the end: those a
+        // HeaderFrom transform before the EventRouter adds, the event id, then the placements.
+        let mut headers: Vec<(String, Data)> = Vec::new();
+        for (field, name) in &o.header_from {
+            let data = match field {
+                EnvelopeField::Source => {
+                    source_block::source_block(o, &layout.namespace, &layout.name, at)
+                }
+                EnvelopeField::Op => source_block::op_insert(),
+                EnvelopeField::Transaction => source_block::no_transaction(),
+            };
+            headers.push((name.clone(), data));
+        }
+        headers.push(("id".to_string(), id_data.clone()));
+
         // Placements: headers, envelope fields, partition, in configuration order.
-        let mut headers = vec![("id".to_string(), header_bytes(&id_data))];
         let mut partition = None;
         let mut envelope_fields = Vec::new();
         let mut envelope_values = Vec::new();
         for (p, c) in &layout.placements {
             let data = decode(c)?;
             match p.target {
-                PlacementTarget::Header => headers.push((p.alias.clone(), header_bytes(&data))),
+                PlacementTarget::Header => headers.push((p.alias.clone(), data)),
                 PlacementTarget::Envelope => {
                     envelope_fields.push(Field {
                         name: p.alias.clone(),
@@ -192,9 +208,12 @@ impl Router {
             if let Some(text) = text_of(&decode(c)?) {
                 match span_context::trace_context(&text) {
                     Ok(Some(ctx)) => {
-                        headers.push(("traceparent".into(), Some(Bytes::from(ctx.traceparent))));
+                        let text = |s: String| {
+                            Data::new(Schema::new(Type::String, false), Value::String(s))
+                        };
+                        headers.push(("traceparent".into(), text(ctx.traceparent)));
                         if let Some(state) = ctx.tracestate {
-                            headers.push(("tracestate".into(), Some(Bytes::from(state))));
+                            headers.push(("tracestate".into(), text(state)));
                         }
                     }
                     Ok(None) => {}
@@ -259,6 +278,7 @@ impl Router {
                     },
                     doc: None,
                     parameters: Vec::new(),
+                    default: None,
                 },
                 Value::Struct(values),
             ))
@@ -279,12 +299,94 @@ impl Router {
                 )
             })
         };
+        let value = match &converters.value {
+            Converter::CloudEvents(_) if value.value == Value::Null => None,
+            Converter::CloudEvents(ce) => {
+                // The converter reads the last header of each name, as Debezium's does.
+                let header_text = |name: &str| -> Result<Option<&str>, RouteError> {
+                    match headers.iter().rev().find(|(n, _)| n == name) {
+                        None => Ok(None),
+                        Some((_, Data { value: Value::String(s), .. })) => Ok(Some(s.as_str())),
+                        Some((_, d)) => Err(bad(&id, format!(
+                            "the {name} header holds a {}, and Debezium's CloudEventsConverter takes the CloudEvents {name} from it as a string (it fails with a ClassCastException); place a text column there",
+                            d.value.java_class()
+                        ))),
+                    }
+                };
+                let header_data = |name: &str| {
+                    headers
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, d)| d)
+                };
+                let source =
+                    header_data("source").ok_or_else(|| bad(&id, "no source header".into()))?;
+                let transaction = header_data("transaction").filter(|d| d.value != Value::Null);
+                let event = CloudEvent {
+                    id_header: header_text("id")?,
+                    type_header: header_text("type")?,
+                    op: "c",
+                    source,
+                    transaction,
+                    data: &value,
+                };
+                Some(write_structured(ce, &event).map_err(|e| {
+                    bad(
+                        &id,
+                        format!(
+                            "the value cannot be written with {}: {e}",
+                            converters.value.class_name()
+                        ),
+                    )
+                })?)
+            }
+            c => convert(c, &value, "value")?,
+        };
+        let mut header_bytes_list = Vec::with_capacity(headers.len() + 7);
+        for (name, data) in &headers {
+            let bytes = converters.header.convert(data).map_err(|e| {
+                bad(
+                    &id,
+                    format!("the {name} header cannot be written with the header converter: {e}"),
+                )
+            })?;
+            header_bytes_list.push((name.clone(), bytes));
+        }
+        if let (Some(ce), Some(columns)) = (&o.cloudevents, &layout.cloudevents) {
+            // CloudEvents binary content mode (Kafka protocol binding 1.0): attributes as
+            // UTF-8 `ce_*` headers, whatever the header converter; the value is the payload.
+            let attribute = |c: &Column, what: &str| -> Result<Option<String>, RouteError> {
+                text_of(&decode(c)?).map(Some).ok_or_else(|| {
+                    bad(&id, format!("the CloudEvents {what} column \"{}\" is NULL, and {what} is a required attribute", c.name))
+                })
+            };
+            let mut push = |name: &str, text: String| {
+                header_bytes_list.push((name.to_string(), Some(Bytes::from(text))))
+            };
+            push("ce_specversion", "1.0".into());
+            push("ce_id", attribute(&columns.id, "id")?.unwrap_or_default());
+            push("ce_source", ce.source.clone());
+            push(
+                "ce_type",
+                attribute(&columns.event_type, "type")?.unwrap_or_default(),
+            );
+            push("ce_time", iso_millis(timestamp_ms));
+            if let Some(c) = &columns.subject {
+                if let Some(subject) = text_of(&decode(c)?) {
+                    push("ce_subject", subject);
+                }
+            }
+            if value.is_some() {
+                push("content-type", ce.content_type.clone());
+            }
+        }
         let record = OutboxRecord {
             key: convert(&converters.key, &key, "key")?,
-            value: convert(&converters.value, &value, "value")?,
+            value,
             topic,
             partition,
-            headers,
+            headers: header_bytes_list,
             timestamp_ms,
         };
         Ok(Routed { record, warnings })
@@ -523,5 +625,192 @@ mod tests {
         assert_eq!(utf8(&routed[0].record.key), Some("o-1"));
         assert_eq!(utf8(&routed[1].record.value), Some(r#""[1, 2, 3]""#));
         assert_eq!(utf8(&routed[2].record.value), Some("null"));
+    }
+
+    /// Debezium's documented CloudEvents outbox setup (see `convert::cloudevents`).
+    const STRUCTURED: &[(&str, &str)] = &[
+        ("header.from.fields", "source,op,transaction"),
+        ("header.from.headers", "source,op,transaction"),
+        ("debezium.source.db", "postgres"),
+        ("topic.prefix", "live"),
+        ("table.expand.json.payload", "true"),
+        ("table.fields.additional.placement", "type:header"),
+    ];
+
+    fn structured_converters() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("value.converter", crate::convert::CLOUD_EVENTS_CONVERTER),
+            ("value.converter.metadata.source", "header"),
+            ("header.converter", JSON_CONVERTER),
+            ("header.converter.schemas.enable", "true"),
+        ]
+    }
+
+    #[test]
+    fn structured_cloudevents_are_built_from_the_headers_as_debezium_builds_them() {
+        let mut r = golden_router(STRUCTURED, &structured_converters());
+        let at = ChangePosition {
+            commit_time_us: 848_570_400_123_456,
+            xid: Some(727),
+            lsn: Some(crate::lsn::Lsn(22_189_328)),
+            begin_lsn: None,
+        };
+        let rows = golden_rows();
+        let rec = r.route_insert_at(7, &rows[0], &at).unwrap().unwrap().record;
+        let names: Vec<&str> = rec.headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["source", "op", "transaction", "id", "type"]);
+        assert_eq!(
+            utf8(&rec.headers[3].1),
+            Some(
+                r#"{"schema":{"type":"string","optional":false,"name":"io.debezium.data.Uuid","version":1},"payload":"11111111-1111-4111-8111-111111111111"}"#
+            )
+        );
+        assert_eq!(
+            utf8(&rec.headers[4].1),
+            Some(r#"{"schema":{"type":"string","optional":false},"payload":"OrderCreated"}"#)
+        );
+        assert_eq!(
+            utf8(&rec.value).unwrap(),
+            r#"{"id":"11111111-1111-4111-8111-111111111111","source":"/debezium/postgresql/live","specversion":"1.0","type":"OrderCreated","time":"2026-11-21T10:00:00.123Z","datacontenttype":"application/json","iodebeziumop":"c","iodebeziumversion":"3.6.1.Final","iodebeziumconnector":"postgresql","iodebeziumname":"live","iodebeziumtsms":"1795255200123","iodebeziumsnapshot":"false","iodebeziumdb":"postgres","iodebeziumsequence":"[null,\"22189328\"]","iodebeziumtsus":"1795255200123456","iodebeziumtsns":"1795255200123456000","iodebeziumschema":"public","iodebeziumtable":"outbox","iodebeziumtxId":"727","iodebeziumlsn":"22189328","iodebeziumxmin":null,"iodebeziumorigin":null,"iodebeziumoriginlsn":null,"iodebeziumtxid":null,"iodebeziumtxtotalorder":null,"iodebeziumtxdatacollectionorder":null,"data":{"schema":{"type":"struct","fields":[{"type":"int32","optional":true,"field":"id"},{"type":"string","optional":true,"field":"note"},{"type":"array","items":{"type":"struct","fields":[{"type":"int32","optional":true,"field":"qty"},{"type":"string","optional":true,"field":"sku"}],"optional":true,"name":"payload.items"},"optional":true,"field":"items"}],"optional":false,"name":"io.debezium.connector.postgresql.Data"},"payload":{"id":1,"note":"café \"q\"","items":[{"qty":2,"sku":"A"}]}}}"#
+        );
+        // A top-level array: no struct, which Debezium's converter fails on; a NULL payload: a
+        // null value, as Debezium writes it.
+        let err = r.route_insert_at(7, &rows[1], &at).unwrap_err().to_string();
+        assert!(err.contains("Mismatching schema"), "{err}");
+        let rec = r.route_insert_at(7, &rows[2], &at).unwrap().unwrap().record;
+        assert_eq!(rec.value, None);
+        assert_eq!(rec.headers.len(), 5);
+    }
+
+    #[test]
+    fn binary_cloudevents_are_ce_headers_beside_the_payload() {
+        let mut r = golden_router(
+            &[
+                ("cloudevents.mode", "binary"),
+                ("topic.prefix", "shop"),
+                ("cloudevents.subject.field", "aggregateid"),
+                ("table.field.event.timestamp", "ts_local"),
+            ],
+            &[("value.converter", STRING_CONVERTER)],
+        );
+        let routed = route_all(&mut r);
+        let headers = |i: usize| -> Vec<(String, Option<String>)> {
+            routed[i]
+                .record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), utf8(v).map(str::to_string)))
+                .collect()
+        };
+        let h = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+        assert_eq!(
+            headers(0),
+            vec![
+                h("id", "11111111-1111-4111-8111-111111111111"),
+                h("ce_specversion", "1.0"),
+                h("ce_id", "11111111-1111-4111-8111-111111111111"),
+                h("ce_source", "/debezium/postgresql/shop"),
+                h("ce_type", "OrderCreated"),
+                h("ce_time", "2026-11-21T10:00:00.123Z"),
+                h("ce_subject", "o-1"),
+                h("content-type", "application/json"),
+            ]
+        );
+        // The value is the payload as the value converter writes it.
+        assert_eq!(
+            utf8(&routed[0].record.value).unwrap(),
+            r#"{"id": 1, "note": "café \"q\"", "items": [{"qty": 2, "sku": "A"}]}"#
+        );
+        // No data (a NULL payload): no content-type.
+        let last = headers(2);
+        assert_eq!(last.last().unwrap(), &h("ce_subject", "o-1"));
+        assert_eq!(last[5], h("ce_time", "2026-11-21T10:00:02.000Z"));
+    }
+
+    #[test]
+    fn binary_cloudevents_options_are_checked() {
+        let bad = |pairs: &[(&str, &str)]| {
+            RouterOptions::from_map(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        let e = bad(&[("cloudevents.mode", "binary")]);
+        assert!(
+            e.contains("cloudevents.source") && e.contains("topic.prefix"),
+            "{e}"
+        );
+        let e = bad(&[("cloudevents.mode", "structured")]);
+        assert!(e.contains("CloudEventsConverter"), "{e}");
+        let e = bad(&[("cloudevents.source", "/x")]);
+        assert!(e.contains("cloudevents.mode"), "{e}");
+        let e = bad(&[
+            ("cloudevents.mode", "binary"),
+            ("cloudevents.source", "/a b"),
+        ]);
+        assert!(e.contains("URI-reference"), "{e}");
+        let e = bad(&[
+            ("cloudevents.mode", "binary"),
+            ("cloudevents.source", "/a"),
+            ("cloudevents.datacontenttype", "json"),
+        ]);
+        assert!(e.contains("media type"), "{e}");
+        let o = opts(&[
+            ("cloudevents.mode", "binary"),
+            ("cloudevents.source", "/orders"),
+            ("cloudevents.type.field", "kind"),
+        ]);
+        let ce = o.cloudevents.clone().unwrap();
+        assert_eq!(
+            (ce.id_field.as_str(), ce.type_field.as_str()),
+            ("id", "kind")
+        );
+        assert!(o.required_columns().contains(&"kind".to_string()));
+        // A missing column names its option.
+        let mut r = Router::new(o, vec![TableName::parse("public.outbox").unwrap()]);
+        let e = r.on_relation(&outbox_relation()).unwrap_err().to_string();
+        assert!(
+            e.contains("\"kind\"") && e.contains("cloudevents.type.field"),
+            "{e}"
+        );
+        let e = RouterOptions::from_map(
+            &STRUCTURED[..2]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("topic.prefix"), "{e}");
+    }
+
+    #[test]
+    fn the_structured_mode_needs_debeziums_whole_setup() {
+        let check = |router: &[(&str, &str)], conv: &[(&str, &str)]| {
+            opts(router)
+                .check_converters(&converters(conv))
+                .map_err(|e| e.to_string())
+        };
+        let conv = structured_converters();
+        assert!(check(STRUCTURED, &conv).is_ok());
+        let e = check(&STRUCTURED[2..], &conv).unwrap_err();
+        assert!(
+            e.contains("header.from.fields") && e.contains("null value"),
+            "{e}"
+        );
+        let e = check(STRUCTURED, &conv[..2]).unwrap_err();
+        assert!(e.contains("header.converter"), "{e}");
+        let e = check(&STRUCTURED[..5], &conv).unwrap_err();
+        assert!(e.contains("type:header"), "{e}");
+        let e = check(
+            &[STRUCTURED, &[("cloudevents.mode", "binary")]].concat(),
+            &conv,
+        )
+        .unwrap_err();
+        assert!(e.contains("keep one"), "{e}");
     }
 }
