@@ -58,6 +58,10 @@ pub(super) struct Relay<'a> {
     pub(super) commit_time_us: i64,
     /// Commit LSN of the open transaction, to name it in errors.
     pub(super) final_lsn: Lsn,
+    /// The open transaction's id and its Begin message's WAL position: Debezium's source block
+    /// carries them (`txId`, `sequence`), with each change's own position (`lsn`).
+    pub(super) xid: u32,
+    pub(super) begin_lsn: Lsn,
     /// The snapshot being published; the stream is read only once it is acknowledged.
     pub(super) snapshot: Option<SnapshotFeed>,
     /// Taking over from Debezium: the events its offset covers are skipped (`takeover`).

@@ -179,6 +179,8 @@ pub(super) async fn run_once(
         liveness: Liveness::new(plan.receive_timeout, Instant::now()),
         commit_time_us: 0,
         final_lsn: Lsn::ZERO,
+        xid: 0,
+        begin_lsn: Lsn::ZERO,
         snapshot: None,
         takeover,
     };

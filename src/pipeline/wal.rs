@@ -65,6 +65,8 @@ impl Relay<'_> {
                 self.checkpoint.begin()?;
                 self.commit_time_us = begin.commit_time_us;
                 self.final_lsn = begin.final_lsn;
+                self.xid = begin.xid;
+                self.begin_lsn = wal_start;
             }
             Message::Commit(commit) => {
                 self.takeover_boundary(None);
@@ -82,11 +84,14 @@ impl Relay<'_> {
                 if self.taken_over(insert.relation_id, wal_start) {
                     return Ok(());
                 }
-                let routed = match self.router.route_insert(
-                    insert.relation_id,
-                    &insert.new,
-                    self.commit_time_us,
-                ) {
+                let at = crate::router::ChangePosition {
+                    commit_time_us: self.commit_time_us,
+                    xid: Some(self.xid),
+                    lsn: Some(wal_start),
+                    begin_lsn: Some(self.begin_lsn),
+                };
+                let routed = match self.router.route_insert_at(insert.relation_id, &insert.new, &at)
+                {
                     Ok(routed) => routed,
                     // A row that cannot be routed is a poison event (a table the router cannot
                     // handle is not: that stops the relay whatever the tolerance).
