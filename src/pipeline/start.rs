@@ -63,7 +63,21 @@ pub(super) async fn run_once(
     let system = conn.identify_system().await?;
     let host = conn.params().host_port();
     let client = conn.params().connect_sql().await?;
-    let gap_accepted = check_missing_slot(plan, &client, &system, &host).await?;
+    // The producer starts connecting now, while Postgres is set up, unless another instance
+    // streams from the slot (then this one stands by, and creates none at each attempt).
+    let slot_row = setup::slot_row(&client, &plan.setup.slot).await?;
+    let standing_by = slot_row.as_ref().is_some_and(|r| r.active_pid.is_some());
+    let mut early_sink = if standing_by {
+        None
+    } else {
+        Some(KafkaSink::new(
+            &plan.producer,
+            metrics.clone(),
+            health.clone(),
+        )?)
+    };
+    let gap_accepted =
+        check_missing_slot(plan, &client, &system, &host, slot_row.is_some()).await?;
     let slot = setup::ensure(&client, &plan.setup).await?;
     let mut router = Router::new(plan.router.clone(), plan.tables.clone())
         .with_converters(plan.converters.clone())
@@ -106,7 +120,10 @@ pub(super) async fn run_once(
             &options,
         )
         .await?;
-    let (sink, deliveries) = KafkaSink::new(&plan.producer, metrics.clone(), health.clone())?;
+    let (sink, deliveries) = match early_sink.take() {
+        Some(early) => early,
+        None => KafkaSink::new(&plan.producer, metrics.clone(), health.clone())?,
+    };
     let sink = Arc::new(sink);
     // While librdkafka says Kafka is unreachable, ask the brokers now and then: an idle relay
     // has no delivery to tell readiness that they are back.
@@ -202,6 +219,7 @@ async fn check_missing_slot(
     client: &tokio_postgres::Client,
     system: &SystemIdentity,
     host: &str,
+    slot_exists: bool,
 ) -> Result<bool, PipelineError> {
     use crate::config::SnapshotMode;
     use crate::position::{missing_slot, MissingSlot, SlotMissing};
@@ -209,10 +227,7 @@ async fn check_missing_slot(
         return Ok(false);
     };
     let mode = plan.setup.snapshot_mode;
-    if mode == SnapshotMode::InitialOnly
-        || !plan.setup.create_slot
-        || setup::slot_row(client, &plan.setup.slot).await?.is_some()
-    {
+    if mode == SnapshotMode::InitialOnly || !plan.setup.create_slot || slot_exists {
         return Ok(false);
     }
     let key = crate::position::offsets_key(system.system_id, &plan.params.dbname, &plan.setup.slot);

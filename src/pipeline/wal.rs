@@ -90,7 +90,9 @@ impl Relay<'_> {
                     lsn: Some(wal_start),
                     begin_lsn: Some(self.begin_lsn),
                 };
-                let routed = match self.router.route_insert_at(insert.relation_id, &insert.new, &at)
+                let routed = match self
+                    .router
+                    .route_insert_at(insert.relation_id, &insert.new, &at)
                 {
                     Ok(routed) => routed,
                     // A row that cannot be routed is a poison event (a table the router cannot

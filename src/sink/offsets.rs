@@ -245,7 +245,9 @@ pub(crate) fn scan_topic(
         let metadata = match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
             Ok(m) => m,
             Err(_) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(200));
+                // Serve the client's callbacks meanwhile: its errors (a refused SASL login, an
+                // unreachable broker) reach outboxd's log only when the client is polled.
+                let _ = consumer.poll(Duration::from_millis(200));
                 continue;
             }
             Err(e) => return Err(kafka(e.to_string())),
