@@ -126,13 +126,6 @@ fn assert_common(record: &Value, id: &str, case: &str) {
     }
 }
 
-async fn database() -> (PgCluster, tokio_postgres::Client) {
-    let pg = PgCluster::start();
-    let client = pg.client().await;
-    support::create_outbox_table(&client).await;
-    (pg, client)
-}
-
 /// JsonConverter with `schemas.enable=true` on both sides, the Connect worker's default: the key
 /// is a required string, the value Debezium's `io.debezium.data.Json` string of the payload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +134,7 @@ async fn json_converter_with_schemas_reads_keys_values_and_headers() {
     if let Err(why) = support::java::available() {
         return support::skip(name, &why);
     }
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let case = Case {
         name: "cjson",
         router: "",
@@ -182,7 +175,7 @@ async fn json_converter_reads_expanded_payloads_as_structs() {
     if let Err(why) = support::java::available() {
         return support::skip(name, &why);
     }
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let case = Case {
         name: "cexpand",
         router: "\"table.expand.json.payload\" = \"true\"",
@@ -234,7 +227,7 @@ async fn json_converter_without_schemas_reads_plain_json() {
     if let Err(why) = support::java::available() {
         return support::skip(name, &why);
     }
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let case = Case {
         name: "cnoschema",
         router: "",
@@ -264,7 +257,7 @@ async fn string_converter_reads_text() {
     if let Err(why) = support::java::available() {
         return support::skip(name, &why);
     }
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let case = Case {
         name: "cstring",
         router: "",

@@ -337,18 +337,7 @@ async fn a_slot_missing_after_a_promotion_stops_outboxd_with_both_positions() {
         support::insert_outbox(&s, &aggregatetype, "a", "E", &format!(r#"{{"n": {n}}}"#)).await;
     }
 
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(st) = outboxd.try_status() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "outboxd did not stop:\n{}",
-            outboxd.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let status = outboxd.wait_exit(Duration::from_secs(90)).await;
     let log = outboxd.log();
     assert!(!status.success(), "{log}");
     assert!(

@@ -27,6 +27,9 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+#[path = "support/catalog.rs"]
+mod catalog;
+
 use outboxd::config::Config;
 use outboxd::pipeline::Plan;
 
@@ -1069,61 +1072,6 @@ fn connector_mode_runs_the_debezium_connector_json() {
 
 // ---- Service, ServiceMonitor, PrometheusRule -----------------------------------------------
 
-/// Families of `Metrics::render`'s text, name → (type, label names). Labelled families appear
-/// only once they have a child, so each one gets a sample first.
-fn rendered_metrics() -> BTreeMap<String, (String, BTreeSet<String>)> {
-    use prometheus::core::Collector;
-    let m = outboxd::metrics::Metrics::new();
-    for vec in [
-        &m.events_read,
-        &m.events_published,
-        &m.bytes_published,
-        &m.events_failed,
-        &m.events_dead_lettered,
-        &m.changes_ignored,
-        &m.kafka_transactions,
-        &m.position_records,
-    ] {
-        let arity = vec.desc()[0].variable_labels.len();
-        vec.with_label_values(&vec!["sample"; arity]).inc();
-    }
-    m.commit_to_ack_seconds.observe(0.01);
-    m.kafka_commit_seconds.observe(0.01);
-    let text = m.render();
-    let mut out: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
-    let sample = regex::Regex::new(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? ").unwrap();
-    let label = regex::Regex::new(r#"([a-zA-Z_][a-zA-Z0-9_]*)=""#).unwrap();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').unwrap();
-            out.insert(name.to_string(), (kind.to_string(), BTreeSet::new()));
-        } else if let Some(c) = sample.captures(line) {
-            let name = &c[1];
-            let family = ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|s| name.strip_suffix(s).filter(|f| out.contains_key(*f)))
-                .unwrap_or(name);
-            if let (Some(entry), Some(labels)) = (out.get_mut(family), c.get(2)) {
-                entry.1.extend(
-                    label
-                        .captures_iter(labels.as_str())
-                        .map(|l| l[1].to_string()),
-                );
-            }
-        }
-    }
-    out
-}
-
-/// The metric names in docs/metrics.md's table.
-fn documented_metrics() -> BTreeSet<String> {
-    let re = regex::Regex::new(r"^\| `(outboxd_[a-z0-9_]+)` \|").unwrap();
-    read("docs/metrics.md")
-        .lines()
-        .filter_map(|l| re.captures(l).map(|c| c[1].to_string()))
-        .collect()
-}
-
 #[test]
 fn service_and_servicemonitor_reach_every_pod() {
     let r = render(&["-f", "charts/outboxd/ci/monitoring-values.yaml"]);
@@ -1172,8 +1120,8 @@ fn prometheus_rule_alerts_on_metrics_outboxd_exports() {
         .iter()
         .map(|r| (r["alert"].as_str().expect("alert name"), r))
         .collect();
-    let rendered = rendered_metrics();
-    let documented = documented_metrics();
+    let rendered = catalog::rendered_metrics();
+    let documented = catalog::documented_metrics();
     let target_labels = [
         "namespace",
         "job",

@@ -22,7 +22,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use support::{unique, KafkaOptions, LocalBroker, Outboxd, PgCluster, Record};
+use support::{unique, KafkaOptions, LocalBroker, Outboxd, Record};
 
 const SLOT: &str = "outboxd";
 const PUBLICATION: &str = "outboxd";
@@ -202,13 +202,6 @@ fn kafka_toml(props: &[(&str, &str)]) -> String {
         .collect()
 }
 
-async fn database() -> (PgCluster, tokio_postgres::Client) {
-    let pg = PgCluster::start();
-    let client = pg.client().await;
-    support::create_outbox_table(&client).await;
-    (pg, client)
-}
-
 /// outboxd relays three outbox rows to `bootstrap` with the `[kafka]` properties `outboxd_props`
 /// (secret references allowed; `envs` for `${env:...}`), and a client configured with
 /// `reader_props` reads exactly those records back. Returns outboxd's log, `/metrics` and the
@@ -219,7 +212,7 @@ async fn relay_and_read_back(
     envs: &[(&str, &str)],
     reader_props: &[(&str, &str)],
 ) -> (String, String, String) {
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let http_port = support::free_port();
     let cfg = format!(
         "{}{}\n[http]\naddr = \"127.0.0.1:{http_port}\"\n",
@@ -420,7 +413,7 @@ async fn refused_sasl_credentials_are_reported_retried_and_never_logged() {
         return support::skip(name, &why);
     }
     let broker = tokio::task::spawn_blocking(secure_broker).await.unwrap();
-    let (pg, _client) = database().await;
+    let (pg, _client) = support::database().await;
     let wrong = "Wr0ng-Kafka-pw-91c2";
     let secrets = tempfile::tempdir().unwrap();
     let secret_file = secrets.path().join("kafka-password");

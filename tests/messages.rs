@@ -6,11 +6,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{
-    consume_topics, current_wal_lsn, slot_confirmed_lsn, unique, wait_until, Broker, Outboxd,
-    PgCluster, Record,
+    current_wal_lsn, slot_confirmed_lsn, unique, wait_until, Broker, Outboxd, PgCluster,
 };
 
 const SLOT: &str = "outboxd";
@@ -26,34 +25,6 @@ fn config(pg: &PgCluster, bootstrap: &str, extra: &str) -> String {
     );
     assert_ne!(base, with_prefixes);
     format!("{with_prefixes}{extra}")
-}
-
-async fn database() -> (PgCluster, tokio_postgres::Client) {
-    let pg = PgCluster::start();
-    let client = pg.client().await;
-    support::create_outbox_table(&client).await;
-    (pg, client)
-}
-
-async fn start_outboxd(config: &str) -> Outboxd {
-    let o = Outboxd::start_with(config, &[], &[("RUST_LOG", "info,outboxd=debug")]);
-    assert!(
-        o.wait_for_log("streaming", Duration::from_secs(30)).await,
-        "outboxd did not start streaming:\n{}",
-        o.log()
-    );
-    o
-}
-
-async fn consume(bootstrap: &str, topics: &[&str], expected: usize, secs: u64) -> Vec<Record> {
-    let b = bootstrap.to_string();
-    let t: Vec<String> = topics.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = t.iter().map(String::as_str).collect();
-        consume_topics(&b, &refs, expected, Duration::from_secs(secs))
-    })
-    .await
-    .unwrap()
 }
 
 /// SQL emitting an outbox message; `payload` is the JSON text of the payload field.
@@ -75,26 +46,10 @@ fn id(n: u32) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
 }
 
-/// Waits for the process to exit by itself.
-async fn wait_exit(outboxd: &mut Outboxd) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = outboxd.try_status() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "outboxd should stop by itself:\n{}",
-            outboxd.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactional_messages_are_routed_like_rows_in_commit_order_and_the_rest_is_counted() {
     let broker = Broker::shared();
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let aggregatetype = format!("Msg{}", unique("m"));
     let topic = format!("outbox.event.{aggregatetype}");
     // One partition: the order of all records is the commit order.
@@ -110,7 +65,7 @@ async fn transactional_messages_are_routed_like_rows_in_commit_order_and_the_res
         "[router]\n\"table.fields.additional.placement\" = \"type:header:eventType\"\n",
         1,
     );
-    let outboxd = start_outboxd(&cfg).await;
+    let outboxd = Outboxd::streaming(&cfg).await;
     let a = &aggregatetype;
 
     // 1: a row and a message in one transaction.
@@ -164,7 +119,9 @@ async fn transactional_messages_are_routed_like_rows_in_commit_order_and_the_res
     let last_commit = current_wal_lsn(&client).await;
 
     // Ask for one more than expected: a rolled-back or skipped message would show up.
-    let records = consume(broker.bootstrap(), &[&topic], 6, 20).await;
+    let records =
+        support::consume_topics_async(broker.bootstrap(), &[&topic], 6, Duration::from_secs(20))
+            .await;
     let log = outboxd.log();
     let ids: Vec<String> = records.iter().filter_map(|r| r.header_str("id")).collect();
     assert_eq!(
@@ -262,7 +219,7 @@ async fn transactional_messages_are_routed_like_rows_in_commit_order_and_the_res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_is_no_outbox_row_stops_the_relay_naming_its_prefix_without_confirming_it() {
     let broker = Broker::shared();
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let cfg = config(&pg, broker.bootstrap(), "");
     // The preflight checks the server can send messages.
     let (status, out) = support::outboxd::check(&cfg, Duration::from_secs(60));
@@ -271,13 +228,13 @@ async fn a_message_that_is_no_outbox_row_stops_the_relay_naming_its_prefix_witho
         out.contains("logical decoding messages") && out.contains("prefixes outbox"),
         "{out}"
     );
-    let mut outboxd = start_outboxd(&cfg).await;
+    let mut outboxd = Outboxd::streaming(&cfg).await;
     let lsn_before = current_wal_lsn(&client).await;
     client
         .batch_execute("SELECT pg_logical_emit_message(true, 'outbox', '<not json/>')")
         .await
         .unwrap();
-    let status = wait_exit(&mut outboxd).await;
+    let status = outboxd.wait_exit(Duration::from_secs(30)).await;
     let log = outboxd.log();
     assert!(!status.success());
     assert!(
@@ -295,7 +252,7 @@ async fn a_message_that_is_no_outbox_row_stops_the_relay_naming_its_prefix_witho
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_errors_tolerance_all_a_bad_message_goes_to_the_dead_letter_topic() {
     let broker = Broker::shared();
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let aggregatetype = format!("Dlq{}", unique("m"));
     let topic = format!("outbox.event.{aggregatetype}");
     let dlq = format!("dlq-{}", unique("m"));
@@ -304,7 +261,7 @@ async fn with_errors_tolerance_all_a_bad_message_goes_to_the_dead_letter_topic()
     let extra = format!(
         "[errors]\n\"errors.tolerance\" = \"all\"\n\"errors.deadletterqueue.topic.name\" = \"{dlq}\"\n"
     );
-    let outboxd = start_outboxd(&config(&pg, broker.bootstrap(), &extra)).await;
+    let outboxd = Outboxd::streaming(&config(&pg, broker.bootstrap(), &extra)).await;
     let a = &aggregatetype;
     // A message without aggregateid between two good ones.
     let missing_key = format!(
@@ -320,10 +277,14 @@ async fn with_errors_tolerance_all_a_bad_message_goes_to_the_dead_letter_topic()
         .await
         .unwrap();
     let last_commit = current_wal_lsn(&client).await;
-    let records = consume(broker.bootstrap(), &[&topic], 3, 15).await;
+    let records =
+        support::consume_topics_async(broker.bootstrap(), &[&topic], 3, Duration::from_secs(15))
+            .await;
     let ids: Vec<String> = records.iter().filter_map(|r| r.header_str("id")).collect();
     assert_eq!(ids, [id(0), id(2)], "outboxd log:\n{}", outboxd.log());
-    let dead = consume(broker.bootstrap(), &[&dlq], 2, 15).await;
+    let dead =
+        support::consume_topics_async(broker.bootstrap(), &[&dlq], 2, Duration::from_secs(15))
+            .await;
     assert_eq!(dead.len(), 1, "outboxd log:\n{}", outboxd.log());
     assert_eq!(dead[0].header_str("id"), Some(id(1)));
     assert_eq!(dead[0].value_str().as_deref(), Some(r#"{"seq": 1}"#));

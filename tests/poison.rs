@@ -13,11 +13,11 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{
-    consume_topics, current_wal_lsn, parse_lsn, slot_confirmed_lsn, unique, wait_until, Broker,
-    Outboxd, PgCluster, Record,
+    current_wal_lsn, parse_lsn, slot_confirmed_lsn, unique, wait_until, Broker, Outboxd, PgCluster,
+    Record,
 };
 
 const SLOT: &str = "outboxd";
@@ -29,40 +29,12 @@ const TOO_LARGE_ID: &str = "cccccccc-0000-4000-8000-000000000001";
 const MAX_BYTES: usize = 10_000;
 const LARGE_PAYLOAD: usize = 20_000;
 
-async fn database() -> (PgCluster, tokio_postgres::Client) {
-    let pg = PgCluster::start();
-    let client = pg.client().await;
-    support::create_outbox_table(&client).await;
-    (pg, client)
-}
-
 /// The basic configuration with `"message.max.bytes"` in `[kafka]`, then `extra` sections.
 fn config(pg: &PgCluster, bootstrap: &str, extra: &str) -> String {
     format!(
         "{}\"message.max.bytes\" = {MAX_BYTES}\n{extra}",
         support::basic_config(&pg.url("postgres"), SLOT, PUBLICATION, bootstrap)
     )
-}
-
-async fn start_outboxd(config: &str) -> Outboxd {
-    let o = Outboxd::start_with(config, &[], &[("RUST_LOG", "info,outboxd=debug")]);
-    assert!(
-        o.wait_for_log("streaming", Duration::from_secs(30)).await,
-        "outboxd did not start streaming:\n{}",
-        o.log()
-    );
-    o
-}
-
-async fn consume(bootstrap: &str, topics: &[&str], expected: usize, secs: u64) -> Vec<Record> {
-    let b = bootstrap.to_string();
-    let t: Vec<String> = topics.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = t.iter().map(String::as_str).collect();
-        consume_topics(&b, &refs, expected, Duration::from_secs(secs))
-    })
-    .await
-    .unwrap()
 }
 
 /// Runs `sql` as one transaction; returns the WAL position before and after it.
@@ -97,7 +69,7 @@ async fn metrics(port: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_events_go_to_the_dead_letter_topic_and_the_slot_moves_past_them() {
     let broker = Broker::shared();
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let aggregatetype = format!("Poison{}", unique("p"));
     let topic = format!("outbox.event.{aggregatetype}");
     let dlq = format!("dlq.{}", unique("d"));
@@ -108,7 +80,7 @@ async fn poison_events_go_to_the_dead_letter_topic_and_the_slot_moves_past_them(
     let extra = format!(
         "\n[errors]\n\"errors.tolerance\" = \"all\"\n\"errors.deadletterqueue.topic.name\" = \"{dlq}\"\n\n[http]\naddr = \"127.0.0.1:{http_port}\"\n"
     );
-    let outboxd = start_outboxd(&config(&pg, broker.bootstrap(), &extra)).await;
+    let outboxd = Outboxd::streaming(&config(&pg, broker.bootstrap(), &extra)).await;
 
     let large = "x".repeat(LARGE_PAYLOAD);
     transaction(&client, &good(&aggregatetype, 0)).await;
@@ -139,7 +111,9 @@ async fn poison_events_go_to_the_dead_letter_topic_and_the_slot_moves_past_them(
     let end = current_wal_lsn(&client).await;
 
     // The good events, all of them, once and in commit order.
-    let records = consume(broker.bootstrap(), &[&topic], 6, 20).await;
+    let records =
+        support::consume_topics_async(broker.bootstrap(), &[&topic], 6, Duration::from_secs(20))
+            .await;
     let seqs: Vec<i64> = records
         .iter()
         .map(|r| r.value_json().unwrap()["seq"].as_i64().unwrap())
@@ -148,7 +122,9 @@ async fn poison_events_go_to_the_dead_letter_topic_and_the_slot_moves_past_them(
 
     // The poison events, in the dead-letter topic in commit order, with the original key, value
     // and id header, and the error context.
-    let dead = consume(broker.bootstrap(), &[&dlq], 4, 20).await;
+    let dead =
+        support::consume_topics_async(broker.bootstrap(), &[&dlq], 4, Duration::from_secs(20))
+            .await;
     assert_eq!(dead.len(), 3, "outboxd log:\n{}", outboxd.log());
 
     let bad = &dead[0];
@@ -243,14 +219,19 @@ async fn poison_events_go_to_the_dead_letter_topic_and_the_slot_moves_past_them(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_tolerance_a_record_kafka_rejects_stops_the_relay_before_it() {
     let broker = Broker::shared();
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let aggregatetype = format!("Stop{}", unique("s"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 1).await;
-    let mut outboxd = start_outboxd(&config(&pg, broker.bootstrap(), "")).await;
+    let mut outboxd = Outboxd::streaming(&config(&pg, broker.bootstrap(), "")).await;
 
     let (_, after_good) = transaction(&client, &good(&aggregatetype, 0)).await;
-    assert_eq!(consume(broker.bootstrap(), &[&topic], 1, 20).await.len(), 1);
+    assert_eq!(
+        support::consume_topics_async(broker.bootstrap(), &[&topic], 1, Duration::from_secs(20))
+            .await
+            .len(),
+        1
+    );
     assert!(
         wait_until(Duration::from_secs(20), || async {
             slot_confirmed_lsn(&client, SLOT).await.unwrap() >= after_good
@@ -265,18 +246,7 @@ async fn without_tolerance_a_record_kafka_rejects_stops_the_relay_before_it() {
     .await;
     transaction(&client, &good(&aggregatetype, 1)).await;
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = outboxd.try_status() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "outboxd should stop by itself:\n{}",
-            outboxd.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = outboxd.wait_exit(Duration::from_secs(30)).await;
     let log = outboxd.log();
     assert!(!status.success(), "{log}");
     assert!(
@@ -291,7 +261,12 @@ async fn without_tolerance_a_record_kafka_rejects_stops_the_relay_before_it() {
         "the slot moved past the rejected event: {confirmed:X} > {before_large:X}"
     );
     // Nothing after it was published either.
-    assert_eq!(consume(broker.bootstrap(), &[&topic], 2, 3).await.len(), 1);
+    assert_eq!(
+        support::consume_topics_async(broker.bootstrap(), &[&topic], 2, Duration::from_secs(3))
+            .await
+            .len(),
+        1
+    );
 }
 
 /// Creates `name` (one partition) with the topic-level `max.message.bytes` limit.
@@ -358,7 +333,7 @@ async fn a_record_the_broker_rejects_goes_to_the_dead_letter_topic_with_its_valu
     );
     let dlq = format!("dlq.{}", unique("d"));
     broker.create_topic(&dlq, 1).await;
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let extra = format!(
         "\n[errors]\n\"errors.tolerance\" = \"all\"\n\"errors.deadletterqueue.topic.name\" = \"{dlq}\"\n"
     );
@@ -366,7 +341,7 @@ async fn a_record_the_broker_rejects_goes_to_the_dead_letter_topic_with_its_valu
         "{}{extra}",
         support::basic_config(&pg.url("postgres"), SLOT, PUBLICATION, broker.bootstrap())
     );
-    let outboxd = start_outboxd(&cfg).await;
+    let outboxd = Outboxd::streaming(&cfg).await;
 
     // Separate transactions, far enough apart not to share a produce batch with the large one
     // (the broker would refuse the whole batch).
@@ -382,13 +357,17 @@ async fn a_record_the_broker_rejects_goes_to_the_dead_letter_topic_with_its_valu
     transaction(&client, &good(&aggregatetype, 1)).await;
     let end = current_wal_lsn(&client).await;
 
-    let records = consume(broker.bootstrap(), &[&topic], 3, 20).await;
+    let records =
+        support::consume_topics_async(broker.bootstrap(), &[&topic], 3, Duration::from_secs(20))
+            .await;
     let seqs: Vec<i64> = records
         .iter()
         .map(|r| r.value_json().unwrap()["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(seqs, vec![0, 1], "outboxd log:\n{}", outboxd.log());
-    let dead = consume(broker.bootstrap(), &[&dlq], 2, 20).await;
+    let dead =
+        support::consume_topics_async(broker.bootstrap(), &[&dlq], 2, Duration::from_secs(20))
+            .await;
     assert_eq!(dead.len(), 1, "outboxd log:\n{}", outboxd.log());
     let r = &dead[0];
     assert_eq!(header(r, "id"), TOO_LARGE_ID);
@@ -442,11 +421,11 @@ async fn a_record_refused_in_the_delivery_report_goes_to_the_dead_letter_topic()
     let mock = mock_refusing(denied_topic, &[good_topic, dlq]);
     let bootstrap = mock.bootstrap_servers();
 
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let extra = format!(
         "\n[errors]\n\"errors.tolerance\" = \"all\"\n\"errors.deadletterqueue.topic.name\" = \"{dlq}\"\n"
     );
-    let outboxd = start_outboxd(&config(&pg, &bootstrap, &extra)).await;
+    let outboxd = Outboxd::streaming(&config(&pg, &bootstrap, &extra)).await;
     transaction(&client, &good("Allowed", 0)).await;
     let (from, to) = transaction(
         &client,
@@ -456,13 +435,14 @@ async fn a_record_refused_in_the_delivery_report_goes_to_the_dead_letter_topic()
     transaction(&client, &good("Allowed", 1)).await;
     let end = current_wal_lsn(&client).await;
 
-    let records = consume(&bootstrap, &[good_topic], 3, 15).await;
+    let records =
+        support::consume_topics_async(&bootstrap, &[good_topic], 3, Duration::from_secs(15)).await;
     let seqs: Vec<i64> = records
         .iter()
         .map(|r| r.value_json().unwrap()["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(seqs, vec![0, 1], "outboxd log:\n{}", outboxd.log());
-    let dead = consume(&bootstrap, &[dlq], 2, 15).await;
+    let dead = support::consume_topics_async(&bootstrap, &[dlq], 2, Duration::from_secs(15)).await;
     assert_eq!(dead.len(), 1, "outboxd log:\n{}", outboxd.log());
     let r = &dead[0];
     assert_eq!(header(r, "id"), TOO_LARGE_ID);
@@ -507,11 +487,11 @@ async fn exactly_once_mode_dead_letters_a_record_refused_in_the_delivery_report(
     let mock = mock_refusing(denied_topic, &[good_topic, dlq, offsets]);
     let bootstrap = mock.bootstrap_servers();
 
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let extra = format!(
         "\n[errors]\n\"errors.tolerance\" = \"all\"\n\"errors.deadletterqueue.topic.name\" = \"{dlq}\"\n\n[exactly_once]\nenabled = true\noffsets_topic = \"{offsets}\"\n"
     );
-    let outboxd = start_outboxd(&config(&pg, &bootstrap, &extra)).await;
+    let outboxd = Outboxd::streaming(&config(&pg, &bootstrap, &extra)).await;
     transaction(&client, &good("Allowed", 0)).await;
     transaction(
         &client,
@@ -521,14 +501,15 @@ async fn exactly_once_mode_dead_letters_a_record_refused_in_the_delivery_report(
     transaction(&client, &good("Allowed", 1)).await;
     let end = current_wal_lsn(&client).await;
 
-    let dead = consume(&bootstrap, &[dlq], 1, 30).await;
+    let dead = support::consume_topics_async(&bootstrap, &[dlq], 1, Duration::from_secs(30)).await;
     assert!(
         !dead.is_empty() && dead.iter().all(|r| header(r, "id") == TOO_LARGE_ID),
         "outboxd log:\n{}",
         outboxd.log()
     );
     assert_eq!(header(&dead[0], "__connect.errors.topic"), denied_topic);
-    let records = consume(&bootstrap, &[good_topic], 3, 15).await;
+    let records =
+        support::consume_topics_async(&bootstrap, &[good_topic], 3, Duration::from_secs(15)).await;
     let seqs: std::collections::BTreeSet<i64> = records
         .iter()
         .map(|r| r.value_json().unwrap()["seq"].as_i64().unwrap())
@@ -596,9 +577,9 @@ async fn a_topic_missing_on_a_cluster_without_auto_creation_is_a_poison_event() 
     let dlq = format!("dlq.{}", unique("d"));
     support::kafka::create_topic(&bootstrap, &present_topic, 1).await;
     support::kafka::create_topic(&bootstrap, &dlq, 1).await;
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let propagation = "\"topic.metadata.propagation.max.ms\" = 5000\n";
-    let mut outboxd = start_outboxd(&config(&pg, &bootstrap, propagation)).await;
+    let mut outboxd = Outboxd::streaming(&config(&pg, &bootstrap, propagation)).await;
 
     transaction(&client, &good(&present, 0)).await;
     let (before_missing, _) = transaction(
@@ -609,18 +590,7 @@ async fn a_topic_missing_on_a_cluster_without_auto_creation_is_a_poison_event() 
     transaction(&client, &good(&present, 1)).await;
     let end = current_wal_lsn(&client).await;
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = outboxd.try_status() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "outboxd should stop by itself:\n{}",
-            outboxd.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = outboxd.wait_exit(Duration::from_secs(60)).await;
     let log = outboxd.log();
     assert!(!status.success(), "{log}");
     assert!(
@@ -638,7 +608,9 @@ async fn a_topic_missing_on_a_cluster_without_auto_creation_is_a_poison_event() 
     );
     // The event before it is published; the one after it (another topic, sent while librdkafka
     // still waited for the missing one) may be too, and is sent again: it is not confirmed.
-    let first = consume(&bootstrap, &[&present_topic], 3, 3).await;
+    let first =
+        support::consume_topics_async(&bootstrap, &[&present_topic], 3, Duration::from_secs(3))
+            .await;
     let seqs: Vec<i64> = first
         .iter()
         .map(|r| r.value_json().unwrap()["seq"].as_i64().unwrap())
@@ -649,15 +621,21 @@ async fn a_topic_missing_on_a_cluster_without_auto_creation_is_a_poison_event() 
     let extra = format!(
         "{propagation}\n[errors]\n\"errors.tolerance\" = \"all\"\n\"errors.deadletterqueue.topic.name\" = \"{dlq}\"\n"
     );
-    let outboxd = start_outboxd(&config(&pg, &bootstrap, &extra)).await;
-    let dead = consume(&bootstrap, &[&dlq], 1, 30).await;
+    let outboxd = Outboxd::streaming(&config(&pg, &bootstrap, &extra)).await;
+    let dead = support::consume_topics_async(&bootstrap, &[&dlq], 1, Duration::from_secs(30)).await;
     assert_eq!(dead.len(), 1, "outboxd log:\n{}", outboxd.log());
     assert_eq!(header(&dead[0], "id"), BAD_TOPIC_ID);
     assert_eq!(header(&dead[0], "__connect.errors.topic"), missing_topic);
     // The event after the missing topic's is sent (again): it was not confirmed.
     let before = seqs.len();
     let again = support::wait_for(Duration::from_secs(30), || async {
-        let records = consume(&bootstrap, &[&present_topic], usize::MAX, 2).await;
+        let records = support::consume_topics_async(
+            &bootstrap,
+            &[&present_topic],
+            usize::MAX,
+            Duration::from_secs(2),
+        )
+        .await;
         records[before.min(records.len())..]
             .iter()
             .any(|r| r.value_json().unwrap()["seq"] == 1)

@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use support::{
-    consume_topics, slot_confirmed_lsn, unique, wait_until, Broker, Outboxd, PgCluster,
-    ProxiedBroker, Record,
+    slot_confirmed_lsn, unique, wait_until, Broker, Outboxd, PgCluster, ProxiedBroker, Record,
 };
 
 const SLOT: &str = "outboxd";
@@ -31,26 +30,6 @@ fn config(pg: &PgCluster, bootstrap: &str, extra: &str) -> String {
         "{}{extra}",
         support::basic_config(&pg.url("postgres"), SLOT, PUBLICATION, bootstrap)
     )
-}
-
-async fn start_outboxd(config: &str) -> Outboxd {
-    let o = Outboxd::start_with(config, &[], &[("RUST_LOG", "info,outboxd=debug")]);
-    assert!(
-        o.wait_for_log("streaming", Duration::from_secs(30)).await,
-        "outboxd did not start streaming:\n{}",
-        o.log()
-    );
-    o
-}
-
-async fn consume(bootstrap: &str, topics: &[String], expected: usize, secs: u64) -> Vec<Record> {
-    let (b, t) = (bootstrap.to_string(), topics.to_vec());
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = t.iter().map(String::as_str).collect();
-        consume_topics(&b, &refs, expected, Duration::from_secs(secs))
-    })
-    .await
-    .unwrap()
 }
 
 async fn current_wal_lsn(client: &tokio_postgres::Client) -> u64 {
@@ -121,7 +100,7 @@ async fn events_of_concurrent_transactions_arrive_with_topic_key_header_and_valu
     for t in &topics {
         broker.create_topic(t, 4).await;
     }
-    let outboxd = start_outboxd(&config(&pg, broker.bootstrap(), "")).await;
+    let outboxd = Outboxd::streaming(&config(&pg, broker.bootstrap(), "")).await;
 
     // 6 writers × 20 transactions; every 5th transaction rolls back, every 7th inserts and
     // deletes its row in the same transaction.
@@ -166,7 +145,13 @@ async fn events_of_concurrent_transactions_arrive_with_topic_key_header_and_valu
     assert_eq!(expected.len(), 6 * 16);
 
     // Ask for one more than expected: a rolled-back or duplicated event would show up.
-    let records = consume(broker.bootstrap(), &topics, expected.len() + 1, 20).await;
+    let records = support::consume_topics_async(
+        broker.bootstrap(),
+        &topics,
+        expected.len() + 1,
+        Duration::from_secs(20),
+    )
+    .await;
     assert_eq!(
         records.len(),
         expected.len(),
@@ -207,7 +192,7 @@ async fn ten_thousand_events_keep_commit_order_per_aggregate_on_four_partitions(
     let aggregatetype = format!("Bulk{}", unique("o"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 4).await;
-    let outboxd = start_outboxd(&config(&pg, broker.bootstrap(), "")).await;
+    let outboxd = Outboxd::streaming(&config(&pg, broker.bootstrap(), "")).await;
 
     // 50 aggregates split over 5 concurrent writers; each writer commits its aggregates' events in
     // order, 10 events per transaction, interleaving aggregates.
@@ -233,7 +218,13 @@ async fn ten_thousand_events_keep_commit_order_per_aggregate_on_four_partitions(
     for w in writers {
         w.await.unwrap();
     }
-    let records = consume(broker.bootstrap(), std::slice::from_ref(&topic), 10_001, 60).await;
+    let records = support::consume_topics_async(
+        broker.bootstrap(),
+        std::slice::from_ref(&topic),
+        10_001,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(records.len(), 10_000, "outboxd log:\n{}", outboxd.log());
 
     // Per key: all on one partition, in commit order (seq 0, 1, 2, ...).
@@ -264,7 +255,7 @@ async fn kill_9_mid_stream_loses_nothing_and_keeps_per_aggregate_order() {
     let aggregatetype = format!("Crash{}", unique("k"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 4).await;
-    let mut outboxd = start_outboxd(&config(&pg, broker.bootstrap(), "")).await;
+    let mut outboxd = Outboxd::streaming(&config(&pg, broker.bootstrap(), "")).await;
 
     // A writer commits 20 aggregates × 150 events in single-row transactions while outboxd is
     // killed three times.
@@ -302,11 +293,11 @@ async fn kill_9_mid_stream_loses_nothing_and_keeps_per_aggregate_order() {
     // Read until every distinct event is there (duplicates allowed).
     let deadline = Instant::now() + Duration::from_secs(60);
     let records = loop {
-        let records = consume(
+        let records = support::consume_topics_async(
             broker.bootstrap(),
             std::slice::from_ref(&topic),
             usize::MAX,
-            5,
+            Duration::from_secs(5),
         )
         .await;
         let distinct: HashSet<String> = records.iter().filter_map(|r| r.header_str("id")).collect();
@@ -341,13 +332,18 @@ async fn broker_outage_holds_the_slot_and_memory_then_resumes() {
     let extra = format!(
         "\n[pipeline]\nmax_in_flight_events = 50\n\n[http]\naddr = \"127.0.0.1:{http_port}\"\n"
     );
-    let outboxd = start_outboxd(&config(&pg, broker.bootstrap(), &extra)).await;
+    let outboxd = Outboxd::streaming(&config(&pg, broker.bootstrap(), &extra)).await;
 
     write_sequence(&client, &aggregatetype, "before", 10, 1).await;
     assert_eq!(
-        consume(broker.bootstrap(), std::slice::from_ref(&topic), 10, 20)
-            .await
-            .len(),
+        support::consume_topics_async(
+            broker.bootstrap(),
+            std::slice::from_ref(&topic),
+            10,
+            Duration::from_secs(20)
+        )
+        .await
+        .len(),
         10
     );
 
@@ -387,7 +383,13 @@ async fn broker_outage_holds_the_slot_and_memory_then_resumes() {
     );
 
     broker.resume();
-    let records = consume(broker.bootstrap(), std::slice::from_ref(&topic), 210, 60).await;
+    let records = support::consume_topics_async(
+        broker.bootstrap(),
+        std::slice::from_ref(&topic),
+        210,
+        Duration::from_secs(60),
+    )
+    .await;
     let distinct: HashSet<String> = records.iter().filter_map(|r| r.header_str("id")).collect();
     assert_eq!(distinct.len(), 210, "outboxd log:\n{}", outboxd.log());
     let ready = support::outboxd::http_get(http_port, "/readyz").await;
@@ -415,7 +417,7 @@ async fn outage_longer_than_message_timeout_restarts_from_the_slot_without_loss(
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 4).await;
     let extra = "\"message.timeout.ms\" = 3000\n";
-    let outboxd = start_outboxd(&config(&pg, broker.bootstrap(), extra)).await;
+    let outboxd = Outboxd::streaming(&config(&pg, broker.bootstrap(), extra)).await;
 
     broker.pause();
     write_sequence(&client, &aggregatetype, "x", 30, 2).await;
@@ -430,7 +432,13 @@ async fn outage_longer_than_message_timeout_restarts_from_the_slot_without_loss(
         outboxd.log()
     );
     broker.resume();
-    let records = consume(broker.bootstrap(), std::slice::from_ref(&topic), 60, 60).await;
+    let records = support::consume_topics_async(
+        broker.bootstrap(),
+        std::slice::from_ref(&topic),
+        60,
+        Duration::from_secs(60),
+    )
+    .await;
     let distinct: HashSet<String> = records.iter().filter_map(|r| r.header_str("id")).collect();
     assert_eq!(distinct.len(), 60, "outboxd log:\n{}", outboxd.log());
     assert_per_key_order(&records, &HashMap::from([("x".to_string(), 60)]));
@@ -440,7 +448,7 @@ async fn outage_longer_than_message_timeout_restarts_from_the_slot_without_loss(
 async fn idle_outbox_slot_advances_while_other_tables_write() {
     let broker = Broker::shared();
     let (pg, client) = database().await;
-    let _outboxd = start_outboxd(&config(&pg, broker.bootstrap(), "")).await;
+    let _outboxd = Outboxd::streaming(&config(&pg, broker.bootstrap(), "")).await;
     let start = slot_confirmed_lsn(&client, SLOT).await.unwrap();
     for i in 0..50 {
         client
@@ -472,13 +480,18 @@ async fn sigterm_flushes_confirms_and_releases_the_slot() {
     broker.create_topic(&topic, 4).await;
     let http_port = support::free_port();
     let extra = format!("\n[http]\naddr = \"127.0.0.1:{http_port}\"\n");
-    let mut outboxd = start_outboxd(&config(&pg, broker.bootstrap(), &extra)).await;
+    let mut outboxd = Outboxd::streaming(&config(&pg, broker.bootstrap(), &extra)).await;
     write_sequence(&client, &aggregatetype, "t", 20, 5).await;
     let lsn_after = current_wal_lsn(&client).await;
     assert_eq!(
-        consume(broker.bootstrap(), std::slice::from_ref(&topic), 100, 30)
-            .await
-            .len(),
+        support::consume_topics_async(
+            broker.bootstrap(),
+            std::slice::from_ref(&topic),
+            100,
+            Duration::from_secs(30)
+        )
+        .await
+        .len(),
         100
     );
     let metrics = support::outboxd::http_get(http_port, "/metrics").await;
@@ -533,9 +546,14 @@ async fn sigterm_flushes_confirms_and_releases_the_slot() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        consume(broker.bootstrap(), std::slice::from_ref(&topic), 101, 5)
-            .await
-            .len(),
+        support::consume_topics_async(
+            broker.bootstrap(),
+            std::slice::from_ref(&topic),
+            101,
+            Duration::from_secs(5)
+        )
+        .await
+        .len(),
         100,
         "events were replayed after a clean restart"
     );
@@ -545,7 +563,7 @@ async fn sigterm_flushes_confirms_and_releases_the_slot() {
 async fn a_row_that_cannot_be_routed_stops_the_relay_without_confirming_it() {
     let broker = Broker::shared();
     let (pg, client) = database().await;
-    let mut outboxd = start_outboxd(&config(&pg, broker.bootstrap(), "")).await;
+    let mut outboxd = Outboxd::streaming(&config(&pg, broker.bootstrap(), "")).await;
     let lsn_before = current_wal_lsn(&client).await;
     client
         .batch_execute(
@@ -553,18 +571,7 @@ async fn a_row_that_cannot_be_routed_stops_the_relay_without_confirming_it() {
         )
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = outboxd.try_status() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "outboxd should stop by itself:\n{}",
-            outboxd.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = outboxd.wait_exit(Duration::from_secs(30)).await;
     let log = outboxd.log();
     assert!(!status.success());
     assert!(
@@ -638,7 +645,7 @@ async fn status_shows_the_slot_and_slot_drop_refuses_while_streaming() {
     let broker = Broker::shared();
     let (pg, client) = database().await;
     let cfg = config(&pg, broker.bootstrap(), "");
-    let mut outboxd = start_outboxd(&cfg).await;
+    let mut outboxd = Outboxd::streaming(&cfg).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outboxd.toml");
     std::fs::write(&path, &cfg).unwrap();
@@ -726,18 +733,8 @@ async fn existing_slot_and_publication_are_verified_and_flags_override_the_file(
             &["--kafka-bootstrap-servers", broker.bootstrap()],
             &[],
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = o.try_status() {
-                return (status, o.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "outboxd did not stop:\n{}",
-                o.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let status = o.wait_exit(Duration::from_secs(30)).await;
+        (status, o.log())
     };
 
     // A publication that lacks the outbox table: stop, with the statement that fixes it.
@@ -788,9 +785,14 @@ async fn existing_slot_and_publication_are_verified_and_flags_override_the_file(
     );
     write_sequence(&client, &aggregatetype, "f", 3, 1).await;
     assert_eq!(
-        consume(broker.bootstrap(), std::slice::from_ref(&topic), 3, 30)
-            .await
-            .len(),
+        support::consume_topics_async(
+            broker.bootstrap(),
+            std::slice::from_ref(&topic),
+            3,
+            Duration::from_secs(30)
+        )
+        .await
+        .len(),
         3,
         "{}",
         o.log()
@@ -835,7 +837,7 @@ async fn a_standby_takes_over_within_seconds_of_the_active_dying() {
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 1).await;
     let config = config(&pg, broker.bootstrap(), "");
-    let mut active = start_outboxd(&config).await;
+    let mut active = Outboxd::streaming(&config).await;
     let standby = Outboxd::start_with(&config, &[], &[("RUST_LOG", "info,outboxd=debug")]);
     assert!(
         standby
@@ -877,7 +879,13 @@ async fn a_standby_takes_over_within_seconds_of_the_active_dying() {
     // until all 300 arrived, however many duplicates come first.
     let topics = std::slice::from_ref(&topic);
     let records = support::wait_for(Duration::from_secs(60), || async {
-        let records = consume(broker.bootstrap(), topics, usize::MAX, 3).await;
+        let records = support::consume_topics_async(
+            broker.bootstrap(),
+            topics,
+            usize::MAX,
+            Duration::from_secs(3),
+        )
+        .await;
         let distinct: HashSet<i64> = records.iter().map(seq_of).collect();
         (distinct.len() >= 300).then_some(records)
     })

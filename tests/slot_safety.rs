@@ -57,12 +57,8 @@ async fn recorded_position(bootstrap: &str, offsets: &str) -> Option<u64> {
 
 /// Waits for outboxd to exit; returns (whether it failed, its log).
 async fn wait_exit(outboxd: &mut Outboxd) -> (bool, String) {
-    let status = support::wait_for(Duration::from_secs(60), || {
-        let status = outboxd.try_status();
-        async move { status }
-    })
-    .await;
-    (status.is_some_and(|s| !s.success()), outboxd.log())
+    let status = outboxd.wait_exit(Duration::from_secs(60)).await;
+    (!status.success(), outboxd.log())
 }
 
 /// A fresh database and slot through which outboxd published two events and stopped (SIGTERM).

@@ -10,33 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{
-    consume_topics, unique, wait_until, Broker, Outboxd, PgCluster, ProxiedBroker, Record,
-};
+use support::{unique, wait_until, Broker, Outboxd, PgCluster, ProxiedBroker, Record};
 
 const SLOT: &str = "outboxd";
-
-async fn database() -> (PgCluster, tokio_postgres::Client) {
-    let pg = PgCluster::start();
-    let client = pg.client().await;
-    support::create_outbox_table(&client).await;
-    (pg, client)
-}
 
 fn config(pg: &PgCluster, bootstrap: &str, mode: &str) -> String {
     support::basic_config(&pg.url("postgres"), SLOT, "outboxd", bootstrap).replace(
         "tables = [\"public.outbox\"]\n",
         &format!("tables = [\"public.outbox\"]\nsnapshot_mode = \"{mode}\"\n"),
     )
-}
-
-async fn consume(bootstrap: &str, topic: &str, expected: usize, secs: u64) -> Vec<Record> {
-    let (b, t) = (bootstrap.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || {
-        consume_topics(&b, &[t.as_str()], expected, Duration::from_secs(secs))
-    })
-    .await
-    .unwrap()
 }
 
 /// Inserts `n` rows for `aggregatetype` with payload `{"n": i}` (one transaction each).
@@ -88,7 +70,7 @@ async fn slot_exists(client: &tokio_postgres::Client, slot: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initial_publishes_existing_rows_once_then_streams_without_gap_or_duplicate() {
     let broker = Broker::shared();
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let aggregatetype = format!("Snap{}", unique("i"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 1).await;
@@ -118,7 +100,13 @@ async fn initial_publishes_existing_rows_once_then_streams_without_gap_or_duplic
         "the writer wrote nothing while outboxd started"
     );
 
-    let records = consume(broker.bootstrap(), &topic, written as usize + 1, 20).await;
+    let records = support::consume_async(
+        broker.bootstrap(),
+        &topic,
+        written as usize + 1,
+        Duration::from_secs(20),
+    )
+    .await;
     let got = numbers(&records);
     let expected: Vec<i64> = (0..written).collect();
     // One partition, one key: Kafka order is publication order, which must be commit order.
@@ -137,7 +125,7 @@ async fn an_interrupted_snapshot_is_taken_again_on_the_next_start() {
     else {
         return;
     };
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let aggregatetype = format!("Snap{}", unique("r"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 1).await;
@@ -172,7 +160,8 @@ async fn an_interrupted_snapshot_is_taken_again_on_the_next_start() {
         outboxd.log()
     );
     insert_rows(&client, &aggregatetype, 25, 5).await;
-    let records = consume(broker.bootstrap(), &topic, 31, 30).await;
+    let records =
+        support::consume_async(broker.bootstrap(), &topic, 31, Duration::from_secs(30)).await;
     let distinct: HashSet<i64> = numbers(&records).into_iter().collect();
     assert_eq!(
         distinct,
@@ -186,7 +175,7 @@ async fn an_interrupted_snapshot_is_taken_again_on_the_next_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initial_only_publishes_the_table_and_exits_without_a_slot() {
     let broker = Broker::shared();
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let aggregatetype = format!("Snap{}", unique("o"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 1).await;
@@ -201,7 +190,8 @@ async fn initial_only_publishes_the_table_and_exits_without_a_slot() {
     assert!(exited, "initial_only should exit:\n{}", outboxd.log());
     let status = outboxd.try_status().unwrap();
     assert!(status.success(), "{status:?}\n{}", outboxd.log());
-    let records = consume(broker.bootstrap(), &topic, 51, 30).await;
+    let records =
+        support::consume_async(broker.bootstrap(), &topic, 51, Duration::from_secs(30)).await;
     assert_eq!(numbers(&records), (0..50).collect::<Vec<i64>>());
     let slots: i64 = client
         .query_one("SELECT count(*) FROM pg_replication_slots", &[])
@@ -214,7 +204,7 @@ async fn initial_only_publishes_the_table_and_exits_without_a_slot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn always_republishes_the_table_at_every_start_and_no_data_does_not() {
     let broker = Broker::shared();
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let aggregatetype = format!("Snap{}", unique("a"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 1).await;
@@ -230,7 +220,8 @@ async fn always_republishes_the_table_at_every_start_and_no_data_does_not() {
         outboxd.log()
     );
     insert_rows(&client, &aggregatetype, 10, 1).await;
-    let records = consume(broker.bootstrap(), &topic, 2, 15).await;
+    let records =
+        support::consume_async(broker.bootstrap(), &topic, 2, Duration::from_secs(15)).await;
     assert_eq!(numbers(&records), vec![10], "{}", outboxd.log());
     outboxd.terminate(Duration::from_secs(30));
 
@@ -243,7 +234,8 @@ async fn always_republishes_the_table_at_every_start_and_no_data_does_not() {
     outboxd.restart();
     wait_published(&outboxd, 1).await;
     insert_rows(&client, &aggregatetype, 11, 1).await;
-    let records = consume(broker.bootstrap(), &topic, 14, 20).await;
+    let records =
+        support::consume_async(broker.bootstrap(), &topic, 14, Duration::from_secs(20)).await;
     let mut expected = vec![10];
     expected.extend(0..=11);
     assert_eq!(numbers(&records), expected, "{}", outboxd.log());
@@ -252,7 +244,7 @@ async fn always_republishes_the_table_at_every_start_and_no_data_does_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_needed_recreates_an_invalidated_slot_with_a_snapshot() {
     let broker = Broker::shared();
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let aggregatetype = format!("Snap{}", unique("w"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 1).await;
@@ -301,7 +293,8 @@ async fn when_needed_recreates_an_invalidated_slot_with_a_snapshot() {
     wait_published(&outboxd, 2).await;
     assert!(outboxd.log().contains("invalidated"), "{}", outboxd.log());
     insert_rows(&client, &aggregatetype, 5, 1).await;
-    let records = consume(broker.bootstrap(), &topic, 7, 20).await;
+    let records =
+        support::consume_async(broker.bootstrap(), &topic, 7, Duration::from_secs(20)).await;
     assert_eq!(
         numbers(&records),
         (0..6).collect::<Vec<i64>>(),
@@ -316,7 +309,7 @@ async fn when_needed_recreates_an_invalidated_slot_with_a_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_initial_snapshot_in_exactly_once_mode_publishes_each_row_once() {
     let broker = Broker::shared();
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let aggregatetype = format!("Snap{}", unique("x"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 1).await;
@@ -333,7 +326,8 @@ async fn an_initial_snapshot_in_exactly_once_mode_publishes_each_row_once() {
         "the marker slot must be gone once the snapshot's transaction is committed"
     );
     insert_rows(&client, &aggregatetype, 20, 5).await;
-    let records = consume(broker.bootstrap(), &topic, 26, 20).await;
+    let records =
+        support::consume_async(broker.bootstrap(), &topic, 26, Duration::from_secs(20)).await;
     assert_eq!(
         numbers(&records),
         (0..25).collect::<Vec<i64>>(),
@@ -355,7 +349,8 @@ async fn an_initial_snapshot_in_exactly_once_mode_publishes_each_row_once() {
         outboxd.log()
     );
     insert_rows(&client, &aggregatetype, 25, 1).await;
-    let records = consume(broker.bootstrap(), &topic, 27, 20).await;
+    let records =
+        support::consume_async(broker.bootstrap(), &topic, 27, Duration::from_secs(20)).await;
     assert_eq!(
         numbers(&records),
         (0..26).collect::<Vec<i64>>(),

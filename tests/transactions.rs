@@ -302,16 +302,9 @@ async fn a_slot_moved_by_someone_else_stops_outboxd_until_accepted() {
         .unwrap();
     let moved: String = row.get(0);
     outboxd.restart();
-    let status = support::wait_for(Duration::from_secs(60), || {
-        let status = outboxd.try_status();
-        async move { status }
-    })
-    .await;
+    let status = outboxd.wait_exit(Duration::from_secs(60)).await;
     let log = outboxd.log();
-    assert!(
-        status.is_some_and(|s| !s.success()),
-        "outboxd should stop: {log}"
-    );
+    assert!(!status.success(), "outboxd should stop: {log}");
     assert!(
         log.contains(&format!(
             "its confirmed_flush_lsn {moved} is ahead of the position outboxd last published"

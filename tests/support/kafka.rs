@@ -212,6 +212,23 @@ pub async fn consume_async(
         .expect("consume task panicked")
 }
 
+/// [`consume_topics`] from async code (on a blocking thread).
+pub async fn consume_topics_async<T: AsRef<str>>(
+    bootstrap: &str,
+    topics: &[T],
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Record> {
+    let b = bootstrap.to_string();
+    let t: Vec<String> = topics.iter().map(|s| s.as_ref().to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = t.iter().map(String::as_str).collect();
+        consume_topics(&b, &refs, expected, timeout)
+    })
+    .await
+    .expect("consume task panicked")
+}
+
 /// A FutureProducer for tests (acks=all, idempotence off so it works on any broker).
 pub fn producer(bootstrap: &str) -> FutureProducer {
     producer_with(bootstrap, &[])

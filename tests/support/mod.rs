@@ -16,6 +16,8 @@
 //! - [`outboxd::Outboxd`]: the `outboxd run --config FILE` process under test.
 //! - [`debezium::Debezium`]: Debezium itself (a Kafka Connect worker with the PostgreSQL
 //!   connector and the Outbox EventRouter, `scripts/debezium.sh`), to compare outboxd with.
+//! - [`catalog`]: the metric catalogue as rendered and as documented (also included alone by
+//!   the dashboard and chart tests).
 //! - [`wait_until`], [`wait_for`], [`slot_confirmed_lsn`], [`unique`] and outbox-table helpers.
 //!
 //! Every child process (postgres, the brokers, outboxd, Debezium) is spawned through
@@ -24,6 +26,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod broker;
+pub mod catalog;
 pub mod debezium;
 pub mod java;
 pub mod kafka;
@@ -43,7 +46,7 @@ use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use broker::{Broker, KafkaOptions, LocalBroker};
-pub use kafka::{consume, consume_async, consume_topics, producer, Record};
+pub use kafka::{consume, consume_async, consume_topics, consume_topics_async, producer, Record};
 pub use outboxd::Outboxd;
 pub use pg::{PgCluster, PgOptions};
 pub use proxy::{outage_supported, ProxiedBroker};
@@ -246,13 +249,9 @@ pub async fn current_wal_lsn(client: &tokio_postgres::Client) -> u64 {
     parse_lsn(row.get::<_, &str>(0)).expect("parse LSN")
 }
 
-/// Debezium's outbox table, as outboxd expects it.
-pub const OUTBOX_DDL: &str = "CREATE TABLE IF NOT EXISTS public.outbox (\
-    id uuid PRIMARY KEY, \
-    aggregatetype varchar(255) NOT NULL, \
-    aggregateid varchar(255) NOT NULL, \
-    type varchar(255) NOT NULL, \
-    payload jsonb)";
+/// Debezium's outbox table, as outboxd expects it: docker/init.sql, the file the compose stack
+/// and the demo create it from.
+pub const OUTBOX_DDL: &str = include_str!("../../docker/init.sql");
 
 /// Creates `public.outbox` (idempotent).
 pub async fn create_outbox_table(client: &tokio_postgres::Client) {
@@ -260,6 +259,14 @@ pub async fn create_outbox_table(client: &tokio_postgres::Client) {
         .batch_execute(OUTBOX_DDL)
         .await
         .expect("create outbox table");
+}
+
+/// A fresh cluster ([`PgCluster::start`]) with `public.outbox` created, and a client to it.
+pub async fn database() -> (PgCluster, tokio_postgres::Client) {
+    let pg = PgCluster::start();
+    let client = pg.client().await;
+    create_outbox_table(&client).await;
+    (pg, client)
 }
 
 /// Inserts one outbox row (id from `gen_random_uuid()`); returns the id as text.

@@ -119,6 +119,23 @@ impl Outboxd {
         self.status
     }
 
+    /// Waits (async) for the process to exit by itself; panics with the log if it is still
+    /// running after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_status() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "outboxd should stop by itself within {timeout:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.try_status().is_none() && self.child.is_some()
     }
