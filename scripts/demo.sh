@@ -17,11 +17,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 unset KAFKA_BOOTSTRAP_SERVERS
 
-say() { echo "==> $*" >&2; }
-die() {
-    echo "demo: ERROR: $*" >&2
-    exit 1
-}
+PROG=demo
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # shellcheck source=scripts/install-deps.sh
 source scripts/install-deps.sh
@@ -35,18 +33,8 @@ CONSUME="$ROOT/target/release/examples/consume"
 
 WORK="$(mktemp -d -t outboxd-demo.XXXXXX)"
 chmod 755 "$WORK" # the postgres user must reach $WORK/pg
-PGDATA="$WORK/pg/data"
 OUTBOXD_PID=""
 KAFKA_STARTED=0
-PG_STARTED=0
-
-as_postgres() {
-    if [ "$(id -u)" -eq 0 ]; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
-    fi
-}
 
 cleanup() {
     local rc=$?
@@ -62,7 +50,7 @@ cleanup() {
         done
     fi
     [ "$KAFKA_STARTED" -eq 1 ] && "$ROOT/scripts/kafka.sh" stop "$WORK/kafka"
-    [ "$PG_STARTED" -eq 1 ] && as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
+    stop_postgres
     wait 2>/dev/null
     if [ "${DEMO_KEEP:-0}" = "1" ]; then
         echo "demo: kept $WORK" >&2
@@ -74,33 +62,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # ---- PostgreSQL ---------------------------------------------------------------------------
-PG_PORT="$(free_port)"
-say "starting PostgreSQL ($PG_BIN) on 127.0.0.1:$PG_PORT"
-mkdir -p "$WORK/pg"
-[ "$(id -u)" -eq 0 ] && chown -R postgres: "$WORK/pg"
-cd "$WORK"
-as_postgres "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust --no-sync --encoding=UTF8 \
-    --locale=C >"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-cat >>"$PGDATA/postgresql.conf" <<EOF
-port = $PG_PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$WORK/pg'
-wal_level = logical
-max_replication_slots = 10
-max_wal_senders = 10
-fsync = off
-EOF
-as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$WORK/pg/postgres.log" -w -t 60 start >/dev/null
-PG_STARTED=1
-PSQL="$PG_BIN/psql"
-[ -x "$PSQL" ] || PSQL="psql"
-PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
-psql_q() { "$PSQL" "$PG_URL" -X -q -v ON_ERROR_STOP=1 "$@"; }
+start_postgres "$WORK/pg"
+say "PostgreSQL ($PG_BIN) is up on 127.0.0.1:$PG_PORT"
 
 # The outbox table: the one docker/init.sql creates for the compose stack.
 psql_q -f "$ROOT/docker/init.sql"

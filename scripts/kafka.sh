@@ -42,27 +42,14 @@
 # jars are.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PROG=kafka.sh
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 LIB="${OUTBOXD_KAFKA_LIB:-$ROOT/.tools/kafka/lib}"
 
-die() {
-    echo "kafka.sh: ERROR: $*" >&2
-    exit 1
-}
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2
-}
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-java_bin() {
-    local j
-    if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then j="$JAVA_HOME/bin/java"; else j="$(command -v java || true)"; fi
-    [ -n "$j" ] || die "java not found: install a Java 17+ runtime (Debian: openjdk-17-jre-headless) or set JAVA_HOME"
-    local v
-    v="$("$j" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)"
-    [ -n "$v" ] && [ "$v" -ge 17 ] || die "$j is Java ${v:-?}; Apache Kafka 4 needs Java 17 or newer (set JAVA_HOME)"
-    echo "$j"
 }
 check_lib() {
     compgen -G "$LIB/kafka_2.13-*.jar" >/dev/null ||
@@ -110,7 +97,7 @@ while [ $# -gt 0 ]; do
     shift 2
 done
 
-JAVA="$(java_bin)"
+JAVA="$(java_bin "Apache Kafka 4")"
 check_lib
 [ -n "$port" ] || port="$(free_port)"
 [ -n "$cport" ] || cport="$(free_port)"

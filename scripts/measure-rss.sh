@@ -5,22 +5,24 @@
 #   cargo build --release && scripts/measure-rss.sh
 #
 # What it does, in a throwaway work directory removed on exit:
-#   1. starts a PostgreSQL (initdb, wal_level=logical, free port) and a tansu broker (memory storage),
-#      creates the outbox table, the publication, the slot and the topics;
+#   1. starts a PostgreSQL (initdb, wal_level=logical, free port) and an Apache Kafka broker
+#      (scripts/kafka.sh; topics auto-created with 4 partitions), creates the outbox table, the
+#      publication and the slot;
 #   2. starts outboxd on the empty outbox and records its RSS once it streams (the idle figure);
 #   3. stops it (SIGTERM), inserts ROWS rows (~PAYLOAD bytes of JSON each, TXN_ROWS rows per
 #      transaction, TOPICS aggregate types) while it is down, so they wait as a backlog in the slot;
 #   4. starts outboxd again and samples /proc/<pid>/status until Kafka acknowledged every row, then
 #      prints VmHWM (the peak resident set) and the drain rate;
-#   5. the same with the broker frozen (SIGSTOP) while outboxd starts, so the in-flight caps fill and
-#      hold (what a Kafka outage costs in memory), then thawed until everything is acknowledged.
+#   5. the same with the broker frozen (SIGSTOP) once outboxd is ready, so the in-flight caps fill
+#      and hold (what a Kafka outage costs in memory), then thawed until everything is acknowledged.
 # The backlog makes outboxd read as fast as Postgres sends; the frozen broker makes it hold as much
 # as the in-flight caps allow (pipeline.max_in_flight_events / _bytes, defaults unless EXTRA_TOML
 # sets them).
 #
 # Env: ROWS (100000), PAYLOAD (1024), TXN_ROWS (100), TOPICS (4), EXTRA_TOML (appended to the
 # config, e.g. $'[pipeline]\nmax_in_flight_events = 50000'), OUTBOXD_BIN (target/release/outboxd),
-# KEEP=1 keeps the work directory. Needs PostgreSQL and tansu: scripts/install-deps.sh.
+# KEEP=1 keeps the work directory. Needs PostgreSQL, Java 17 and the Kafka jars:
+# scripts/install-deps.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -32,32 +34,19 @@ TXN_ROWS="${TXN_ROWS:-100}"
 TOPICS="${TOPICS:-4}"
 OUTBOXD="${OUTBOXD_BIN:-$ROOT/target/release/outboxd}"
 
-say() { echo "==> $*" >&2; }
-die() {
-    echo "measure-rss: ERROR: $*" >&2
-    exit 1
-}
+PROG=measure-rss
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 [ -n "${PG_BIN:-}" ] || die "PostgreSQL server binaries not found (scripts/install-deps.sh)"
-[ -n "${TANSU_BIN:-}" ] || die "tansu not found (scripts/install-deps.sh)"
 [ -x "$OUTBOXD" ] || die "$OUTBOXD not found: cargo build --release"
 
 WORK="$(mktemp -d -t outboxd-rss.XXXXXX)"
 chmod 755 "$WORK"
-PGDATA="$WORK/pg/data"
 OUTBOXD_PID=""
-TANSU_PID=""
-PG_STARTED=0
-
-as_postgres() {
-    if [ "$(id -u)" -eq 0 ]; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
-    fi
-}
+KAFKA_PID=""
 
 stop_outboxd() {
     [ -n "$OUTBOXD_PID" ] || return 0
@@ -73,12 +62,13 @@ cleanup() {
     set +e
     stop_outboxd
     if [ "$rc" -ne 0 ]; then
-        for f in "$WORK/outboxd.log" "$WORK/pg/postgres.log" "$WORK/tansu.log"; do
+        for f in "$WORK/outboxd.log" "$WORK/pg/postgres.log" "$WORK/kafka/kafka.log"; do
             [ -s "$f" ] && { echo "---- tail of $f ----" >&2; tail -n 30 "$f" >&2; }
         done
     fi
-    [ -n "$TANSU_PID" ] && kill -KILL "$TANSU_PID" 2>/dev/null
-    [ "$PG_STARTED" -eq 1 ] && as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
+    [ -n "$KAFKA_PID" ] && kill -CONT "$KAFKA_PID" 2>/dev/null
+    [ -n "$KAFKA_PID" ] && "$ROOT/scripts/kafka.sh" stop "$WORK/kafka"
+    stop_postgres
     wait 2>/dev/null
     if [ "${KEEP:-0}" = "1" ]; then echo "measure-rss: kept $WORK" >&2; else rm -rf "$WORK"; fi
     exit "$rc"
@@ -86,16 +76,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() { # host port seconds
-    for _ in $(seq $(($3 * 10))); do
-        if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
 status_kb() { # pid field -> kB
     awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
 }
@@ -104,29 +84,8 @@ published() { # sum of outboxd_events_published_total
         awk '/^outboxd_events_published_total/ { s += $NF } END { printf "%d\n", s }'
 }
 
-# ---- PostgreSQL and tansu ----------------------------------------------------------------------
-PG_PORT="$(free_port)"
-mkdir -p "$WORK/pg"
-[ "$(id -u)" -eq 0 ] && chown -R postgres: "$WORK/pg"
-cd "$WORK"
-as_postgres "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust --no-sync --encoding=UTF8 \
-    --locale=C >"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-cat >>"$PGDATA/postgresql.conf" <<EOF
-port = $PG_PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$WORK/pg'
-wal_level = logical
-max_replication_slots = 10
-max_wal_senders = 10
-fsync = off
-max_wal_size = '2GB'
-EOF
-as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$WORK/pg/postgres.log" -w -t 60 start >/dev/null
-PG_STARTED=1
-PSQL="$PG_BIN/psql"
-[ -x "$PSQL" ] || PSQL="psql"
-PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
-psql_q() { "$PSQL" "$PG_URL" -X -q -v ON_ERROR_STOP=1 "$@"; }
+# ---- PostgreSQL and Apache Kafka --------------------------------------------------------------
+start_postgres "$WORK/pg" "max_wal_size = '2GB'"
 # The outbox table: the one docker/init.sql creates for the compose stack.
 psql_q -f "$ROOT/docker/init.sql"
 psql_q <<'SQL'
@@ -134,16 +93,10 @@ CREATE PUBLICATION outboxd FOR TABLE public.outbox;
 SELECT pg_create_logical_replication_slot('outboxd', 'pgoutput') \g /dev/null
 SQL
 
-KAFKA_PORT="$(free_port)"
-BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
-"$TANSU_BIN" broker --listener-url "tcp://$BOOTSTRAP" --advertised-listener-url "tcp://$BOOTSTRAP" \
-    --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1 &
-TANSU_PID=$!
-wait_port 127.0.0.1 "$KAFKA_PORT" 30 || die "tansu did not start"
-for t in $(seq 0 $((TOPICS - 1))); do
-    "$TANSU_BIN" topic create "outbox.event.agg$t" --broker "tcp://$BOOTSTRAP" --partitions 4 \
-        >>"$WORK/tansu.log" 2>&1 || die "cannot create topic outbox.event.agg$t"
-done
+# Topics are created on outboxd's first produce to them, with 4 partitions each.
+BOOTSTRAP="$("$ROOT/scripts/kafka.sh" start "$WORK/kafka" --set num.partitions=4)" ||
+    die "Apache Kafka did not start"
+KAFKA_PID="$(cat "$WORK/kafka/pid")"
 
 HTTP_ADDR="127.0.0.1:$(free_port)"
 cat >"$WORK/outboxd.toml" <<EOF
@@ -228,11 +181,13 @@ RATE="$(python3 -c "print(int($ROWS / max($T1 - $T0, 0.001)))")"
 say "drained $ROWS events in ${SECS} s (~${RATE} events/s, including start-up), ${CPU_S} CPU-seconds"
 
 # ---- Kafka stalled --------------------------------------------------------------------------------
-# The broker is frozen (SIGSTOP: connections stay open, nothing is acknowledged), so outboxd fills
+# The broker's JVM is frozen (SIGSTOP: connections stay open, nothing is acknowledged), so outboxd fills
 # its in-flight caps and holds them: the most memory the caps allow. Then it is thawed and drains.
+# outboxd reads its recorded position from Kafka at start, so the broker is frozen the moment
+# outboxd is ready (a few hundred events get through first; the backlog is far above the caps).
 insert_backlog
-kill -STOP "$TANSU_PID"
 start_outboxd
+kill -STOP "$KAFKA_PID"
 say "broker frozen; waiting until the in-flight events stop growing"
 last=-1
 steady=0
@@ -246,7 +201,7 @@ done
 STALL_BYTES="$(curl -fsS "http://$HTTP_ADDR/metrics" | awk '/^outboxd_in_flight_bytes / { print $2 }')"
 STALL_HWM="$(status_kb "$OUTBOXD_PID" VmHWM)"
 say "frozen broker: $last events ($STALL_BYTES bytes) in flight"
-kill -CONT "$TANSU_PID"
+kill -CONT "$KAFKA_PID"
 wait_drained
 STALL_HWM="$(status_kb "$OUTBOXD_PID" VmHWM)"
 stop_outboxd
