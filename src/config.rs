@@ -66,6 +66,10 @@ pub struct Config {
     /// someone else is detected at start. Validated by `position`.
     #[serde(default)]
     pub offsets: crate::position::OffsetsConfig,
+    /// Deleting outbox rows once their events are confirmed, for applications that never delete
+    /// them (opt-in). Validated by `cleanup`.
+    #[serde(default)]
+    pub cleanup: crate::cleanup::CleanupConfig,
 }
 
 /// `[source]`: where the outbox lives and how it is replicated.
@@ -461,6 +465,8 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        self.cleanup
+            .resolve(&self.tables()?, self.source.snapshot_mode)?;
         Config::string_map("router", &self.router)?;
         Config::string_map("converters", &self.converters)?;
         Config::string_map("kafka", &self.kafka)?;

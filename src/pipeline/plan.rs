@@ -56,6 +56,8 @@ pub struct Plan {
     /// start (`position::missing_slot`).
     pub positions_topic: Option<String>,
     pub accept_missing_slot: Option<crate::lsn::Lsn>,
+    /// `[cleanup]`, when enabled: confirmed outbox rows deleted (`crate::cleanup`).
+    pub cleanup: Option<crate::cleanup::Cleanup>,
 }
 
 impl Plan {
@@ -100,6 +102,9 @@ impl Plan {
             required_columns: router.required_columns(),
             snapshot_mode: config.source.snapshot_mode,
         };
+        let cleanup = config
+            .cleanup
+            .resolve(&tables, config.source.snapshot_mode)?;
         Ok(Plan {
             params,
             setup,
@@ -133,6 +138,7 @@ impl Plan {
             offsets: (config.offsets.enabled && exactly_once.is_none()).then_some(offsets),
             exactly_once,
             message_prefixes: config.source.message_prefixes.clone(),
+            cleanup,
         })
     }
 }
