@@ -101,6 +101,7 @@ impl Plan {
             create_publication: config.source.create_publication,
             required_columns: router.required_columns(),
             snapshot_mode: config.source.snapshot_mode,
+            publish_via_partition_root: config.source.publish_via_partition_root,
         };
         let cleanup = config
             .cleanup
