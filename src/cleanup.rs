@@ -284,11 +284,44 @@ impl Marks {
     }
 }
 
-/// How long to wait after deleting `deleted` rows in `elapsed` so as to stay at or under
-/// `max_per_second`.
-pub fn pace(deleted: u64, elapsed: Duration, max_per_second: u32) -> Duration {
-    let due = Duration::from_secs_f64(deleted as f64 / f64::from(max_per_second.max(1)));
-    due.saturating_sub(elapsed)
+/// Paces the deletes at `max_per_second`: a token bucket holding at most one batch of credit,
+/// so that over any span at most `max_per_second × span + batch` rows go.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    /// Rows may be deleted at `rate` since `since`; `deleted` of them were.
+    since: Instant,
+    deleted: u64,
+    rate: f64,
+    burst: u64,
+}
+
+impl Pacer {
+    pub fn new(max_per_second: u32, batch: u32, now: Instant) -> Self {
+        Pacer {
+            since: now,
+            deleted: 0,
+            rate: f64::from(max_per_second.max(1)),
+            burst: u64::from(batch),
+        }
+    }
+
+    /// How long to wait before the next batch.
+    pub fn wait(&mut self, now: Instant) -> Duration {
+        let due = Duration::from_secs_f64(self.deleted as f64 / self.rate);
+        let elapsed = now.saturating_duration_since(self.since);
+        let credit = Duration::from_secs_f64(self.burst as f64 / self.rate);
+        if elapsed > due + credit {
+            // Unused time beyond one batch's worth is forgotten.
+            self.since = now - (due + credit).min(elapsed);
+            return Duration::ZERO;
+        }
+        due.saturating_sub(elapsed)
+    }
+
+    /// `n` rows were deleted.
+    pub fn deleted(&mut self, n: u64) {
+        self.deleted += n;
+    }
 }
 
 /// A primary key column: its name and SQL type (`format_type`).
@@ -458,13 +491,35 @@ mod tests {
     }
 
     #[test]
-    fn pacing_keeps_the_rate() {
-        assert_eq!(pace(1000, Duration::ZERO, 1000), Duration::from_secs(1));
+    fn pacing_keeps_the_rate_with_at_most_one_batch_of_credit() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(1000, 100, t0);
+        assert_eq!(p.wait(t0), Duration::ZERO);
+        p.deleted(100);
+        assert_eq!(p.wait(t0), Duration::from_millis(100));
         assert_eq!(
-            pace(1000, Duration::from_millis(400), 1000),
-            Duration::from_millis(600)
+            p.wait(t0 + Duration::from_millis(40)),
+            Duration::from_millis(60)
         );
-        assert_eq!(pace(10, Duration::from_secs(1), 1000), Duration::ZERO);
+        assert_eq!(p.wait(t0 + Duration::from_millis(100)), Duration::ZERO);
+        // After a long idle time, only one batch may go at once, then the rate again.
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(p.wait(later), Duration::ZERO);
+        p.deleted(100);
+        assert_eq!(p.wait(later), Duration::ZERO, "one batch of credit");
+        p.deleted(100);
+        assert_eq!(p.wait(later), Duration::from_millis(100));
+        // Over any span: at most rate × span + one batch.
+        let mut p = Pacer::new(500, 50, t0);
+        let mut now = t0;
+        let mut total = 0;
+        while now < t0 + Duration::from_secs(4) {
+            now += p.wait(now);
+            p.deleted(50);
+            total += 50;
+            now += Duration::from_millis(1);
+        }
+        assert!(total <= 500 * 4 + 50 + 50, "{total}");
     }
 
     #[test]

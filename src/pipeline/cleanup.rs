@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 use super::PipelineError;
-use crate::cleanup::{self, Cleanup, KeyColumn, Mark, Marks};
+use crate::cleanup::{self, Cleanup, KeyColumn, Mark, Marks, Pacer};
 use crate::config::TableName;
 use crate::lsn::Lsn;
 use crate::metrics::Metrics;
@@ -120,6 +120,11 @@ async fn session(
             "cleanup: deleting the rows whose events are confirmed"
         );
     }
+    let mut pacer = Pacer::new(
+        settings.max_rows_per_second,
+        settings.batch_size,
+        Instant::now(),
+    );
     let mut timer = tokio::time::interval(settings.interval);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -133,21 +138,8 @@ async fn session(
             tracing::trace!(confirmed = %position, marks = marks.len(), "cleanup: no mark confirmed yet");
             continue;
         };
-        let round = Instant::now();
-        let mut deleted_in_round = 0u64;
         for (table, key) in &keys {
-            match sweep(
-                &client,
-                settings,
-                metrics,
-                table,
-                key,
-                &mark,
-                round,
-                &mut deleted_in_round,
-            )
-            .await
-            {
+            match sweep(&client, settings, metrics, table, key, &mark, &mut pacer).await {
                 Ok(n) if n > 0 => {
                     tracing::debug!(%table, deleted = n, confirmed = %position, mark_lsn = %mark.wal, "cleanup: deleted confirmed rows")
                 }
@@ -209,8 +201,7 @@ async fn take_mark(client: &Client) -> Result<Mark, Stop> {
 }
 
 /// Deletes the rows of `table` that `mark` covers, batch after batch in primary key order,
-/// paced at `max_rows_per_second` since `round` began. Returns the rows deleted.
-#[allow(clippy::too_many_arguments)]
+/// paced at `max_rows_per_second` (`pacer`). Returns the rows deleted.
 async fn sweep(
     client: &Client,
     settings: &Cleanup,
@@ -218,8 +209,7 @@ async fn sweep(
     table: &TableName,
     key: &[KeyColumn],
     mark: &Mark,
-    round: Instant,
-    deleted_in_round: &mut u64,
+    pacer: &mut Pacer,
 ) -> Result<u64, Stop> {
     let first = client
         .prepare(&cleanup::delete_batch_sql(table, key, false))
@@ -235,6 +225,11 @@ async fn sweep(
     let mut after: Option<Vec<String>> = None;
     let mut total = 0u64;
     loop {
+        // Before each batch: the rows deleted so far must fit the rate.
+        let wait = pacer.wait(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&horizon, &limit];
         if let Some(last) = &after {
             args.extend(
@@ -258,21 +253,13 @@ async fn sweep(
                 .collect(),
         );
         total += deleted;
-        *deleted_in_round += deleted;
+        pacer.deleted(deleted);
         metrics
             .cleanup_rows_deleted
             .with_label_values(&[&label])
             .inc_by(deleted);
         if selected < limit {
             return Ok(total);
-        }
-        let wait = cleanup::pace(
-            *deleted_in_round,
-            round.elapsed(),
-            settings.max_rows_per_second,
-        );
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
         }
     }
 }
