@@ -980,6 +980,8 @@ fn rendered_metrics() -> BTreeMap<String, (String, BTreeSet<String>)> {
         &m.changes_ignored,
         &m.kafka_transactions,
         &m.position_records,
+        &m.cleanup_rows_deleted,
+        &m.cleanup_errors,
     ] {
         let arity = vec.desc()[0].variable_labels.len();
         vec.with_label_values(&vec!["sample"; arity]).inc();
