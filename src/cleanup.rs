@@ -41,7 +41,6 @@ use serde::Deserialize;
 
 use crate::config::{ConfigError, SnapshotMode, TableName};
 use crate::lsn::Lsn;
-use crate::source::setup::{quote_ident, quote_table};
 
 /// `[cleanup]`: delete outbox rows whose events Kafka acknowledged.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -322,6 +321,17 @@ impl Pacer {
     pub fn deleted(&mut self, n: u64) {
         self.deleted += n;
     }
+}
+
+/// `"name"`, embedded quotes doubled (as `source::setup::quote_ident`; this module stays free of
+/// the Postgres client, for the fuzz build that compiles `config`).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `"schema"."table"`.
+fn quote_table(t: &TableName) -> String {
+    format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
 }
 
 /// A primary key column: its name and SQL type (`format_type`).
