@@ -51,6 +51,7 @@ pub async fn run_checks(plan: &Plan) -> Vec<CheckResult> {
                 format!("connected to {}", plan.params.redacted_url()),
             ));
             database_checks(&client, plan, &mut results).await;
+            partition_and_cleanup_checks(&client, plan, &mut results).await;
             failover_checks(&client, plan, &mut results).await;
         }
         Err(e) => results.push(CheckResult::fail(
@@ -275,6 +276,65 @@ async fn database_checks(client: &Client, plan: &Plan, out: &mut Vec<CheckResult
 /// `failover` flag and the primary's `synchronized_standby_slots` here, and on every other host
 /// of the URL that is a standby, what slot synchronization needs, and whether the slot is
 /// synchronized there now.
+/// Partitioned outbox tables against the publication's `publish_via_partition_root`
+/// (`source::partitioned`), and `[cleanup]`'s primary keys.
+async fn partition_and_cleanup_checks(client: &Client, plan: &Plan, out: &mut Vec<CheckResult>) {
+    use crate::source::partitioned;
+    let name = "partitioned outbox tables";
+    let checked = async {
+        let major = setup::server_major(client).await?;
+        let kinds = partitioned::table_kinds(client, &plan.setup.tables).await?;
+        let via_root = partitioned::publication_via_root(client, &plan.setup.publication).await?;
+        partitioned::check(
+            &kinds,
+            &plan.setup.publication,
+            via_root,
+            plan.setup.publish_via_partition_root,
+            major,
+        )?;
+        Ok::<_, setup::SetupError>(kinds.iter().filter(|k| k.partitioned).count())
+    };
+    // Reported only when there is a partitioned table or a problem.
+    out.extend(match checked.await {
+        Ok(0) => None,
+        Ok(n) => Some(CheckResult::pass(
+            name,
+            format!("{n}, published as themselves (publish_via_partition_root)"),
+        )),
+        Err(e) => Some(CheckResult::fail(name, e.to_string(), "see above")),
+    });
+    let Some(cleanup) = &plan.cleanup else {
+        return;
+    };
+    for table in &cleanup.tables {
+        let name = format!("cleanup of {table}");
+        let key = client
+            .query(crate::cleanup::PRIMARY_KEY_SQL, &[&quote_table(table)])
+            .await;
+        out.push(match key {
+            Ok(rows) if rows.is_empty() => CheckResult::fail(
+                &name,
+                "no primary key ([cleanup] deletes by primary key)",
+                format!(
+                    "ALTER TABLE {} ADD PRIMARY KEY (id); or leave the table out of cleanup.tables",
+                    quote_table(table)
+                ),
+            ),
+            Ok(rows) => CheckResult::pass(
+                &name,
+                format!(
+                    "by primary key ({})",
+                    rows.iter()
+                        .map(|r| r.get::<_, String>(0))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            Err(e) => CheckResult::fail(&name, e.to_string(), "check the connection"),
+        });
+    }
+}
+
 async fn failover_checks(primary: &Client, plan: &Plan, out: &mut Vec<CheckResult>) {
     let name = "failover slot";
     let slot = &plan.setup.slot;

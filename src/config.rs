@@ -71,6 +71,10 @@ pub struct Config {
     /// from the connector's JSON and the worker's properties.
     #[serde(default)]
     pub takeover: TakeoverConfig,
+    /// Deleting outbox rows once their events are confirmed, for applications that never delete
+    /// them (opt-in). Validated by `cleanup`.
+    #[serde(default)]
+    pub cleanup: crate::cleanup::CleanupConfig,
 }
 
 /// `[takeover]`: where Debezium's offset is, to skip what the connector already published.
@@ -119,6 +123,14 @@ pub struct SourceConfig {
     /// Create the publication for `tables` when it does not exist. Default true.
     #[serde(default = "default_true")]
     pub create_publication: bool,
+    /// Publish the changes of a partitioned outbox table as the table itself (the publication's
+    /// `publish_via_partition_root`, PostgreSQL 13+), so that events are routed by the name in
+    /// `tables` and partitions created later are covered. Used when outboxd creates the
+    /// publication; an existing publication is checked instead (a partitioned table in `tables`
+    /// needs it on). `false` refuses partitioned tables. Default true. Debezium's
+    /// `publish.via.partition.root`.
+    #[serde(default = "default_true")]
+    pub publish_via_partition_root: bool,
     /// Make the slot a failover slot (PostgreSQL 17+), which the server synchronizes to
     /// standbys that have `sync_replication_slots = on`, so that it survives a promotion. Unset
     /// (the default): yes on PostgreSQL 17+, for a slot outboxd creates and for an existing one;
@@ -486,6 +498,8 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        self.cleanup
+            .resolve(&self.tables()?, self.source.snapshot_mode)?;
         Config::string_map("router", &self.router)?;
         Config::string_map("converters", &self.converters)?;
         Config::string_map("kafka", &self.kafka)?;

@@ -29,6 +29,8 @@
 //!   reported asynchronously), `errors` (which Kafka errors are permanent), and the Kafka I/O of
 //!   `position` (`offsets`) and `exactly_once` (`transactional`).
 //! - [`checkpoint`]: the LSN confirmation invariant: which WAL position may be confirmed.
+//! - [`cleanup`]: `[cleanup]`, deleting outbox rows once confirmed: which rows may go (pure);
+//!   the task that deletes them is `pipeline::cleanup`.
 //! - [`position`]: slot safety: the published position recorded in an offsets topic, never
 //!   confirmed past, and checked against the slot at start (a slot moved by someone else, or
 //!   missing after a failover, stops outboxd); its Kafka I/O is `sink::offsets`.
@@ -40,7 +42,8 @@
 //! - [`pipeline`]: wires the four together in one event loop, with backpressure, restarts and
 //!   shutdown. `plan` (the configuration resolved, no I/O), `start` (a run up to streaming),
 //!   `relay` (the loop) and one file per kind of event: `wal`, `deliveries`, `dead_letters`,
-//!   `status`, `snapshot`, `transactions`, `messages`, `shutdown`.
+//!   `status`, `snapshot`, `transactions`, `messages`, `shutdown`; `cleanup` (the `[cleanup]`
+//!   task, beside the relay).
 //! - [`config`]: the TOML configuration (and `java_properties`, the one `.properties` reader);
 //!   [`secrets`]: `${env:…}` / `${file:…}` references in it.
 //! - [`debezium`]: a Debezium connector's JSON (and Kafka Connect worker properties) mapped to
@@ -57,6 +60,7 @@
 pub mod admin;
 pub mod check;
 pub mod checkpoint;
+pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod convert;

@@ -62,6 +62,14 @@ pub struct Metrics {
     /// Take-over from Debezium: outbox events not published again, Debezium's offset saying it
     /// published them, by table.
     pub takeover_events_skipped: IntCounterVec,
+    /// `[cleanup]`: outbox rows deleted after their events were confirmed, by table.
+    pub cleanup_rows_deleted: IntCounterVec,
+    /// `[cleanup]`: failed connections and statements of the cleanup, by stage (`connect`,
+    /// `mark`, `delete`); each is retried.
+    pub cleanup_errors: IntCounterVec,
+    /// The position last confirmed to Postgres outside a snapshot (never backwards): what
+    /// `[cleanup]` may delete up to (`crate::cleanup`). Set by the relay's status updates.
+    pub confirmed_position: tokio::sync::watch::Sender<crate::lsn::Lsn>,
 }
 
 impl Metrics {
@@ -152,6 +160,17 @@ impl Metrics {
                 "outboxd_recorded_lsn",
                 "The position last recorded in the offsets topic, which the confirmed position never passes (as a 64-bit number).",
             ),
+            cleanup_rows_deleted: counter_vec(
+                "outboxd_cleanup_rows_deleted_total",
+                "[cleanup]: outbox rows deleted after their events were acknowledged by Kafka and confirmed, by table.",
+                &["table"],
+            ),
+            cleanup_errors: counter_vec(
+                "outboxd_cleanup_errors_total",
+                "[cleanup]: failed connections or statements of the cleanup (retried), by stage (connect, mark, delete).",
+                &["stage"],
+            ),
+            confirmed_position: tokio::sync::watch::channel(crate::lsn::Lsn::ZERO).0,
             commit_to_ack_seconds: {
                 let h = Histogram::with_opts(
                     HistogramOpts::new(
@@ -208,6 +227,18 @@ impl Metrics {
             ),
             registry,
         })
+    }
+
+    /// A status update confirmed `lsn` outside a snapshot: what `[cleanup]` may delete up to
+    /// (only ever grows).
+    pub fn confirmed_outside_snapshot(&self, lsn: crate::lsn::Lsn) {
+        self.confirmed_position.send_if_modified(|c| {
+            let moved = lsn > *c;
+            if moved {
+                *c = lsn;
+            }
+            moved
+        });
     }
 
     /// The confirmed position moved forward now.

@@ -61,7 +61,6 @@ const IGNORED: &[&str] = &[
     "unavailable.value.placeholder",
     "toasted.value.placeholder",
     "replica.identity.autoset.values",
-    "publish.via.partition.root",
     "retriable.restart.connector.wait.ms",
     "custom.metric.tags",
     "sanitize.field.names",
@@ -230,6 +229,18 @@ impl<'a> Mapper<'a> {
                 ))
             }
         };
+        // Debezium's default is false; unset, outboxd's default (true) applies.
+        let publish_via_partition_root = match self.get("publish.via.partition.root") {
+            None => None,
+            Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
+            Some(v) => {
+                return Err(key_error(
+                    "publish.via.partition.root",
+                    format!("{v:?}: expected true or false"),
+                ))
+            }
+        };
         // outboxd types key, header and envelope columns as these modes' defaults do.
         for (key, default) in [
             ("decimal.handling.mode", "precise"),
@@ -304,6 +315,9 @@ impl<'a> Mapper<'a> {
         config.source.heartbeat_action_query = heartbeat_action_query;
         config.source.snapshot_mode = snapshot_mode;
         config.source.failover_slot = failover_slot;
+        if let Some(via_root) = publish_via_partition_root {
+            config.source.publish_via_partition_root = via_root;
+        }
         config.source.message_prefixes = message_prefixes;
         config.exactly_once = exactly_once;
         config.router = to_toml_map(router);
@@ -368,6 +382,25 @@ mod tests {
             assert!(!i.ignored_keys.contains(&"slot.failover".to_string()));
         }
         err(&[("slot.failover", "yes")], "slot.failover");
+    }
+
+    #[test]
+    fn publish_via_partition_root_maps_to_the_source_key() {
+        assert!(ok(&[]).config().source.publish_via_partition_root);
+        for (v, want) in [("true", true), ("False", false)] {
+            let i = ok(&[("publish.via.partition.root", v)]);
+            assert_eq!(i.config().source.publish_via_partition_root, want);
+            assert!(!i
+                .ignored_keys
+                .contains(&"publish.via.partition.root".to_string()));
+            let toml = i.to_toml();
+            let loaded = crate::config::Config::from_toml(&toml).unwrap();
+            assert_eq!(loaded.source.publish_via_partition_root, want, "{toml}");
+        }
+        err(
+            &[("publish.via.partition.root", "1")],
+            "publish.via.partition.root",
+        );
     }
 
     #[test]

@@ -69,6 +69,9 @@ impl Imported {
         if c.source.snapshot_mode != SnapshotMode::NoData {
             let _ = writeln!(t, "snapshot_mode = \"{}\"", c.source.snapshot_mode.name());
         }
+        if !c.source.publish_via_partition_root {
+            t.push_str("publish_via_partition_root = false   # publish.via.partition.root=false: a partitioned outbox table is refused\n");
+        }
         if let Some(failover) = c.source.failover_slot {
             let _ = writeln!(t, "failover_slot = {failover}");
         }

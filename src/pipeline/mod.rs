@@ -48,6 +48,7 @@ use crate::source::pgoutput;
 use crate::source::setup::SetupError;
 use crate::source::SourceError;
 
+mod cleanup;
 mod dead_letters;
 mod deliveries;
 mod messages;
@@ -123,6 +124,8 @@ pub enum PipelineError {
     Takeover(String),
     #[error(transparent)]
     Offsets(#[from] OffsetsError),
+    #[error("[cleanup]: {0}")]
+    Cleanup(String),
 }
 
 /// Kafka rejected an event for good and `errors.tolerance` is `none`.
@@ -174,8 +177,32 @@ impl PipelineError {
 }
 
 /// Runs until shutdown is signalled (`Ok`) or a non-transient error; transient errors restart the
-/// run from the slot after an exponential backoff with jitter.
+/// run from the slot after an exponential backoff with jitter. With `[cleanup]`, its task runs
+/// beside the relay for as long (a table it cannot clean up stops both).
 pub async fn run(
+    plan: &Plan,
+    shutdown: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+) -> Result<(), PipelineError> {
+    let Some(settings) = plan.cleanup.clone() else {
+        return run_relay(plan, shutdown, metrics, health).await;
+    };
+    let mut cleanup = tokio::spawn(cleanup::run_cleanup(
+        plan.params.clone(),
+        settings,
+        metrics.clone(),
+    ));
+    let result = tokio::select! {
+        result = run_relay(plan, shutdown, metrics, health) => result,
+        stopped = &mut cleanup => Err(stopped.unwrap_or_else(|e| PipelineError::Cleanup(format!("the cleanup task ended: {e}")))),
+    };
+    cleanup.abort();
+    result
+}
+
+/// [`run`] without the cleanup.
+async fn run_relay(
     plan: &Plan,
     mut shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,

@@ -58,6 +58,8 @@ pub struct Plan {
     pub accept_missing_slot: Option<crate::lsn::Lsn>,
     /// `[takeover]`, when enabled: Debezium's offset, read at start (`debezium::offsets`).
     pub takeover: Option<crate::debezium::offsets::Takeover>,
+    /// `[cleanup]`, when enabled: confirmed outbox rows deleted (`crate::cleanup`).
+    pub cleanup: Option<crate::cleanup::Cleanup>,
 }
 
 impl Plan {
@@ -101,7 +103,11 @@ impl Plan {
             create_publication: config.source.create_publication,
             required_columns: router.required_columns(),
             snapshot_mode: config.source.snapshot_mode,
+            publish_via_partition_root: config.source.publish_via_partition_root,
         };
+        let cleanup = config
+            .cleanup
+            .resolve(&tables, config.source.snapshot_mode)?;
         Ok(Plan {
             params,
             setup,
@@ -136,6 +142,7 @@ impl Plan {
             offsets: (config.offsets.enabled && exactly_once.is_none()).then_some(offsets),
             exactly_once,
             message_prefixes: config.source.message_prefixes.clone(),
+            cleanup,
         })
     }
 }

@@ -154,6 +154,11 @@ impl Relay<'_> {
             .set(i64::from(self.sink.queued()));
         self.sent_flush = flush;
         self.last_status_at = Instant::now();
+        // `[cleanup]` deletes up to what is confirmed, but not the position a snapshot starts
+        // from: its rows are older than it and not yet acknowledged (`crate::cleanup`).
+        if self.snapshot.is_none() {
+            self.metrics.confirmed_outside_snapshot(flush);
+        }
         Ok(())
     }
 }

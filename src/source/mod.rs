@@ -6,6 +6,7 @@ pub mod error;
 pub mod hosts;
 pub mod liveness;
 pub mod params;
+pub mod partitioned;
 pub mod pgoutput;
 pub mod protocol;
 pub mod setup;

@@ -24,6 +24,8 @@ pub struct SetupPlan {
     pub snapshot_mode: SnapshotMode,
     /// `source.failover_slot`.
     pub failover_slot: Option<bool>,
+    /// `source.publish_via_partition_root` (`source::partitioned`).
+    pub publish_via_partition_root: bool,
 }
 
 /// The slot as it is after setup.
@@ -223,21 +225,30 @@ async fn ensure_publication(client: &Client, plan: &SetupPlan) -> Result<(), Set
         .map(quote_table)
         .collect::<Vec<_>>()
         .join(", ");
+    let major = server_major(client).await?;
+    let with = super::partitioned::create_options(plan.publish_via_partition_root, major);
+    super::partitioned::check(
+        &super::partitioned::table_kinds(client, &plan.tables).await?,
+        &plan.publication,
+        super::partitioned::publication_via_root(client, &plan.publication).await?,
+        plan.publish_via_partition_root,
+        major,
+    )?;
     match publication_tables(client, &plan.publication).await? {
         None if plan.create_publication => {
             let stmt = format!(
-                "CREATE PUBLICATION {} FOR TABLE {tables_sql}",
+                "CREATE PUBLICATION {} FOR TABLE {tables_sql}{with}",
                 quote_ident(&plan.publication)
             );
             client
                 .batch_execute(&stmt)
                 .await
                 .map_err(sql("creating the publication"))?;
-            tracing::info!(publication = %plan.publication, tables = %tables_sql, "created publication");
+            tracing::info!(publication = %plan.publication, tables = %tables_sql, options = %with.trim(), "created publication");
             Ok(())
         }
         None => Err(SetupError::Unfit(format!(
-            "publication {} does not exist and source.create_publication is false; create it with: CREATE PUBLICATION {} FOR TABLE {tables_sql};",
+            "publication {} does not exist and source.create_publication is false; create it with: CREATE PUBLICATION {} FOR TABLE {tables_sql}{with};",
             plan.publication,
             quote_ident(&plan.publication)
         ))),

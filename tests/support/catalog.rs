@@ -22,6 +22,8 @@ pub fn rendered_metrics() -> BTreeMap<String, (String, BTreeSet<String>)> {
         &m.kafka_transactions,
         &m.position_records,
         &m.takeover_events_skipped,
+        &m.cleanup_rows_deleted,
+        &m.cleanup_errors,
     ] {
         let arity = vec.desc()[0].variable_labels.len();
         vec.with_label_values(&vec!["sample"; arity]).inc();

@@ -1,5 +1,5 @@
 //! outboxd's pure modules, compiled from the main crate's own source files: the pgoutput decoder,
-//! the configuration file, the router and the converters, the dead-letter policy, the position rules. Nothing else of
+//! the configuration file (and `cleanup`, its `[cleanup]` section), the router and the converters, the dead-letter policy, the position rules. Nothing else of
 //! the main crate is built, so the fuzz build does not compile librdkafka, tokio or the Postgres
 //! client again with instrumentation (see docs/fuzzing.md).
 //!
@@ -7,6 +7,8 @@
 //! that starts using one that is not here breaks this build: scripts/fuzz.sh (run by CI) says so.
 #![allow(dead_code, unused_imports)]
 
+#[path = "../../../src/cleanup.rs"]
+pub mod cleanup;
 #[path = "../../../src/config.rs"]
 pub mod config;
 #[path = "../../../src/convert.rs"]

@@ -1,0 +1,443 @@
+//! End-to-end tests of `[cleanup]`: a real Postgres, a real Kafka broker and the `outboxd`
+//! binary. An application that never deletes keeps a bounded outbox; no row goes before Kafka
+//! acknowledged its event (broker held away by the test proxy); SIGKILLs during the cleanup lose
+//! no event.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use support::{consume_topics, unique, wait_until, Broker, Outboxd, PgCluster, ProxiedBroker};
+
+const SLOT: &str = "outboxd";
+const PUBLICATION: &str = "outboxd";
+
+async fn database() -> (PgCluster, tokio_postgres::Client) {
+    let pg = PgCluster::start();
+    let client = pg.client().await;
+    support::create_outbox_table(&client).await;
+    (pg, client)
+}
+
+/// The basic config with `[cleanup]` (`cleanup` = its keys) and an HTTP listener on `http_port`.
+fn config(pg: &PgCluster, bootstrap: &str, cleanup: &str, http_port: u16) -> String {
+    format!(
+        "{}\n[cleanup]\nenabled = true\n{cleanup}\n[http]\naddr = \"127.0.0.1:{http_port}\"\n",
+        support::basic_config(&pg.url("postgres"), SLOT, PUBLICATION, bootstrap)
+    )
+}
+
+async fn start_outboxd(config: &str) -> Outboxd {
+    let o = Outboxd::start_with(config, &[], &[("RUST_LOG", "info,outboxd=debug")]);
+    assert!(
+        o.wait_for_log("streaming", Duration::from_secs(60)).await,
+        "outboxd did not start streaming:\n{}",
+        o.log()
+    );
+    o
+}
+
+async fn rows(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM public.outbox", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Inserts `txns` transactions of `per_txn` rows of `aggregatetype`; returns their ids.
+async fn insert(
+    client: &tokio_postgres::Client,
+    aggregatetype: &str,
+    txns: usize,
+    per_txn: usize,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..txns {
+        let rows = client
+            .query(
+                "INSERT INTO public.outbox (id, aggregatetype, aggregateid, type, payload) \
+                 SELECT gen_random_uuid(), $1, 'a' || g, 'E', jsonb_build_object('n', g) \
+                 FROM generate_series(1, $2::int) g RETURNING id::text",
+                &[&aggregatetype, &(per_txn as i32)],
+            )
+            .await
+            .unwrap();
+        ids.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+    }
+    ids
+}
+
+/// The distinct event ids on `topic` once `expected` distinct ones arrived (duplicates after a
+/// crash are read past), or what arrived when `secs` passed.
+async fn event_ids(bootstrap: &str, topic: &str, expected: usize, secs: u64) -> HashSet<String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut want = expected;
+    loop {
+        let (b, t) = (bootstrap.to_string(), topic.to_string());
+        let left = deadline.saturating_duration_since(Instant::now());
+        let records = tokio::task::spawn_blocking(move || {
+            consume_topics(&b, &[t.as_str()], want, left.max(Duration::from_secs(1)))
+        })
+        .await
+        .unwrap();
+        let ids: HashSet<String> = records.iter().filter_map(|r| r.header_str("id")).collect();
+        if ids.len() >= expected || Instant::now() >= deadline || records.len() < want {
+            return ids;
+        }
+        // As many records again as distinct ids are missing.
+        want = records.len() + (expected - ids.len());
+    }
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+async fn metrics(port: u16) -> String {
+    support::outboxd::http_get(port, "/metrics").await
+}
+
+/// Waits up to `secs` for outboxd to exit; returns whether it did.
+async fn exited(o: &mut Outboxd, secs: u64) -> bool {
+    for _ in 0..secs * 10 {
+        if !o.is_running() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_that_is_never_deleted_from_stays_bounded_while_every_event_arrives() {
+    let broker = Broker::shared();
+    let (pg, client) = database().await;
+    let aggregatetype = format!("Bounded{}", unique("c"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 4).await;
+    let port = support::free_port();
+    let outboxd = start_outboxd(&config(
+        &pg,
+        broker.bootstrap(),
+        "interval_ms = 200\nbatch_size = 500\nmax_rows_per_second = 50000\n",
+        port,
+    ))
+    .await;
+
+    // The application inserts 20 000 rows (400 transactions of 50) and never deletes one.
+    const TXNS: usize = 400;
+    const PER_TXN: usize = 50;
+    let writer = {
+        let c = pg.client().await;
+        let a = aggregatetype.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut ids = Vec::new();
+            for _ in 0..TXNS {
+                ids.extend(insert(&c, &a, 1, PER_TXN).await);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (ids, started.elapsed())
+        })
+    };
+    let mut max_rows = 0;
+    let mut samples = 0;
+    while !writer.is_finished() {
+        max_rows = max_rows.max(rows(&client).await);
+        samples += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ids, took) = writer.await.unwrap();
+    let total = ids.len();
+    assert_eq!(total, TXNS * PER_TXN);
+    let rate = total as f64 / took.as_secs_f64();
+    let drained = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            rows(&client).await == 0
+        })
+        .await,
+        "the table kept {} rows:\n{}",
+        rows(&client).await,
+        outboxd.log()
+    );
+    let drain = drained.elapsed();
+    eprintln!(
+        "bounded outbox: {total} rows inserted in {took:?} ({rate:.0} rows/s), at most {max_rows} in the table ({samples} samples), empty {drain:?} after the last insert"
+    );
+    // Bounded: a few rounds' worth of inserts, far below what the application wrote.
+    assert!(
+        max_rows < (total as i64) / 4,
+        "the table grew to {max_rows} of {total} rows"
+    );
+    let arrived = event_ids(broker.bootstrap(), &topic, total, 60).await;
+    let expected: HashSet<String> = ids.into_iter().collect();
+    assert_eq!(
+        expected.difference(&arrived).count(),
+        0,
+        "events missing in Kafka"
+    );
+    let m = metrics(port).await;
+    assert_eq!(
+        metric(&m, "outboxd_cleanup_rows_deleted_total"),
+        total as f64,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "outboxd_cleanup_errors_total"), 0.0, "{m}");
+    // The cleanup's DELETEs reach outboxd as changes it ignores, and do not hold the slot.
+    assert!(
+        metric(&m, "outboxd_changes_ignored_total{operation=\"delete\"") >= total as f64,
+        "{m}"
+    );
+    let wal = support::current_wal_lsn(&client).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            support::slot_confirmed_lsn(&client, SLOT).await.unwrap() >= wal
+        })
+        .await,
+        "the slot stayed behind the deletes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_deleted_at_no_more_than_max_rows_per_second() {
+    let broker = Broker::shared();
+    let (pg, client) = database().await;
+    let aggregatetype = format!("Backlog{}", unique("c"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 4).await;
+    let port = support::free_port();
+    let _outboxd = start_outboxd(&config(
+        &pg,
+        broker.bootstrap(),
+        "interval_ms = 100\nbatch_size = 200\nmax_rows_per_second = 2000\n",
+        port,
+    ))
+    .await;
+    // 12 000 rows at once (6 transactions): a backlog for the cleanup.
+    let before = Instant::now();
+    let ids = insert(&client, &aggregatetype, 6, 2000).await;
+    let mut samples = vec![(before, 12_000), (Instant::now(), rows(&client).await)];
+    while samples.last().unwrap().1 > 0 && samples.len() < 400 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        samples.push((Instant::now(), rows(&client).await));
+    }
+    assert_eq!(samples.last().unwrap().1, 0, "not drained: {samples:?}");
+    let first = samples.iter().position(|s| s.1 < 12_000).unwrap();
+    let (start, end) = (samples[first - 1].0, samples.last().unwrap().0);
+    let samples = &samples[1..]; // rates from measured counts only
+    let overall = 12_000.0 / (end - start).as_secs_f64();
+    // The fastest second: at most the rate, plus the one batch a round may start with.
+    let mut fastest = 0.0f64;
+    for (i, (t0, n0)) in samples.iter().enumerate() {
+        if let Some((t1, n1)) = samples[i..]
+            .iter()
+            .find(|(t, _)| *t - *t0 >= Duration::from_secs(1))
+        {
+            fastest = fastest.max((n0 - n1) as f64 / (*t1 - *t0).as_secs_f64());
+        }
+    }
+    eprintln!(
+        "backlog: 12000 rows deleted in {:?}: {overall:.0} rows/s overall, {fastest:.0} rows/s in the fastest second (max_rows_per_second = 2000)",
+        end - start
+    );
+    assert!(fastest <= 2000.0 + 200.0 + 100.0, "{fastest:.0} rows/s");
+    assert!(overall >= 1000.0, "{overall:.0} rows/s");
+    let arrived = event_ids(broker.bootstrap(), &topic, ids.len(), 60).await;
+    assert_eq!(arrived.len(), ids.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_row_is_deleted_before_kafka_acknowledges_its_event() {
+    let Some(broker) =
+        ProxiedBroker::start_or_skip("no_row_is_deleted_before_kafka_acknowledges_its_event")
+    else {
+        return;
+    };
+    let (pg, client) = database().await;
+    // Every deleted row is logged, with when it went, to be compared with Kafka afterwards.
+    client
+        .batch_execute(
+            "CREATE TABLE deleted (id uuid, at timestamptz DEFAULT clock_timestamp()); \
+             CREATE FUNCTION log_delete() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN INSERT INTO deleted (id) VALUES (OLD.id); RETURN OLD; END $$; \
+             CREATE TRIGGER log_delete AFTER DELETE ON public.outbox FOR EACH ROW EXECUTE FUNCTION log_delete();",
+        )
+        .await
+        .unwrap();
+    let aggregatetype = format!("Held{}", unique("c"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 1).await;
+    let port = support::free_port();
+    let outboxd = start_outboxd(&config(
+        &pg,
+        broker.bootstrap(),
+        "interval_ms = 100\nbatch_size = 50\n",
+        port,
+    ))
+    .await;
+
+    let before = insert(&client, &aggregatetype, 10, 10).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            rows(&client).await == 0
+        })
+        .await,
+        "the first 100 rows were not deleted:\n{}",
+        outboxd.log()
+    );
+
+    broker.pause();
+    let during = insert(&client, &aggregatetype, 20, 10).await;
+    // Kafka acknowledges nothing now: for several seconds (dozens of rounds), no row may go.
+    let held = Instant::now();
+    while held.elapsed() < Duration::from_secs(8) {
+        assert_eq!(
+            rows(&client).await,
+            200,
+            "a row was deleted while Kafka could not acknowledge it"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let resumed_at: std::time::SystemTime = client
+        .query_one("SELECT clock_timestamp()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    broker.resume();
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            rows(&client).await == 0
+        })
+        .await,
+        "rows were not deleted after the broker came back:\n{}",
+        outboxd.log()
+    );
+    let arrived = event_ids(broker.bootstrap(), &topic, 300, 60).await;
+    for id in before.iter().chain(&during) {
+        assert!(arrived.contains(id), "event {id} is not in Kafka");
+    }
+    // Every row written during the outage went only after the broker was back.
+    let early: i64 = client
+        .query_one(
+            "SELECT count(*) FROM deleted WHERE id = ANY($1::text[]::uuid[]) AND at < $2",
+            &[&during, &resumed_at],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(early, 0, "rows deleted before the broker returned");
+    let m = metrics(port).await;
+    assert_eq!(
+        metric(&m, "outboxd_cleanup_rows_deleted_total"),
+        300.0,
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_the_cleanup_loses_no_event() {
+    let broker = Broker::shared();
+    let (pg, client) = database().await;
+    let aggregatetype = format!("Killed{}", unique("c"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 4).await;
+    let port = support::free_port();
+    let mut outboxd = start_outboxd(&config(
+        &pg,
+        broker.bootstrap(),
+        "interval_ms = 50\nbatch_size = 20\nmax_rows_per_second = 2000\n",
+        port,
+    ))
+    .await;
+
+    let writer = {
+        let c = pg.client().await;
+        let a = aggregatetype.clone();
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..150 {
+                ids.extend(insert(&c, &a, 1, 20).await);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            ids
+        })
+    };
+    // SIGKILL while rows are being inserted, published and deleted, then start again.
+    let mut kills = 0;
+    let mut deleted_before_kill = Vec::new();
+    while !writer.is_finished() && kills < 4 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        deleted_before_kill.push(metric(
+            &metrics(port).await,
+            "outboxd_cleanup_rows_deleted_total",
+        ));
+        outboxd.kill9();
+        kills += 1;
+        outboxd.restart_with(&[], &[("RUST_LOG", "info,outboxd=debug")]);
+        assert!(
+            wait_until(Duration::from_secs(60), || async {
+                outboxd.log().matches("streaming slot=").count() > kills
+            })
+            .await,
+            "outboxd did not stream again:\n{}",
+            outboxd.log()
+        );
+    }
+    let ids = writer.await.unwrap();
+    assert!(kills >= 2, "only {kills} kills before the writer finished");
+    assert!(
+        deleted_before_kill.iter().any(|d| *d > 0.0),
+        "the cleanup never ran before a kill: {deleted_before_kill:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            rows(&client).await == 0
+        })
+        .await,
+        "the table kept {} rows:\n{}",
+        rows(&client).await,
+        outboxd.log()
+    );
+    let arrived = event_ids(broker.bootstrap(), &topic, ids.len(), 60).await;
+    let missing: Vec<&String> = ids.iter().filter(|id| !arrived.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} events lost after {kills} kills, e.g. {:?}",
+        missing.len(),
+        ids.len(),
+        &missing[..missing.len().min(3)]
+    );
+    eprintln!(
+        "sigkill during cleanup: {} rows, {kills} kills (deleted counter before each: {deleted_before_kill:?}), none lost",
+        ids.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_a_primary_key_stops_outboxd_naming_the_fix() {
+    let broker = Broker::shared();
+    let pg = PgCluster::start();
+    let client = pg.client().await;
+    client
+        .batch_execute(&support::OUTBOX_DDL.replace(" PRIMARY KEY", ""))
+        .await
+        .unwrap();
+    let mut outboxd = Outboxd::start(&config(&pg, broker.bootstrap(), "", support::free_port()));
+    assert!(
+        exited(&mut outboxd, 60).await,
+        "outboxd kept running:\n{}",
+        outboxd.log()
+    );
+    let log = outboxd.log();
+    assert!(
+        log.contains("has no primary key") && log.contains("cleanup.enabled = false"),
+        "{log}"
+    );
+    assert!(!outboxd.try_status().unwrap().success());
+}
