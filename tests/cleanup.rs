@@ -13,29 +13,12 @@ use support::{consume_topics, unique, wait_until, Broker, Outboxd, PgCluster, Pr
 const SLOT: &str = "outboxd";
 const PUBLICATION: &str = "outboxd";
 
-async fn database() -> (PgCluster, tokio_postgres::Client) {
-    let pg = PgCluster::start();
-    let client = pg.client().await;
-    support::create_outbox_table(&client).await;
-    (pg, client)
-}
-
 /// The basic config with `[cleanup]` (`cleanup` = its keys) and an HTTP listener on `http_port`.
 fn config(pg: &PgCluster, bootstrap: &str, cleanup: &str, http_port: u16) -> String {
     format!(
         "{}\n[cleanup]\nenabled = true\n{cleanup}\n[http]\naddr = \"127.0.0.1:{http_port}\"\n",
         support::basic_config(&pg.url("postgres"), SLOT, PUBLICATION, bootstrap)
     )
-}
-
-async fn start_outboxd(config: &str) -> Outboxd {
-    let o = Outboxd::start_with(config, &[], &[("RUST_LOG", "info,outboxd=debug")]);
-    assert!(
-        o.wait_for_log("streaming", Duration::from_secs(60)).await,
-        "outboxd did not start streaming:\n{}",
-        o.log()
-    );
-    o
 }
 
 async fn rows(client: &tokio_postgres::Client) -> i64 {
@@ -102,26 +85,15 @@ async fn metrics(port: u16) -> String {
     support::outboxd::http_get(port, "/metrics").await
 }
 
-/// Waits up to `secs` for outboxd to exit; returns whether it did.
-async fn exited(o: &mut Outboxd, secs: u64) -> bool {
-    for _ in 0..secs * 10 {
-        if !o.is_running() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbox_that_is_never_deleted_from_stays_bounded_while_every_event_arrives() {
     let broker = Broker::shared();
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let aggregatetype = format!("Bounded{}", unique("c"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 4).await;
     let port = support::free_port();
-    let outboxd = start_outboxd(&config(
+    let outboxd = Outboxd::streaming(&config(
         &pg,
         broker.bootstrap(),
         "interval_ms = 200\nbatch_size = 500\nmax_rows_per_second = 50000\n",
@@ -207,12 +179,12 @@ async fn an_outbox_that_is_never_deleted_from_stays_bounded_while_every_event_ar
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_is_deleted_at_no_more_than_max_rows_per_second() {
     let broker = Broker::shared();
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let aggregatetype = format!("Backlog{}", unique("c"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 4).await;
     let port = support::free_port();
-    let _outboxd = start_outboxd(&config(
+    let _outboxd = Outboxd::streaming(&config(
         &pg,
         broker.bootstrap(),
         "interval_ms = 100\nbatch_size = 200\nmax_rows_per_second = 2000\n",
@@ -259,7 +231,7 @@ async fn no_row_is_deleted_before_kafka_acknowledges_its_event() {
     else {
         return;
     };
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     // Every deleted row is logged, with when it went, to be compared with Kafka afterwards.
     client
         .batch_execute(
@@ -274,7 +246,7 @@ async fn no_row_is_deleted_before_kafka_acknowledges_its_event() {
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 1).await;
     let port = support::free_port();
-    let outboxd = start_outboxd(&config(
+    let outboxd = Outboxd::streaming(&config(
         &pg,
         broker.bootstrap(),
         "interval_ms = 100\nbatch_size = 50\n",
@@ -343,12 +315,12 @@ async fn no_row_is_deleted_before_kafka_acknowledges_its_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_the_cleanup_loses_no_event() {
     let broker = Broker::shared();
-    let (pg, client) = database().await;
+    let (pg, client) = support::database().await;
     let aggregatetype = format!("Killed{}", unique("c"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 4).await;
     let port = support::free_port();
-    let mut outboxd = start_outboxd(&config(
+    let mut outboxd = Outboxd::streaming(&config(
         &pg,
         broker.bootstrap(),
         "interval_ms = 50\nbatch_size = 20\nmax_rows_per_second = 2000\n",
@@ -429,15 +401,11 @@ async fn a_table_without_a_primary_key_stops_outboxd_naming_the_fix() {
         .await
         .unwrap();
     let mut outboxd = Outboxd::start(&config(&pg, broker.bootstrap(), "", support::free_port()));
-    assert!(
-        exited(&mut outboxd, 60).await,
-        "outboxd kept running:\n{}",
-        outboxd.log()
-    );
+    let status = outboxd.wait_exit(Duration::from_secs(60)).await;
     let log = outboxd.log();
     assert!(
         log.contains("has no primary key") && log.contains("cleanup.enabled = false"),
         "{log}"
     );
-    assert!(!outboxd.try_status().unwrap().success());
+    assert!(!status.success());
 }

@@ -73,17 +73,6 @@ async fn event_ids(bootstrap: &str, topic: &str, expected: usize) -> HashSet<Str
     .unwrap()
 }
 
-/// Waits up to `secs` for outboxd to exit; returns whether it did.
-async fn exited(o: &mut Outboxd, secs: u64) -> bool {
-    for _ in 0..secs * 10 {
-        if !o.is_running() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_outbox_is_published_as_its_parent_also_from_partitions_created_while_streaming(
 ) {
@@ -176,17 +165,13 @@ async fn a_publication_without_publish_via_partition_root_is_refused_with_the_fi
         .unwrap();
     let config = config(&pg, broker.bootstrap(), "");
     let mut outboxd = Outboxd::start(&config);
-    assert!(
-        exited(&mut outboxd, 60).await,
-        "outboxd kept running:\n{}",
-        outboxd.log()
-    );
+    let status = outboxd.wait_exit(Duration::from_secs(60)).await;
     let log = outboxd.log();
     assert!(
         log.contains("ALTER PUBLICATION \"outboxd\" SET (publish_via_partition_root = true);"),
         "{log}"
     );
-    assert!(!outboxd.try_status().unwrap().success());
+    assert!(!status.success());
     // `outboxd check` says the same.
     let (status, out) = support::outboxd::check(&config, Duration::from_secs(60));
     assert!(
