@@ -101,7 +101,7 @@ pub struct CommonArgs {
     #[arg(long, env = "OUTBOXD_HTTP_ADDR")]
     pub http_addr: Option<String>,
     /// Taking over from Debezium: read the connector's stored offset (Kafka Connect's offsets
-    /// topic or file, from --worker-config or [takeover]) and do not publish again what it says
+    /// topic or file, from --worker-config or `[takeover]`) and do not publish again what it says
     /// Debezium published. Sets takeover.enabled.
     #[arg(long, env = "OUTBOXD_TAKE_OVER_OFFSETS")]
     pub take_over_offsets: bool,

@@ -15,7 +15,8 @@
 //!   - `liveness`: a dead connection told from a quiet one; `setup`: the slot (a failover slot
 //!     on PostgreSQL 17+) and the publication, and the catalog queries [`check`] runs, over an
 //!     ordinary SQL connection;
-//!     `snapshot`: the rows already in the outbox tables, read in the slot's exported snapshot.
+//!     `snapshot`: the rows already in the outbox tables, read in the slot's exported snapshot;
+//!     `partitioned`: partitioned outbox tables (`publish_via_partition_root`).
 //! - [`router`]: an outbox row (or a logical decoding message standing for one) into a Kafka
 //!   record with Debezium's EventRouter rules (pure). `options` (`[router]`), `layout` (a table's
 //!   columns, checked once), `route` (one row), `topic`, `record` (the output and error types),
@@ -23,7 +24,8 @@
 //!   `span_context`, `source_block` (Debezium's source block, for `header.from.fields` and
 //!   CloudEvents).
 //! - [`convert`]: Kafka Connect's data model and converters, so the record bytes equal what a
-//!   Connect worker writes (pure): `schema`, `converter`, `cloudevents` (Debezium's
+//!   Connect worker writes (pure): `schema`, `converter` (the converter choice; a new converter
+//!   is a `Converter` variant there, its bytes in a file of its own), `cloudevents` (Debezium's
 //!   CloudEventsConverter), `json`, `text`, `decimal`, `java_text`.
 //! - [`sink`]: the Kafka producer (`config`, `producer`: records enqueued in WAL order, deliveries
 //!   reported asynchronously), `errors` (which Kafka errors are permanent), and the Kafka I/O of
@@ -42,13 +44,17 @@
 //! - [`pipeline`]: wires the four together in one event loop, with backpressure, restarts and
 //!   shutdown. `plan` (the configuration resolved, no I/O), `start` (a run up to streaming),
 //!   `relay` (the loop) and one file per kind of event: `wal`, `deliveries`, `dead_letters`,
-//!   `status`, `snapshot`, `transactions`, `messages`, `shutdown`; `cleanup` (the `[cleanup]`
-//!   task, beside the relay).
+//!   `status`, `snapshot`, `transactions`, `messages`, `shutdown`, `takeover` (skipping what a
+//!   Debezium connector already published); `cleanup` (the `[cleanup]` task, beside the relay).
+//!   A new restart reason is a [`pipeline::PipelineError`] variant and its `is_transient` arm.
 //! - [`config`]: the TOML configuration (and `java_properties`, the one `.properties` reader);
 //!   [`secrets`]: `${env:…}` / `${file:…}` references in it.
 //! - [`debezium`]: a Debezium connector's JSON (and Kafka Connect worker properties) mapped to
-//!   that configuration (pure): `input`, `providers`, `mapper` with one file per section
-//!   (`source`, `router`, `kafka_properties`), `toml_out`.
+//!   that configuration (pure): `input`, `forms` (Strimzi `KafkaConnector` YAML, Debezium
+//!   Server properties), `providers`, `mapper` with one file per section (`source`, `router`,
+//!   `kafka_properties`), `toml_out`; `offsets` (the connector's stored offset, for
+//!   `[takeover]`). A new EventRouter option goes in `router::options` (parsed) and
+//!   `router::route` (applied), its Debezium key in `debezium::router`.
 //! - [`cli`]: the command line; [`check`]: the preflight checks (`outboxd check`); [`admin`]:
 //!   `status` and `slot drop`; [`metrics`], [`http`]: observability.
 //! - [`lsn`]: the `Lsn` newtype shared by all of the above.

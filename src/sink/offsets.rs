@@ -1,7 +1,7 @@
 //! The offsets topic, the Kafka side of [`crate::position`]: creating it, reading a slot's last
 //! recorded position, and (at-least-once mode) writing position records.
 //!
-//! Reading blocks: call [`read_position`] from `spawn_blocking`. Position records are produced
+//! Reading blocks: call `read_position` from `spawn_blocking`. Position records are produced
 //! by the pipeline's own producer like events, and their delivery comes back as
 //! [`Report::Position`](super::producer::Report).
 

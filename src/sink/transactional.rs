@@ -133,7 +133,7 @@ impl KafkaSink {
     /// one if none is open: a position-only transaction) and commits. On failure the transaction
     /// is aborted when librdkafka allows it, and, when its offsets record may be in the log,
     /// `committed` (the position last committed) is written again in a transaction of its own
-    /// ([`KafkaSink::restate_position`]). Blocking.
+    /// (`KafkaSink::restate_position`). Blocking.
     pub fn commit_position(
         &self,
         topic: &str,
