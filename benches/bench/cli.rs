@@ -93,6 +93,10 @@ pub struct Args {
     /// Run Debezium in the drains only, not in the steady state.
     #[arg(long)]
     pub no_debezium_steady: bool,
+    /// Run Debezium in the steady state only, not in the drains (the CI smoke run: one JVM
+    /// start instead of one per drain).
+    #[arg(long)]
+    pub no_debezium_drains: bool,
     /// A Debezium connector property on top of the harness's (repeatable), e.g.
     /// --debezium-connector poll.interval.ms=10.
     #[arg(long = "debezium-connector", value_name = "KEY=VALUE")]

@@ -250,7 +250,7 @@ pub async fn run_backlog(
         })
         .collect();
     let slots_of = |s: &[String; 3]| {
-        let all: Vec<String> = if ctx.debezium {
+        let all: Vec<String> = if ctx.debezium_drains {
             s.to_vec()
         } else {
             s[..2].to_vec()
@@ -352,7 +352,7 @@ pub async fn run_backlog(
             let outboxd = o.drain.seconds - o.drain.clocks.first_read_s?;
             (outboxd > 0.0).then(|| recv / outboxd)
         });
-        let (debezium, debezium_kafka) = if ctx.debezium {
+        let (debezium, debezium_kafka) = if ctx.debezium_drains {
             let (d, k) = drain_debezium(ctx, &c, &backlog, slot_d, r).await?;
             (Some(d), k)
         } else {

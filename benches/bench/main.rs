@@ -107,7 +107,7 @@ pub struct Ctx<'a> {
     pub pg: &'a Postgres,
     pub outboxd_bin: &'a Path,
     pub run_id: String,
-    pub debezium: bool,
+    pub debezium_drains: bool,
     pub debezium_steady: bool,
 }
 
@@ -157,7 +157,7 @@ async fn run(args: Args) -> Result<()> {
         pg: &pg,
         outboxd_bin: &bin,
         run_id: format!("{}_{}", std::process::id(), started_unix % 100_000),
-        debezium: debezium_on,
+        debezium_drains: debezium_on && !args.no_debezium_drains,
         debezium_steady: debezium_on && !args.no_debezium_steady,
     };
     let mut backlog = Vec::new();
@@ -198,8 +198,12 @@ async fn run(args: Args) -> Result<()> {
         "debezium",
         serde_json::json!({
             "status": match &debezium {
-                crate::debezium::Availability::On if ctx.debezium_steady => "on".to_string(),
-                crate::debezium::Availability::On => "drains only (--no-debezium-steady)".to_string(),
+                crate::debezium::Availability::On => match (ctx.debezium_drains, ctx.debezium_steady) {
+                    (true, true) => "on".to_string(),
+                    (true, false) => "drains only (--no-debezium-steady)".to_string(),
+                    (false, true) => "steady state only (--no-debezium-drains)".to_string(),
+                    (false, false) => "off (--no-debezium-drains --no-debezium-steady)".to_string(),
+                },
                 crate::debezium::Availability::Off => "off (--no-debezium)".to_string(),
                 crate::debezium::Availability::Skipped(why) => format!("skipped: {why}"),
             },
