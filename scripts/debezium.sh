@@ -43,6 +43,8 @@
 #   --rest-port P       the worker's REST listener (listeners=http://127.0.0.1:P); default: a
 #                       free port
 #   --heap SIZE         JVM heap (-Xms and -Xmx); default $DEBEZIUM_HEAP or 512m
+#   --jvm-opt OPT       one more JVM option, after the defaults below (repeatable; for -XX
+#                       flags the last one wins), e.g. -XX:TieredStopAtLevel=4 (the full JIT)
 #
 # Connector defaults, for an outbox connector: connector.class=io.debezium.connector.postgresql.
 # PostgresConnector, tasks.max=1, plugin.name=pgoutput, publication.autocreate.mode=filtered
@@ -59,6 +61,11 @@
 # no class-path scan at start-up). Everything else is Connect's default: the producer is the Java
 # client with its default partitioner (murmur2 of the key bytes) and topics are created by the
 # broker's auto-creation.
+#
+# JVM: G1 with Kafka's kafka-run-class.sh flags (MaxGCPauseMillis=20,
+# InitiatingHeapOccupancyPercent=35, ExplicitGCInvokesConcurrent), the heap above, and
+# -XX:TieredStopAtLevel=1 (the C1 compiler only: a faster start for the tests, slower code for a
+# long run; the benchmark harness gives -XX:TieredStopAtLevel=4, the JVM's default).
 #
 # Values are written to the properties files escaped (backslashes, non-ASCII as \uXXXX), so a
 # regex or a non-ASCII value reaches Connect unchanged. Needs Java 17+ (`java` on PATH, or
@@ -161,7 +168,7 @@ fi
 bootstrap="${KAFKA_BOOTSTRAP_SERVERS:-}" url_props=() host=127.0.0.1 port=5432 user=postgres
 password="${PGPASSWORD:-}" dbname=postgres slot=debezium publication=dbz_publication
 table=public.outbox prefix=outbox name=outbox-connector rest_port="" heap="${DEBEZIUM_HEAP:-512m}"
-conn_sets=() worker_sets=()
+conn_sets=() worker_sets=() jvm_opts=()
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || die "$1 needs a value"
     case "$1" in
@@ -184,6 +191,7 @@ while [ $# -gt 0 ]; do
         --worker) worker_sets+=("$2") ;;
         --rest-port) rest_port="$2" ;;
         --heap) heap="$2" ;;
+        --jvm-opt) jvm_opts+=("$2") ;;
         *) die "unknown option $1 (see the header of scripts/debezium.sh)" ;;
     esac
     shift 2
@@ -227,7 +235,7 @@ jvm=(-Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent
     -XX:TieredStopAtLevel=1 -Xshare:auto
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$ROOT/tests/debezium/log4j2.properties"
-    -cp "$LIB/*")
+    "${jvm_opts[@]}" -cp "$LIB/*")
 main=(org.apache.kafka.connect.cli.ConnectStandalone "$dir/worker.properties"
     "$dir/connector.properties")
 

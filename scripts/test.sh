@@ -8,7 +8,8 @@
 #   5. doc tests, then tests/relay.rs and tests/messages.rs again on PostgreSQL 14, 16, 17 and 18
 #      (the version matrix; the rest runs on PG_BIN, Debian's 15),
 #   6. a smoke run of the benchmark harness (benches/bench/) with a tiny load on the debug
-#      build: it prints the figures and fails only if the harness itself fails (never on a figure),
+#      build: it prints the figures and fails only if the harness itself fails (never on a figure);
+#      Debezium (when its jars are there) runs in its steady state only, one JVM start,
 #   7. with CI=true or OUTBOXD_FUZZ=1 only: scripts/fuzz.sh, each fuzz target for
 #      OUTBOXD_FUZZ_SECONDS (default 30) s (docs/fuzzing.md).
 # Integration tests start their own throwaway PostgreSQL clusters. The broker they share is one
@@ -69,7 +70,8 @@ fi
 step "benchmark harness smoke run (debug build; figures are informative only)"
 KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-${OUTBOXD_TEST_KAFKA:-}}" \
     cargo bench --profile dev --bench bench -- --rows 2000 --backlog 1000x100,200x1 --rates 1000 --step-secs 3 \
-    --no-ramp --broker-probe-rate 20 --broker "${OUTBOXD_TEST_BROKER:-kafka}" --json target/bench-smoke.json
+    --warmup-secs 2 --warmup-rate 500 --no-ramp --broker-probe-rate 20 --no-debezium-drains \
+    --broker "${OUTBOXD_TEST_BROKER:-kafka}" --json target/bench-smoke.json
 
 if [ "${CI:-}" = "true" ] || [ "${OUTBOXD_FUZZ:-}" = "1" ]; then
     step "fuzzing, ${OUTBOXD_FUZZ_SECONDS:-30} s per target (scripts/fuzz.sh)"

@@ -42,6 +42,14 @@ pub struct Args {
     /// Seconds per ramp step (default: --step-secs).
     #[arg(long)]
     pub ramp_step_secs: Option<u64>,
+    /// Seconds of load before the steady state's measured steps, for each relay (not reported):
+    /// connections, metadata, caches, and for Debezium's JVM the JIT (C2 compiles a method after
+    /// thousands of calls).
+    #[arg(long, default_value_t = 10)]
+    pub warmup_secs: u64,
+    /// The rate of that warm-up (events/s).
+    #[arg(long, default_value_t = 1000)]
+    pub warmup_rate: u64,
     /// Approximate payload size (bytes of JSON) in the steady state.
     #[arg(long, default_value_t = 1000)]
     pub steady_payload: usize,
@@ -76,6 +84,34 @@ pub struct Args {
     /// Skip the pg_recvlogical baseline.
     #[arg(long)]
     pub no_recvlogical: bool,
+    /// Do not run Debezium (a Kafka Connect standalone worker with Debezium's PostgreSQL
+    /// connector and Outbox EventRouter, scripts/debezium.sh) beside outboxd: neither in the
+    /// drains nor in the steady state. Without Java or the jars it is skipped anyway (a SKIP line
+    /// says why).
+    #[arg(long)]
+    pub no_debezium: bool,
+    /// Run Debezium in the drains only, not in the steady state.
+    #[arg(long)]
+    pub no_debezium_steady: bool,
+    /// Run Debezium in the steady state only, not in the drains (the CI smoke run: one JVM
+    /// start instead of one per drain).
+    #[arg(long)]
+    pub no_debezium_drains: bool,
+    /// A Debezium connector property on top of the harness's (repeatable), e.g.
+    /// --debezium-connector poll.interval.ms=10.
+    #[arg(long = "debezium-connector", value_name = "KEY=VALUE")]
+    pub debezium_connector: Vec<String>,
+    /// A Kafka Connect worker property on top of the harness's (repeatable), e.g.
+    /// --debezium-worker producer.linger.ms=10.
+    #[arg(long = "debezium-worker", value_name = "KEY=VALUE")]
+    pub debezium_worker: Vec<String>,
+    /// A JVM option for the Connect worker (repeatable), e.g. --debezium-jvm-opt=-XX:+UseParallelGC.
+    #[arg(
+        long = "debezium-jvm-opt",
+        value_name = "OPT",
+        allow_hyphen_values = true
+    )]
+    pub debezium_jvm_opt: Vec<String>,
     /// Skip the broker-only baseline (a producer in the harness sending the backlog's records).
     #[arg(long)]
     pub no_broker_baseline: bool,

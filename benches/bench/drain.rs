@@ -1,6 +1,7 @@
 //! The backlog drain scenario: per `ROWSxPAYLOADxROWS_PER_TX`, the outbox table and the slots,
-//! the fill, then per repetition pg_recvlogical ([`crate::recvlogical`]), outboxd (here) and the
-//! broker alone ([`crate::broker_only`]) on the same WAL, and the records counted in Kafka.
+//! the fill, then per repetition pg_recvlogical ([`crate::recvlogical`]), outboxd (here), Debezium
+//! ([`crate::debezium`]) and the broker alone ([`crate::broker_only`]) on the same WAL, and the
+//! records counted in Kafka.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,8 @@ use serde::Serialize;
 use crate::broker::Broker;
 use crate::broker_only::{broker_only, BrokerOnly};
 use crate::cli::{rows_label, BacklogSpec};
-use crate::kafka::{count_records, KafkaCount};
+use crate::debezium::{drain_debezium, DebeziumDrain};
+use crate::kafka::{count_records, secs_since, InKafka, KafkaCount};
 use crate::outboxd::{is_streaming_line, Outboxd, OutboxdConfig};
 use crate::postgres::{
     commit_end, current_lsn, fill_procedure, fmt_lsn, outbox_ddl, pad_for, parse_lsn, slot_state,
@@ -21,8 +23,9 @@ use crate::system::{loadavg, proc_cpu, proc_status_bytes, CpuSnapshot, CpuUse, P
 use crate::Ctx;
 
 /// One client's drain of its slot. Every clock starts when the harness spawns the client ("exec")
-/// and is read by polling every 20 ms (the slot's row in `pg_replication_slots`, and for outboxd
-/// GET /metrics), the same way for pg_recvlogical and outboxd: each is up to a poll late.
+/// and is read by polling every 20 ms (the slot's row in `pg_replication_slots`, for outboxd GET
+/// /metrics, for outboxd and Debezium the topic's end offsets), the same way for every client:
+/// each is up to a poll late.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainResult {
     /// exec → the slot's `confirmed_flush_lsn` ≥ the end of the backlog (`clocks.confirmed_s`):
@@ -53,6 +56,13 @@ pub struct Clocks {
     pub first_confirm_s: Option<f64>,
     /// outboxd: `outboxd_events_published_total` ≥ N, every event acknowledged.
     pub acked_s: Option<f64>,
+    /// Debezium: Connect's "Source task finished initialization and start" in its log.
+    pub task_running_s: Option<f64>,
+    /// outboxd, Debezium: the topic's end offsets (summed over partitions) first ≥ 1: the first
+    /// record in Kafka (`crate::kafka::InKafka`).
+    pub first_in_kafka_s: Option<f64>,
+    /// outboxd, Debezium: the end offsets ≥ N: every record in Kafka.
+    pub all_in_kafka_s: Option<f64>,
     /// `confirmed_flush_lsn` ≥ the end of the backlog.
     pub confirmed_s: Option<f64>,
     /// pg_recvlogical: the process exited (it stops at `--endpos`, after its last feedback).
@@ -122,7 +132,7 @@ pub struct OutboxdDrain {
     pub timeline: Vec<(f64, u64, f64, u64)>,
 }
 
-/// One repetition: pg_recvlogical and outboxd each draining their own slot.
+/// One repetition: pg_recvlogical, outboxd and Debezium each draining their own slot.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainPair {
     pub pg_recvlogical: Option<DrainResult>,
@@ -136,6 +146,17 @@ pub struct DrainPair {
     /// outboxd from its first event read, to confirmed.
     pub ratio_without_startup: Option<f64>,
     pub kafka: Option<KafkaCount>,
+    /// Debezium on its own slot of the same WAL, into its own fresh broker.
+    pub debezium: Option<DebeziumDrain>,
+    /// Debezium's records counted in Kafka.
+    pub debezium_kafka: Option<KafkaCount>,
+    /// outboxd events/s over Debezium's, both exec → the slot confirmed at the end.
+    pub ratio_over_debezium: Option<f64>,
+    /// The same on the clock that does not depend on Debezium's offset flush: exec → all N
+    /// records in Kafka (the end offsets), for both.
+    pub ratio_over_debezium_in_kafka: Option<f64>,
+    /// Debezium events/s over pg_recvlogical's (exec → confirmed).
+    pub debezium_ratio: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,6 +177,12 @@ pub struct BacklogResult {
     /// The highest VmHWM of outboxd over the runs.
     pub peak_rss_bytes: Option<u64>,
     pub median_cpu_s_per_100k: f64,
+    pub median_debezium_events_per_s: Option<f64>,
+    /// Median of outboxd's events/s over Debezium's (exec → confirmed).
+    pub median_ratio_over_debezium: Option<f64>,
+    pub median_ratio_over_debezium_in_kafka: Option<f64>,
+    /// The highest VmHWM of Debezium's JVM over the runs.
+    pub debezium_peak_rss_bytes: Option<u64>,
 }
 
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -213,11 +240,25 @@ pub async fn run_backlog(
     ))
     .await?;
     // All slots start at the same WAL position, before any row: they decode identical WAL.
-    let slots: Vec<(String, String)> = (0..repeat)
-        .map(|r| (format!("{name}_outboxd_{r}"), format!("{name}_recv_{r}")))
+    let slots: Vec<[String; 3]> = (0..repeat)
+        .map(|r| {
+            [
+                format!("{name}_outboxd_{r}"),
+                format!("{name}_recv_{r}"),
+                format!("{name}_dbz_{r}"),
+            ]
+        })
         .collect();
-    for (o, r) in &slots {
-        for slot in [o, r] {
+    let slots_of = |s: &[String; 3]| {
+        let all: Vec<String> = if ctx.debezium_drains {
+            s.to_vec()
+        } else {
+            s[..2].to_vec()
+        };
+        all
+    };
+    for s in &slots {
+        for slot in &slots_of(s) {
             c.execute(
                 "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
                 &[slot],
@@ -289,8 +330,9 @@ pub async fn run_backlog(
         end_lsn,
     };
     let mut runs = Vec::new();
-    for (r, (slot_o, slot_r)) in slots.iter().enumerate() {
-        // pg_recvlogical first, then outboxd, on WAL that is in the page cache for both.
+    for (r, [slot_o, slot_r, slot_d]) in slots.iter().enumerate() {
+        // pg_recvlogical first, then outboxd, then Debezium, on WAL that is in the page cache
+        // for all three.
         let recv = if args.no_recvlogical {
             None
         } else {
@@ -310,6 +352,22 @@ pub async fn run_backlog(
             let outboxd = o.drain.seconds - o.drain.clocks.first_read_s?;
             (outboxd > 0.0).then(|| recv / outboxd)
         });
+        let (debezium, debezium_kafka) = if ctx.debezium_drains {
+            let (d, k) = drain_debezium(ctx, &c, &backlog, slot_d, r).await?;
+            (Some(d), k)
+        } else {
+            (None, None)
+        };
+        let ratio_over_debezium = debezium
+            .as_ref()
+            .map(|d| o.drain.events_per_s / d.drain.events_per_s);
+        let ratio_over_debezium_in_kafka = debezium
+            .as_ref()
+            .and_then(|d| Some(d.drain.clocks.all_in_kafka_s? / o.drain.clocks.all_in_kafka_s?));
+        let debezium_ratio = debezium
+            .as_ref()
+            .zip(recv.as_ref())
+            .map(|(d, x)| d.drain.events_per_s / x.events_per_s);
         let broker_only = if args.no_broker_baseline {
             None
         } else {
@@ -329,11 +387,16 @@ pub async fn run_backlog(
             ratio,
             ratio_without_startup,
             kafka,
+            debezium,
+            debezium_kafka,
+            ratio_over_debezium,
+            ratio_over_debezium_in_kafka,
+            debezium_ratio,
         });
     }
 
-    for (o, r) in &slots {
-        for slot in [o, r] {
+    for s in &slots {
+        for slot in &slots_of(s) {
             c.execute("SELECT pg_drop_replication_slot($1)", &[slot])
                 .await?;
         }
@@ -374,6 +437,23 @@ pub async fn run_backlog(
                 .collect(),
         )
         .unwrap_or(0.0),
+        median_debezium_events_per_s: median(
+            runs.iter()
+                .filter_map(|p| p.debezium.as_ref().map(|d| d.drain.events_per_s))
+                .collect(),
+        ),
+        median_ratio_over_debezium: median(
+            runs.iter().filter_map(|p| p.ratio_over_debezium).collect(),
+        ),
+        median_ratio_over_debezium_in_kafka: median(
+            runs.iter()
+                .filter_map(|p| p.ratio_over_debezium_in_kafka)
+                .collect(),
+        ),
+        debezium_peak_rss_bytes: runs
+            .iter()
+            .filter_map(|p| p.debezium.as_ref().and_then(|d| d.peak_rss_bytes))
+            .max(),
         runs,
     })
 }
@@ -391,13 +471,14 @@ pub async fn drain_outboxd(
     let label = format!("{}-{run}", b.name);
     let broker = Broker::start(ctx, &label).await?;
     broker.create_topic(b.topic, args.partitions).await?;
+    let in_kafka = InKafka::start(&broker.bootstrap, b.topic, n)?;
     let pids = |o: &Outboxd| Pids {
-        outboxd: o.pid(),
+        relay: o.pid(),
         postgres: ctx.pg.pid(),
         broker: broker.pid(),
     };
     let before_spawn = CpuSnapshot::take(&Pids {
-        outboxd: None,
+        relay: None,
         postgres: ctx.pg.pid(),
         broker: broker.pid(),
     });
@@ -451,6 +532,9 @@ pub async fn drain_outboxd(
         seen(&mut clocks.first_read_s, p.read > 0);
         seen(&mut clocks.first_ack_s, p.published > 0);
         seen(&mut clocks.acked_s, p.published >= n);
+        let k = in_kafka.state();
+        clocks.first_in_kafka_s = secs_since(started, k.first_at);
+        clocks.all_in_kafka_s = secs_since(started, k.all_at);
         if started.elapsed().as_secs_f64() >= timeline.len() as f64 + 1.0 {
             timeline.push((
                 started.elapsed().as_secs_f64(),
@@ -463,9 +547,11 @@ pub async fn drain_outboxd(
             seen(&mut clocks.confirmed_s, true);
             cpu_at_confirmed = cpu_now;
         }
-        // Done when confirmed (which implies acknowledged); the metric may lag by a poll.
+        // Done when confirmed (which implies acknowledged); the metric and the end offsets may
+        // lag by a poll.
         if let Some(t) = clocks.confirmed_s {
-            if clocks.acked_s.is_some() || started.elapsed().as_secs_f64() > t + 5.0 {
+            let both = clocks.acked_s.is_some() && clocks.all_in_kafka_s.is_some();
+            if both || started.elapsed().as_secs_f64() > t + 5.0 {
                 break;
             }
         }
@@ -483,6 +569,7 @@ pub async fn drain_outboxd(
     let peak_rss = proc_status_bytes(opid, "VmHWM");
     let cpu = before_spawn.until(&CpuSnapshot::take(&pids(&o)));
     let broker_cpu_s = broker.pid().and_then(proc_cpu).unwrap_or(0.0) - broker_cpu0;
+    drop(in_kafka);
     o.stop()?;
     let acked = clocks.acked_s;
     let drain = OutboxdDrain {

@@ -1,8 +1,10 @@
 //! Kafka clients of the harness: the consumer that never joins a group, counting a drain's
-//! records in Kafka, and a producer with exactly outboxd's settings (the broker-only baseline and
-//! the broker probe).
+//! records in Kafka, a producer with exactly outboxd's settings (the broker-only baseline and
+//! the broker probe), and the end-offset poller that times a drain's records into Kafka.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
@@ -167,4 +169,102 @@ pub fn outboxd_like_producer(args: &Args, bootstrap: &str) -> Result<BaseProduce
         .map_err(|e| anyhow!("--kafka: {e}"))?;
     cfg.set("log_level", "3");
     Ok(cfg.create()?)
+}
+
+/// When records reached Kafka, as the broker's end offsets say: a thread asks for the end offset
+/// of every partition of a topic (one ListOffsets request for all of them) every 20 ms and notes
+/// when their sum first was ≥ 1 and ≥ `expected`. It times any producer the same way (outboxd's
+/// drain and Debezium's), without its cooperation. On Apache Kafka a non-transactional topic's
+/// end offsets count its records; tansu lets them trail, so there the times can be late.
+pub struct InKafka {
+    stop: Arc<AtomicBool>,
+    state: Arc<Mutex<InKafkaState>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InKafkaState {
+    /// The sum of the end offsets at the last poll.
+    pub records: u64,
+    pub first_at: Option<Instant>,
+    pub all_at: Option<Instant>,
+    /// Polls whose request failed (timed out, or the broker answered an error).
+    pub errors: u64,
+}
+
+impl InKafka {
+    /// Starts polling `topic` (which must exist) until [`stop`](Self::stop).
+    pub fn start(bootstrap: &str, topic: &str, expected: u64) -> Result<InKafka> {
+        let consumer = reader(bootstrap, 100)?;
+        let parts =
+            partitions_of(&consumer, topic).ok_or_else(|| anyhow!("topic {topic} not found"))?;
+        let mut tpl = TopicPartitionList::new();
+        for p in parts {
+            tpl.add_partition_offset(topic, p, Offset::End)?;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(Mutex::new(InKafkaState::default()));
+        let (s, st) = (stop.clone(), state.clone());
+        let thread = std::thread::spawn(move || {
+            let mut next = Instant::now();
+            while !s.load(Ordering::Relaxed) {
+                let sum = consumer
+                    .offsets_for_times(tpl.clone(), Duration::from_secs(2))
+                    .ok()
+                    .and_then(|ends| {
+                        ends.elements()
+                            .iter()
+                            .map(|e| match e.offset() {
+                                Offset::Offset(n) if e.error().is_ok() => Some(n.max(0) as u64),
+                                _ => None,
+                            })
+                            .sum::<Option<u64>>()
+                    });
+                let now = Instant::now();
+                {
+                    let mut st = st.lock().expect("in-Kafka lock");
+                    match sum {
+                        Some(n) => {
+                            st.records = n;
+                            if n >= 1 && st.first_at.is_none() {
+                                st.first_at = Some(now);
+                            }
+                            if n >= expected && st.all_at.is_none() {
+                                st.all_at = Some(now);
+                            }
+                        }
+                        None => st.errors += 1,
+                    }
+                }
+                next += Duration::from_millis(20);
+                match next.checked_duration_since(Instant::now()) {
+                    Some(wait) => std::thread::sleep(wait),
+                    None => next = Instant::now(),
+                }
+            }
+        });
+        Ok(InKafka {
+            stop,
+            state,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn state(&self) -> InKafkaState {
+        *self.state.lock().expect("in-Kafka lock")
+    }
+}
+
+impl Drop for InKafka {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Seconds from `origin` to `at`.
+pub fn secs_since(origin: Instant, at: Option<Instant>) -> Option<f64> {
+    at.map(|a| a.saturating_duration_since(origin).as_secs_f64())
 }

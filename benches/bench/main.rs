@@ -14,15 +14,18 @@
 //! `outboxd` binary Cargo built with it, in the same profile (`CARGO_BIN_EXE_outboxd`), or the one
 //! given with `--outboxd PATH`. Then, in one run:
 //!
-//! - **backlog drain**, per scenario `PAYLOADxROWS_PER_TX`: two pgoutput slots are created at the
-//!   same WAL position, `--rows` outbox rows are written, then `pg_recvlogical` drains one slot
-//!   into /dev/null and outboxd drains the other to Kafka; both are timed from process start until
-//!   the slot's `confirmed_flush_lsn` reaches the end of the backlog. The records in Kafka are then
-//!   counted by consuming every partition (explicit assignment, not high watermarks).
+//! - **backlog drain**, per scenario `PAYLOADxROWS_PER_TX`: three pgoutput slots are created at
+//!   the same WAL position, `--rows` outbox rows are written, then `pg_recvlogical` drains one slot
+//!   into /dev/null, outboxd drains another to Kafka and Debezium (Kafka Connect with Debezium's
+//!   PostgreSQL connector and Outbox EventRouter, `scripts/debezium.sh`) the third to its own
+//!   broker; all are timed from process start until the slot's `confirmed_flush_lsn` reaches the
+//!   end of the backlog. The records in Kafka are then counted by consuming every partition
+//!   (explicit assignment, not high watermarks).
 //! - **steady state**: a load generator inside Postgres (a procedure, one row per transaction,
 //!   on `--gen-conns` connections) inserts at fixed rates, then ramps up by `--ramp-factor` until a
 //!   rate is not sustained; a consumer (explicit partition assignment) measures the latency from
 //!   the row's insert (`clock_timestamp()` in the payload, just before its commit) to receipt.
+//!   outboxd first, then Debezium the same way, each alone on the machine with a fresh broker.
 //! - with `--broker-probe-rate N`, a producer in this process with outboxd's producer settings
 //!   sends N records/s into outboxd's topic during the steady state, and the same consumer times
 //!   them from `send()`: the broker path's own latency beside outboxd's.
@@ -46,6 +49,7 @@
 //! | `cli.rs` | the options |
 //! | `drain.rs` | the backlog drain scenario (fill, outboxd's drain, counting records in Kafka) |
 //! | `recvlogical.rs`, `broker_only.rs` | the drain's two baselines |
+//! | `debezium.rs` | Debezium itself: the Connect worker, its configuration, its drain |
 //! | `steady.rs`, `probe.rs` | the steady state and its broker probe |
 //! | `postgres.rs` | the benchmark's Postgres and the SQL the scenarios run |
 //! | `broker.rs`, `delay_line.rs` | the broker of a scenario and the delay line in front of it |
@@ -62,6 +66,7 @@ mod support;
 mod broker;
 mod broker_only;
 mod cli;
+mod debezium;
 mod delay_line;
 mod drain;
 mod kafka;
@@ -93,14 +98,17 @@ use crate::steady::run_steady;
 use crate::system::loadavg;
 use crate::targets::targets;
 
-/// What every scenario needs: the options, the work directory, the Postgres, the outboxd binary
-/// and a name unique to this run (in table, topic and slot names).
+/// What every scenario needs: the options, the work directory, the Postgres, the outboxd binary,
+/// a name unique to this run (in table, topic and slot names), and whether Debezium runs in the
+/// drains and in the steady state.
 pub struct Ctx<'a> {
     pub args: &'a Args,
     pub work: &'a Path,
     pub pg: &'a Postgres,
     pub outboxd_bin: &'a Path,
     pub run_id: String,
+    pub debezium_drains: bool,
+    pub debezium_steady: bool,
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -112,6 +120,8 @@ async fn run(args: Args) -> Result<()> {
     toml_lines(&args.source, "source")?;
     crate::broker::check_available(args.broker)?;
     let bin = outboxd_bin(&args)?;
+    let debezium = crate::debezium::availability(args.no_debezium);
+    let debezium_on = matches!(debezium, crate::debezium::Availability::On);
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let mut machine = machine();
     let work_parent = args.workdir.clone().unwrap_or_else(std::env::temp_dir);
@@ -139,6 +149,7 @@ async fn run(args: Args) -> Result<()> {
         git_commit: git(&["rev-parse", "--short", "HEAD"]).unwrap_or_default(),
         git_dirty: git(&["status", "--porcelain", "--untracked-files=no"])
             .is_some_and(|s| !s.is_empty()),
+        debezium: debezium_on.then(crate::debezium::describe),
     };
     let ctx = Ctx {
         args: &args,
@@ -146,6 +157,8 @@ async fn run(args: Args) -> Result<()> {
         pg: &pg,
         outboxd_bin: &bin,
         run_id: format!("{}_{}", std::process::id(), started_unix % 100_000),
+        debezium_drains: debezium_on && !args.no_debezium_drains,
+        debezium_steady: debezium_on && !args.no_debezium_steady,
     };
     let mut backlog = Vec::new();
     let mut sizes = args.rows.clone();
@@ -182,12 +195,32 @@ async fn run(args: Args) -> Result<()> {
     settings.insert("pipeline", serde_json::json!(args.pipeline));
     settings.insert("source", serde_json::json!(args.source));
     settings.insert(
+        "debezium",
+        serde_json::json!({
+            "status": match &debezium {
+                crate::debezium::Availability::On => match (ctx.debezium_drains, ctx.debezium_steady) {
+                    (true, true) => "on".to_string(),
+                    (true, false) => "drains only (--no-debezium-steady)".to_string(),
+                    (false, true) => "steady state only (--no-debezium-drains)".to_string(),
+                    (false, false) => "off (--no-debezium-drains --no-debezium-steady)".to_string(),
+                },
+                crate::debezium::Availability::Off => "off (--no-debezium)".to_string(),
+                crate::debezium::Availability::Skipped(why) => format!("skipped: {why}"),
+            },
+            "connector_drain": crate::debezium::connector_props(false).iter().chain(&args.debezium_connector).collect::<Vec<_>>(),
+            "connector_steady": crate::debezium::connector_props(true).iter().chain(&args.debezium_connector).collect::<Vec<_>>(),
+            "worker": crate::debezium::WORKER_PROPS.iter().map(|s| s.to_string()).chain(args.debezium_worker.iter().cloned()).collect::<Vec<_>>(),
+            "jvm": crate::debezium::JVM_OPTS.iter().map(|s| s.to_string()).chain(args.debezium_jvm_opt.iter().cloned()).collect::<Vec<_>>(),
+            "heap": crate::debezium::heap(),
+        }),
+    );
+    settings.insert(
         "postgresql_conf",
         serde_json::json!(PG_CONF.lines().collect::<Vec<_>>()),
     );
     let mut report = Report {
         tool: "outboxd-bench",
-        format: 2,
+        format: 3,
         started_unix,
         label: args.label.clone(),
         command: std::env::args().filter(|a| a != "--bench").collect(),

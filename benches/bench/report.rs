@@ -8,7 +8,7 @@ use std::process::Command;
 use serde::Serialize;
 
 use crate::drain::BacklogResult;
-use crate::steady::SteadyResult;
+use crate::steady::{SteadyResult, StepResult};
 use crate::system::{loadavg, nproc};
 
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +29,8 @@ pub struct Versions {
     pub profile: &'static str,
     pub git_commit: String,
     pub git_dirty: bool,
+    /// Debezium and Kafka Connect, when Debezium ran.
+    pub debezium: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +47,10 @@ pub struct Target {
 pub struct Report {
     pub tool: &'static str,
     /// 2: `settings.rows` is a list (`--rows 200000,1000000`), drains carry their clocks.
+    /// 3: Debezium beside outboxd (`backlog[].runs[].debezium`, `steady.debezium`,
+    /// `settings.debezium`), the end-offset clocks (`first_in_kafka_s`, `all_in_kafka_s`), and
+    /// the relay's figures named `relay_*` (`cpu.relay_cores`, the steps' `relay_cores`,
+    /// `relay_peak_rss_bytes`, ...; `outboxd_*` in format 2).
     pub format: u32,
     pub started_unix: u64,
     pub label: Option<String>,
@@ -127,6 +133,16 @@ pub fn print_report(r: &Report) {
             ""
         }
     );
+    let dbz_status = r
+        .settings
+        .get("debezium")
+        .and_then(|d| d.get("status"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("off");
+    match &r.versions.debezium {
+        Some(d) => println!("{d}: {dbz_status}"),
+        None => println!("Debezium: {dbz_status}"),
+    }
     if let Some(delay) = r.settings.get("broker_delay_ms").and_then(|v| v.as_f64()) {
         if delay > 0.0 {
             println!(
@@ -251,20 +267,26 @@ pub fn print_report(r: &Report) {
             }
         }
         println!("  (active: the slot's walsender attached, i.e. START_REPLICATION; confirmd: confirmed_flush_lsn >= the end of the backlog; exit: pg_recvlogical exited; http: /metrics answered; 1st rd: the first event read (outboxd_events_read_total); 1st ack: the first acknowledged; 1st conf: confirmed_flush_lsn first moved; acked: all N acknowledged; tail: acked -> confirmd)");
+        print_debezium_drains(r);
     }
     if let Some(s) = &r.steady {
         println!();
         println!(
-            "Steady state (~{} B payloads, 1 row/tx, {} s steps, {} generator connections; latency = insert's clock_timestamp() -> consumer)",
-            s.payload_bytes, s.step_secs, s.gen_conns
+            "Steady state (~{} B payloads, 1 row/tx, {} s steps after a {} s warm-up at {} ev/s, {} generator connections; latency = insert's clock_timestamp() -> consumer)",
+            s.payload_bytes, s.step_secs, s.warmup_secs, s.warmup_rate, s.gen_conns
         );
         println!(
-            "{:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>7} {:>7} {:>9} {:>8} {:>7} {:>7} {:>6}  load",
-            "rate", "achieved", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "ack p99<=", "probe p99", "lag max", "lag ok", "obxd c", "c/10k", "CPU/100k", "RSS MB", "pg c", "brkr c", "other"
+            "{:<8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>7} {:>7} {:>9} {:>8} {:>7} {:>7} {:>6}  load",
+            "relay", "rate", "achieved", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "ack p99<=", "probe p99", "lag max", "lag ok", "relay c", "c/10k", "CPU/100k", "RSS MB", "pg c", "brkr c", "other"
         );
-        for st in &s.steps {
+        let mut rows: Vec<(&str, &StepResult)> = s.steps.iter().map(|st| ("outboxd", st)).collect();
+        if let Some(d) = &s.debezium {
+            rows.extend(d.steps.iter().map(|st| ("Debezium", st)));
+        }
+        for (relay, st) in rows {
             println!(
-                "{:>8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>9} {:>9} {:>8} {:>9} {:>7.3} {:>7.3} {:>9.2} {:>8} {:>7.2} {:>7.2} {:>6.2}  {}",
+                "{:<8} {:>8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>9} {:>9} {:>8} {:>9} {:>7.3} {:>7.3} {:>9.2} {:>8} {:>7.2} {:>7.2} {:>6.2}  {}",
+                relay,
                 st.target_rate,
                 st.achieved_rate,
                 st.p50_ms,
@@ -275,10 +297,10 @@ pub fn print_report(r: &Report) {
                 opt(st.probe.as_ref().map(|p| p.p99_ms), 2),
                 st.lag_max_events,
                 if st.sustained { "yes" } else if st.lag_bounded { "gen-limit" } else { "NO" },
-                st.outboxd_cores,
-                st.outboxd_cores_per_10k_eps,
-                st.outboxd_cpu_s_per_100k,
-                mb(st.outboxd_peak_rss_bytes),
+                st.relay_cores,
+                st.relay_cores_per_10k_eps,
+                st.relay_cpu_s_per_100k,
+                mb(st.relay_peak_rss_bytes),
                 st.cpu.postgres_cores,
                 st.cpu.broker_cores,
                 st.cpu.other_cores,
@@ -291,9 +313,35 @@ pub fn print_report(r: &Report) {
                 .map_or("none".into(), |r| format!("{r} ev/s")),
             mb(s.outboxd_peak_rss_bytes)
         );
+        if let Some(d) = &s.debezium {
+            println!(
+                "  Debezium (alone, after outboxd, its own table, slot, topic and fresh broker): streaming {:.1} s after exec; highest sustained rate: {}; JVM peak RSS: {} MB",
+                d.startup_s,
+                d.max_sustained_rate
+                    .map_or("none".into(), |r| format!("{r} ev/s")),
+                mb(d.peak_rss_bytes)
+            );
+            for st in &s.steps {
+                let Some(ds) = d.steps.iter().find(|x| x.target_rate == st.target_rate) else {
+                    continue;
+                };
+                println!(
+                    "  Debezium / outboxd at {} ev/s: p50 {:.2}, p99 {:.2}, p99.9 {:.2}, cores {:.2}, RSS {:.1} (probe p99 in each run: {} / {} ms)",
+                    st.target_rate,
+                    ds.p50_ms / st.p50_ms,
+                    ds.p99_ms / st.p99_ms,
+                    ds.p999_ms / st.p999_ms,
+                    ds.relay_cores / st.relay_cores.max(1e-9),
+                    ds.relay_peak_rss_bytes.unwrap_or(0) as f64
+                        / st.relay_peak_rss_bytes.unwrap_or(0).max(1) as f64,
+                    opt(ds.probe.as_ref().map(|p| p.p99_ms), 2),
+                    opt(st.probe.as_ref().map(|p| p.p99_ms), 2),
+                );
+            }
+        }
         if s.broker_probe_rate > 0 {
             println!(
-                "  probe p99: {} records/s from a producer in the harness with outboxd's producer settings into outboxd's topic, send() -> the same consumer, same time: the broker path's own latency",
+                "  probe p99: {} records/s from a producer in the harness with outboxd's producer settings into the relay's topic, send() -> the same consumer, same time: the broker path's own latency",
                 s.broker_probe_rate
             );
         }
@@ -319,4 +367,81 @@ pub fn print_report(r: &Report) {
             }
         );
     }
+}
+
+/// The drains' Debezium table: Debezium's row beside outboxd's and pg_recvlogical's, and the
+/// ratios.
+fn print_debezium_drains(r: &Report) {
+    if !r
+        .backlog
+        .iter()
+        .any(|b| b.runs.iter().any(|p| p.debezium.is_some()))
+    {
+        return;
+    }
+    println!();
+    println!("Debezium side by side (its own slot on the same WAL, its own fresh broker; seconds from exec)");
+    println!(
+        "{:<22} {:>11} {:>9} {:>9} {:>7} {:>7} | {:>15} {:>6} | {:>13} {:>7} {:>6} | {:>13} {:>13} {:>9} {:>6}",
+        "scenario",
+        "recvlogical",
+        "outboxd",
+        "Debezium",
+        "o/dbz",
+        "dbz/rl",
+        "all in Kafka s",
+        "o/dbz",
+        "1st in Kafka",
+        "task up",
+        "tail",
+        "peak RSS MB",
+        "CPU s",
+        "wsnd CPU",
+        "other",
+    );
+    for b in &r.backlog {
+        let many = b.runs.len() > 1;
+        for (k, p) in b.runs.iter().enumerate() {
+            let Some(d) = &p.debezium else {
+                continue;
+            };
+            let name = if many {
+                format!("{} #{k}", b.name)
+            } else {
+                b.name.clone()
+            };
+            let (oc, dc) = (&p.outboxd.drain.clocks, &d.drain.clocks);
+            println!(
+                "{:<22} {:>11} {:>9.0} {:>9.0} {:>7} {:>7} | {:>15} {:>6} | {:>13} {:>7} {:>6} | {:>13} {:>13} {:>9} {:>6.2}",
+                name,
+                opt(p.pg_recvlogical.as_ref().map(|x| x.events_per_s), 0),
+                p.outboxd.drain.events_per_s,
+                d.drain.events_per_s,
+                opt(p.ratio_over_debezium, 2),
+                opt(p.debezium_ratio, 2),
+                format!(
+                    "{} / {}",
+                    opt(oc.all_in_kafka_s, 2),
+                    opt(dc.all_in_kafka_s, 2)
+                ),
+                opt(p.ratio_over_debezium_in_kafka, 2),
+                format!(
+                    "{} / {}",
+                    opt(oc.first_in_kafka_s, 2),
+                    opt(dc.first_in_kafka_s, 2)
+                ),
+                opt(dc.task_running_s, 2),
+                opt(d.tail_s, 2),
+                format!(
+                    "{} / {}",
+                    mb(p.outboxd.peak_rss_bytes),
+                    mb(d.peak_rss_bytes)
+                ),
+                format!("{:.1} / {:.1}", p.outboxd.drain.cpu_s, d.drain.cpu_s),
+                opt(d.drain.walsender_cpu_s, 1),
+                d.cpu.other_cores,
+            );
+        }
+    }
+    println!("  (outboxd, Debezium: events/s, N / (exec -> the slot confirmed at the end); o/dbz: outboxd's over Debezium's; dbz/rl: Debezium's over pg_recvlogical's; all in Kafka: exec -> the topic's end offsets reach N, outboxd / Debezium, and o/dbz on that clock; 1st in Kafka: exec -> the first record in Kafka, outboxd / Debezium (Debezium's start-up); task up: exec -> Connect's task running; tail: Debezium's all in Kafka -> confirmed (its heartbeat and offset flush, 1 s each); peak RSS: VmHWM, outboxd / Debezium's JVM; CPU s: until confirmed, outboxd / JVM; wsnd CPU: the walsender serving Debezium; other: cores used by unrelated processes during Debezium's drain)");
 }

@@ -1,6 +1,9 @@
 //! The steady-state scenario: a load generator in Postgres at fixed rates and then a ramp, a
 //! consumer timing every event from its commit, and per step the latency percentiles, the lag,
-//! whether the rate was sustained, and the CPU and RSS it took.
+//! whether the rate was sustained, and the CPU and RSS it took. outboxd carries the load, then
+//! (unless `--no-debezium`) Debezium carries the same steps the same way: one relay at a time,
+//! each with its own table, slot, topic and fresh broker, so that neither takes the other's CPU
+//! on the 2 cores (see docs/benchmarks.md).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +15,7 @@ use rdkafka::message::Message;
 use serde::Serialize;
 
 use crate::broker::Broker;
+use crate::debezium::{heartbeat_topic, wait_streaming, Debezium, DebeziumConfig, TOPIC_PREFIX};
 use crate::kafka::{assign_all, json_int, outboxd_like_producer, reader};
 use crate::outboxd::{Outboxd, OutboxdConfig};
 use crate::postgres::{gen_procedure, outbox_ddl, pad_for};
@@ -105,6 +109,7 @@ pub struct StepResult {
     pub max_ms: f64,
     /// Commit to Kafka's acknowledgement, from outboxd's own histogram
     /// (`outboxd_commit_to_ack_seconds`): the upper bound of the bucket holding the quantile.
+    /// None for Debezium.
     pub ack_p50_le_ms: Option<f64>,
     pub ack_p99_le_ms: Option<f64>,
     /// The broker probe over the step (`--broker-probe-rate`): a harness producer's record from
@@ -120,18 +125,33 @@ pub struct StepResult {
     pub lag_growth_per_s: f64,
     pub lag_bounded: bool,
     pub sustained: bool,
-    pub outboxd_peak_rss_bytes: Option<u64>,
-    /// outboxd CPU over the step.
-    pub outboxd_cores: f64,
-    pub outboxd_cores_per_10k_eps: f64,
-    pub outboxd_cpu_s_per_100k: f64,
+    /// The relay's (outboxd's, or Debezium's JVM's) highest VmRSS sampled over the step.
+    pub relay_peak_rss_bytes: Option<u64>,
+    /// The relay's CPU over the step.
+    pub relay_cores: f64,
+    pub relay_cores_per_10k_eps: f64,
+    pub relay_cpu_s_per_100k: f64,
     pub cpu: CpuUse,
+}
+
+/// Debezium's run of the steady state: the same steps as outboxd's.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelaySteady {
+    pub steps: Vec<StepResult>,
+    pub max_sustained_rate: Option<u64>,
+    /// VmHWM of the JVM at the end.
+    pub peak_rss_bytes: Option<u64>,
+    /// exec → the connector's task running and its slot streaming.
+    pub startup_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SteadyResult {
     pub payload_bytes: usize,
     pub step_secs: u64,
+    /// The warm-up before the steps, per relay (`--warmup-secs`, `--warmup-rate`).
+    pub warmup_secs: u64,
+    pub warmup_rate: u64,
     pub gen_conns: usize,
     pub consumer_fetch_wait_ms: u64,
     /// Records/s of the broker probe (`--broker-probe-rate`; 0: none).
@@ -141,6 +161,61 @@ pub struct SteadyResult {
     pub max_sustained_rate: Option<u64>,
     /// VmHWM of outboxd at the end of the steady state.
     pub outboxd_peak_rss_bytes: Option<u64>,
+    /// Debezium carrying the same steps after outboxd, each alone (`--no-debezium` or
+    /// `--no-debezium-steady`: None).
+    pub debezium: Option<RelaySteady>,
+}
+
+/// The relay of one pass of the steady state.
+enum Relay {
+    Outboxd(Outboxd),
+    Debezium(Debezium),
+}
+
+impl Relay {
+    fn name(&self) -> &'static str {
+        match self {
+            Relay::Outboxd(_) => "outboxd",
+            Relay::Debezium(_) => "Debezium",
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Relay::Outboxd(o) => o.pid(),
+            Relay::Debezium(d) => d.pid(),
+        }
+    }
+
+    /// outboxd's commit → ack histogram; nothing for Debezium.
+    async fn ack_histogram(&self) -> Vec<(f64, u64)> {
+        match self {
+            Relay::Outboxd(o) => o.ack_histogram().await,
+            Relay::Debezium(_) => Vec::new(),
+        }
+    }
+
+    fn check_alive(&self) -> Result<()> {
+        match self {
+            Relay::Outboxd(o) => o.check_alive(),
+            Relay::Debezium(d) => d.check_alive(),
+        }
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        match self {
+            Relay::Outboxd(o) => o.stop(),
+            Relay::Debezium(d) => d.stop(),
+        }
+    }
+}
+
+/// One relay's pass: its steps, highest sustained rate, VmHWM at the end, start-up.
+struct Pass {
+    steps: Vec<StepResult>,
+    max_sustained_rate: Option<u64>,
+    peak: Option<u64>,
+    startup_s: f64,
 }
 
 /// The upper bound (ms) of the bucket holding quantile `p` of the observations between two
@@ -236,46 +311,119 @@ pub fn step_stats(samples: &[Sample], step: u32, sent: u64, t0_us: i64, t1_us: i
 
 pub async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
     let args = ctx.args;
-    let name = "steady";
-    let table = "outbox_steady";
-    let agg = format!("bench_{}_steady", ctx.run_id);
-    let topic = format!("outbox.event.{agg}");
     eprintln!(
-        "[bench] steady state: rates {rates:?}, then ramp: {} (load {})",
+        "[bench] steady state: rates {rates:?}, then ramp: {}, relays: outboxd{} (load {})",
         !args.no_ramp,
+        if ctx.debezium_steady {
+            ", then Debezium"
+        } else {
+            ""
+        },
         loadavg()
+    );
+    let o = run_pass(ctx, rates, false).await?;
+    let debezium = if ctx.debezium_steady {
+        let d = run_pass(ctx, rates, true).await?;
+        Some(RelaySteady {
+            steps: d.steps,
+            max_sustained_rate: d.max_sustained_rate,
+            peak_rss_bytes: d.peak,
+            startup_s: d.startup_s,
+        })
+    } else {
+        None
+    };
+    Ok(SteadyResult {
+        payload_bytes: args.steady_payload,
+        step_secs: args.step_secs,
+        warmup_secs: args.warmup_secs,
+        warmup_rate: args.warmup_rate,
+        gen_conns: args.gen_conns,
+        consumer_fetch_wait_ms: args.consumer_fetch_wait_ms,
+        broker_probe_rate: args.broker_probe_rate,
+        steps: o.steps,
+        max_sustained_rate: o.max_sustained_rate,
+        outboxd_peak_rss_bytes: o.peak,
+        debezium,
+    })
+}
+
+/// One relay's pass of the steady state (outboxd, or with `debezium` Debezium) on its own table,
+/// slot and topic, with a fresh broker.
+async fn run_pass(ctx: &Ctx<'_>, rates: &[u64], debezium: bool) -> Result<Pass> {
+    let args = ctx.args;
+    let (name, table, slot, publication) = if debezium {
+        (
+            "steady-debezium",
+            "outbox_steady_dbz",
+            "steady_debezium",
+            "pub_steady_dbz",
+        )
+    } else {
+        ("steady", "outbox_steady", "steady_outboxd", "pub_steady")
+    };
+    let agg = format!("bench_{}_steady", ctx.run_id);
+    let topic = format!(
+        "{}outbox.event.{agg}",
+        if debezium { TOPIC_PREFIX } else { "" }
     );
     let broker = Broker::start(ctx, name).await?;
     broker.create_topic(&topic, args.partitions).await?;
     let c = ctx.pg.client().await?;
     c.batch_execute(&outbox_ddl(table)).await?;
     c.batch_execute(&gen_procedure(table)).await?;
-    let mut o = Outboxd::start(
-        ctx.outboxd_bin,
-        ctx.work,
-        name,
-        &OutboxdConfig {
-            url: &ctx.pg.url(),
-            slot: "steady_outboxd",
-            publication: "pub_steady",
-            table,
-            bootstrap: &broker.bootstrap,
-            create: true,
-        },
-        args,
-    )?;
-    let opid = o.pid().expect("just started");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !o.ready().await {
-        o.check_alive()?;
-        if Instant::now() > deadline {
-            bail!(
-                "outboxd not streaming after 60 s; log:\n{}",
-                tail(&o.log, 20)
-            );
+    let (mut o, startup_s) = if debezium {
+        let prefix = format!("bench_{}", ctx.run_id);
+        broker.create_topic(&heartbeat_topic(&prefix), 1).await?;
+        let mut d = Debezium::start(
+            ctx,
+            name,
+            &DebeziumConfig {
+                url: &ctx.pg.url(),
+                slot,
+                publication,
+                table,
+                bootstrap: &broker.bootstrap,
+                topic_prefix: &prefix,
+                create_publication: true,
+            },
+        )?;
+        let up = wait_streaming(&mut d, &c, slot, Duration::from_secs(120)).await?;
+        eprintln!(
+            "[bench]   Debezium streaming {up:.1} s after exec (load {})",
+            loadavg()
+        );
+        (Relay::Debezium(d), up)
+    } else {
+        let o = Outboxd::start(
+            ctx.outboxd_bin,
+            ctx.work,
+            name,
+            &OutboxdConfig {
+                url: &ctx.pg.url(),
+                slot,
+                publication,
+                table,
+                bootstrap: &broker.bootstrap,
+                create: true,
+            },
+            args,
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !o.ready().await {
+            o.check_alive()?;
+            if Instant::now() > deadline {
+                bail!(
+                    "outboxd not streaming after 60 s; log:\n{}",
+                    tail(&o.log, 20)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let up = o.exec_at.elapsed().as_secs_f64();
+        (Relay::Outboxd(o), up)
+    };
+    let opid = o.pid().expect("just started");
 
     let stop = Arc::new(AtomicBool::new(false));
     let samples: Arc<Mutex<Vec<Sample>>> = Arc::new(Mutex::new(Vec::new()));
@@ -310,7 +458,7 @@ pub async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
     }
     let pad = pad_for(args.steady_payload);
     let pids = Pids {
-        outboxd: Some(opid),
+        relay: Some(opid),
         postgres: ctx.pg.pid(),
         broker: broker.pid(),
     };
@@ -388,7 +536,7 @@ pub async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
             // Bounded: over the step the lag may double plus 100 ms worth of events, no more.
             let lag_bounded =
                 st.lag_last <= 2.0 * st.lag_first + 0.1 * rate as f64 && st.received >= sent;
-            let outboxd_cpu = cpu1 - cpu0;
+            let relay_cpu = cpu1 - cpu0;
             Ok::<StepResult, anyhow::Error>(StepResult {
                 target_rate: rate,
                 achieved_rate: achieved,
@@ -408,22 +556,24 @@ pub async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
                 lag_growth_per_s: st.lag_growth,
                 lag_bounded,
                 sustained: lag_bounded && achieved >= 0.95 * rate as f64,
-                outboxd_peak_rss_bytes: Some(rss_max),
-                outboxd_cores: cpu.outboxd_cores,
-                outboxd_cores_per_10k_eps: cpu.outboxd_cores / (achieved / 10_000.0).max(1e-9),
-                outboxd_cpu_s_per_100k: outboxd_cpu / (sent.max(1) as f64) * 1e5,
+                relay_peak_rss_bytes: Some(rss_max),
+                relay_cores: cpu.relay_cores,
+                relay_cores_per_10k_eps: cpu.relay_cores / (achieved / 10_000.0).max(1e-9),
+                relay_cpu_s_per_100k: relay_cpu / (sent.max(1) as f64) * 1e5,
                 cpu,
             })
         }
     };
 
-    // Warm-up (not reported): metadata, connections, caches.
-    run_step(0, 500, 2).await?;
+    let relay_name = o.name();
+    // Warm-up (not reported): metadata, connections, caches, the JVM's JIT.
+    run_step(0, args.warmup_rate.max(1), args.warmup_secs).await?;
     let mut steps = Vec::new();
     let mut step_no = 1u32;
     let report = |s: &StepResult| {
         eprintln!(
-            "[bench]   {:>6} ev/s: achieved {:>8.0}, p50 {:>7.2} ms, p99 {:>7.2} ms, p99.9 {:>7.2} ms (acked: p50 <= {} ms, p99 <= {} ms){}, lag max {:>6}, {}, outboxd {:.3} cores (load {})",
+            "[bench]   {}: {:>6} ev/s: achieved {:>8.0}, p50 {:>7.2} ms, p99 {:>7.2} ms, p99.9 {:>7.2} ms (acked: p50 <= {} ms, p99 <= {} ms){}, lag max {:>6}, {}, {:.3} cores (load {})",
+            relay_name,
             s.target_rate,
             s.achieved_rate,
             s.p50_ms,
@@ -437,7 +587,7 @@ pub async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
             )),
             s.lag_max_events,
             if s.sustained { "sustained" } else { "NOT sustained" },
-            s.outboxd_cores,
+            s.relay_cores,
             s.cpu.loadavg_after
         )
     };
@@ -482,14 +632,10 @@ pub async fn run_steady(ctx: &Ctx<'_>, rates: &[u64]) -> Result<SteadyResult> {
     }
     o.stop()?;
     drop(broker);
-    Ok(SteadyResult {
-        payload_bytes: args.steady_payload,
-        step_secs: args.step_secs,
-        gen_conns: args.gen_conns,
-        consumer_fetch_wait_ms: args.consumer_fetch_wait_ms,
-        broker_probe_rate: args.broker_probe_rate,
+    Ok(Pass {
         steps,
         max_sustained_rate,
-        outboxd_peak_rss_bytes: peak,
+        peak,
+        startup_s,
     })
 }

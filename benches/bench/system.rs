@@ -125,14 +125,14 @@ pub fn now_us() -> i64 {
 }
 
 /// CPU accounting over an interval: this harness's process tree (which contains Postgres, the
-/// broker, outboxd, pg_recvlogical) against the machine's busy time, so that load from other
+/// broker, the relay measured (outboxd or Debezium's JVM), pg_recvlogical) against the machine's busy time, so that load from other
 /// processes (someone's build) shows up in the figures.
 #[derive(Clone)]
 pub struct CpuSnapshot {
     pub at: Instant,
     pub machine: f64,
     pub ours: f64,
-    pub outboxd: f64,
+    pub relay: f64,
     pub postgres: f64,
     pub broker: f64,
     pub loadavg: String,
@@ -141,8 +141,9 @@ pub struct CpuSnapshot {
 #[derive(Debug, Clone, Serialize)]
 pub struct CpuUse {
     pub wall_s: f64,
-    /// Cores used on average by each party over the interval.
-    pub outboxd_cores: f64,
+    /// Cores used on average by each party over the interval; `relay` is the process measured
+    /// (outboxd, or the Kafka Connect worker's JVM running Debezium).
+    pub relay_cores: f64,
     pub postgres_cores: f64,
     pub broker_cores: f64,
     /// This harness (consumer, pollers) and short-lived children (pg_recvlogical).
@@ -154,7 +155,8 @@ pub struct CpuUse {
 }
 
 pub struct Pids {
-    pub outboxd: Option<u32>,
+    /// The relay measured: outboxd, or Debezium's JVM.
+    pub relay: Option<u32>,
     pub postgres: Option<u32>,
     pub broker: Option<u32>,
 }
@@ -165,7 +167,7 @@ impl CpuSnapshot {
             at: Instant::now(),
             machine: machine_busy(),
             ours: tree_cpu(std::process::id()),
-            outboxd: pids.outboxd.and_then(proc_cpu).unwrap_or(0.0),
+            relay: pids.relay.and_then(proc_cpu).unwrap_or(0.0),
             postgres: pids.postgres.map_or(0.0, tree_cpu),
             broker: pids.broker.and_then(proc_cpu).unwrap_or(0.0),
             loadavg: loadavg(),
@@ -175,16 +177,16 @@ impl CpuSnapshot {
     pub fn until(&self, end: &CpuSnapshot) -> CpuUse {
         let wall = end.at.duration_since(self.at).as_secs_f64().max(1e-9);
         let d = |a: f64, b: f64| ((b - a) / wall).max(0.0);
-        let outboxd = d(self.outboxd, end.outboxd);
+        let relay = d(self.relay, end.relay);
         let postgres = d(self.postgres, end.postgres);
         let broker = d(self.broker, end.broker);
         let ours = d(self.ours, end.ours);
         CpuUse {
             wall_s: wall,
-            outboxd_cores: outboxd,
+            relay_cores: relay,
             postgres_cores: postgres,
             broker_cores: broker,
-            harness_cores: (ours - outboxd - postgres - broker).max(0.0),
+            harness_cores: (ours - relay - postgres - broker).max(0.0),
             other_cores: (d(self.machine, end.machine) - ours).max(0.0),
             loadavg_before: self.loadavg.clone(),
             loadavg_after: end.loadavg.clone(),

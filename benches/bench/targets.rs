@@ -107,10 +107,10 @@ pub fn targets(r: &Report) -> Vec<Target> {
         measured: st.map_or("-".into(), |s| {
             format!(
                 "{:.3} cores per 10k ev/s at {} ev/s",
-                s.outboxd_cores_per_10k_eps, s.target_rate
+                s.relay_cores_per_10k_eps, s.target_rate
             )
         }),
-        met: st.map(|s| s.outboxd_cores_per_10k_eps <= 0.2),
+        met: st.map(|s| s.relay_cores_per_10k_eps <= 0.2),
         note: {
             let drains: Vec<String> = r
                 .backlog
