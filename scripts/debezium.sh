@@ -78,10 +78,6 @@ PROG=debezium.sh
 source "$ROOT/scripts/lib.sh"
 LIB="${OUTBOXD_DEBEZIUM_LIB:-$ROOT/.tools/debezium/lib}"
 
-usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
-    exit 2
-}
 check_lib() {
     compgen -G "$LIB/debezium-connector-postgres-*.jar" >/dev/null &&
         compgen -G "$LIB/connect-runtime-*.jar" >/dev/null ||
@@ -145,23 +141,10 @@ for mode in parse_qs(u.query).get("sslmode", []):
 PY
 }
 
-cmd="${1:-}"
-dir="${2:-}"
-[ -n "$cmd" ] && [ -n "$dir" ] || usage
+service_args "${1:-}" "${2:-}"
 shift 2
-case "$cmd" in run | start | stop) ;; *) usage ;; esac
-mkdir -p "$dir"
-dir="$(cd "$dir" && pwd)"
-
 if [ "$cmd" = stop ]; then
-    [ -f "$dir/pid" ] || exit 0
-    pid="$(cat "$dir/pid")"
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$dir/pid"
+    stop_pidfile "$dir" 30
     exit 0
 fi
 

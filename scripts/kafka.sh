@@ -47,32 +47,15 @@ PROG=kafka.sh
 source "$ROOT/scripts/lib.sh"
 LIB="${OUTBOXD_KAFKA_LIB:-$ROOT/.tools/kafka/lib}"
 
-usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
-    exit 2
-}
 check_lib() {
     compgen -G "$LIB/kafka_2.13-*.jar" >/dev/null ||
         die "no Kafka jars in $LIB: run scripts/install-deps.sh (it resolves tests/kafka/pom.xml with Maven)"
 }
 
-cmd="${1:-}"
-dir="${2:-}"
-[ -n "$cmd" ] && [ -n "$dir" ] || usage
+service_args "${1:-}" "${2:-}"
 shift 2
-case "$cmd" in run | start | stop) ;; *) usage ;; esac
-mkdir -p "$dir"
-dir="$(cd "$dir" && pwd)"
-
 if [ "$cmd" = stop ]; then
-    [ -f "$dir/pid" ] || exit 0
-    pid="$(cat "$dir/pid")"
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$dir/pid"
+    stop_pidfile "$dir" 15
     exit 0
 fi
 

@@ -13,6 +13,10 @@
 #                       port; sets PG_PORT, PG_URL, PGDATA and PSQL. Needs $PG_BIN (scripts/env.sh).
 #   stop_postgres       stops that cluster (immediate), if it was started
 #   psql_q ARGS...      psql on $PG_URL, quiet, stopping at the first error
+#   usage               the running script's header comment (up to `set -euo`) on stderr, exit 2
+#   service_args CMD DIR  for the `run|start|stop DIR` launchers (kafka.sh, debezium.sh): checks
+#                       them (usage otherwise), makes DIR, sets cmd and dir (absolute)
+#   stop_pidfile DIR SECS  SIGTERM to the process in DIR/pid, SIGKILL after SECS s; removes DIR/pid
 
 say() { echo "==> $*" >&2; }
 die() {
@@ -80,3 +84,26 @@ stop_postgres() {
     PG_STARTED=0
 }
 psql_q() { "$PSQL" "$PG_URL" -X -q -v ON_ERROR_STOP=1 "$@"; }
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[-1]}" | sed '$d; s/^# \{0,1\}//' >&2
+    exit 2
+}
+service_args() {
+    cmd="${1:-}"
+    dir="${2:-}"
+    [ -n "$cmd" ] && [ -n "$dir" ] || usage
+    case "$cmd" in run | start | stop) ;; *) usage ;; esac
+    mkdir -p "$dir"
+    dir="$(cd "$dir" && pwd)"
+}
+stop_pidfile() {
+    local pid _
+    [ -f "$1/pid" ] || return 0
+    pid="$(cat "$1/pid")"
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq $(($2 * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$1/pid"
+}

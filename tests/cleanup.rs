@@ -21,6 +21,37 @@ fn config(pg: &PgCluster, bootstrap: &str, cleanup: &str, http_port: u16) -> Str
     )
 }
 
+/// A test's database, its aggregate type (`<name><unique>`, the topic created with `partitions`)
+/// and outboxd streaming with the `[cleanup]` keys `cleanup`.
+struct Setup {
+    broker: &'static Broker,
+    pg: PgCluster,
+    client: tokio_postgres::Client,
+    aggregatetype: String,
+    topic: String,
+    port: u16,
+    outboxd: Outboxd,
+}
+
+async fn start(name: &str, partitions: i32, cleanup: &str) -> Setup {
+    let broker = Broker::shared();
+    let (pg, client) = support::database().await;
+    let aggregatetype = format!("{name}{}", unique("c"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, partitions).await;
+    let port = support::free_port();
+    let outboxd = Outboxd::streaming(&config(&pg, broker.bootstrap(), cleanup, port)).await;
+    Setup {
+        broker,
+        pg,
+        client,
+        aggregatetype,
+        topic,
+        port,
+        outboxd,
+    }
+}
+
 async fn rows(client: &tokio_postgres::Client) -> i64 {
     client
         .query_one("SELECT count(*) FROM public.outbox", &[])
@@ -87,18 +118,19 @@ async fn metrics(port: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbox_that_is_never_deleted_from_stays_bounded_while_every_event_arrives() {
-    let broker = Broker::shared();
-    let (pg, client) = support::database().await;
-    let aggregatetype = format!("Bounded{}", unique("c"));
-    let topic = format!("outbox.event.{aggregatetype}");
-    broker.create_topic(&topic, 4).await;
-    let port = support::free_port();
-    let outboxd = Outboxd::streaming(&config(
-        &pg,
-        broker.bootstrap(),
-        "interval_ms = 200\nbatch_size = 500\nmax_rows_per_second = 50000\n",
+    let Setup {
+        broker,
+        pg,
+        client,
+        aggregatetype,
+        topic,
         port,
-    ))
+        outboxd,
+    } = start(
+        "Bounded",
+        4,
+        "interval_ms = 200\nbatch_size = 500\nmax_rows_per_second = 50000\n",
+    )
     .await;
 
     // The application inserts 20 000 rows (400 transactions of 50) and never deletes one.
@@ -178,18 +210,19 @@ async fn an_outbox_that_is_never_deleted_from_stays_bounded_while_every_event_ar
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_is_deleted_at_no_more_than_max_rows_per_second() {
-    let broker = Broker::shared();
-    let (pg, client) = support::database().await;
-    let aggregatetype = format!("Backlog{}", unique("c"));
-    let topic = format!("outbox.event.{aggregatetype}");
-    broker.create_topic(&topic, 4).await;
-    let port = support::free_port();
-    let _outboxd = Outboxd::streaming(&config(
-        &pg,
-        broker.bootstrap(),
+    let Setup {
+        broker,
+        pg: _pg,
+        client,
+        aggregatetype,
+        topic,
+        port: _,
+        outboxd: _outboxd,
+    } = start(
+        "Backlog",
+        4,
         "interval_ms = 100\nbatch_size = 200\nmax_rows_per_second = 2000\n",
-        port,
-    ))
+    )
     .await;
     // 12 000 rows at once (6 transactions): a backlog for the cleanup.
     let before = Instant::now();
@@ -314,18 +347,19 @@ async fn no_row_is_deleted_before_kafka_acknowledges_its_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_the_cleanup_loses_no_event() {
-    let broker = Broker::shared();
-    let (pg, client) = support::database().await;
-    let aggregatetype = format!("Killed{}", unique("c"));
-    let topic = format!("outbox.event.{aggregatetype}");
-    broker.create_topic(&topic, 4).await;
-    let port = support::free_port();
-    let mut outboxd = Outboxd::streaming(&config(
-        &pg,
-        broker.bootstrap(),
-        "interval_ms = 50\nbatch_size = 20\nmax_rows_per_second = 2000\n",
+    let Setup {
+        broker,
+        pg,
+        client,
+        aggregatetype,
+        topic,
         port,
-    ))
+        mut outboxd,
+    } = start(
+        "Killed",
+        4,
+        "interval_ms = 50\nbatch_size = 20\nmax_rows_per_second = 2000\n",
+    )
     .await;
 
     let writer = {

@@ -18,7 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crate::broker::Broker;
-use crate::drain::{Backlog, Clocks, DrainResult};
+use crate::drain::{Backlog, DrainResult, DrainWatch};
 use crate::kafka::{count_records, secs_since, InKafka, KafkaCount};
 use crate::postgres::{fmt_lsn, slot_state};
 use crate::support::debezium::{lib, TASK_RUNNING};
@@ -388,57 +388,25 @@ pub async fn drain_debezium(
             create_publication: false,
         },
     )?;
-    let started = d.exec_at;
     let pid = d.pid().expect("just started");
+    let mut w = DrainWatch::new(d.exec_at, pid, lsn0, b.end_lsn);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut clocks = Clocks::default();
-    let (mut ws_pid, mut ws_cpu) = (None, None);
-    let mut cpu_at_confirmed = 0.0;
-    let mut timeline = Vec::new();
     let timeout = Duration::from_secs(args.drain_timeout_secs);
-    let seen = |clock: &mut Option<f64>, now: bool| {
-        if now && clock.is_none() {
-            *clock = Some(started.elapsed().as_secs_f64());
-        }
-    };
     loop {
         tick.tick().await;
         d.poll()?;
-        let (lsn, active) = slot_state(c, slot).await?;
-        seen(&mut clocks.slot_active_s, active.is_some());
-        seen(&mut clocks.first_confirm_s, lsn > lsn0);
-        if active.is_some() && ws_pid.is_none() {
-            ws_pid = active;
-        }
-        if let Some(p) = ws_pid {
-            if let Some(cpu) = proc_cpu(p) {
-                ws_cpu = Some(cpu);
-            }
-        }
-        let cpu_now = proc_cpu(pid).unwrap_or(0.0);
-        let k = in_kafka.state();
-        clocks.first_in_kafka_s = secs_since(started, k.first_at);
-        clocks.all_in_kafka_s = secs_since(started, k.all_at);
-        clocks.task_running_s = d.task_running_s();
-        if started.elapsed().as_secs_f64() >= timeline.len() as f64 + 1.0 {
-            timeline.push((
-                started.elapsed().as_secs_f64(),
-                k.records,
-                cpu_now,
-                proc_status_bytes(pid, "VmRSS").unwrap_or(0),
-            ));
-        }
-        if clocks.confirmed_s.is_none() && lsn.is_some_and(|l| l >= b.end_lsn) {
-            seen(&mut clocks.confirmed_s, true);
-            cpu_at_confirmed = cpu_now;
-        }
+        let records = in_kafka.state().records;
+        let lsn = w.sample(c, slot, &in_kafka, records).await?;
+        w.clocks.task_running_s = d.task_running_s();
+        let clocks = &w.clocks;
+        let now = w.elapsed_s();
         if let Some(t) = clocks.confirmed_s {
-            if clocks.all_in_kafka_s.is_some() || started.elapsed().as_secs_f64() > t + 5.0 {
+            if clocks.all_in_kafka_s.is_some() || now > t + 5.0 {
                 break;
             }
         }
         if let Some(t) = clocks.all_in_kafka_s {
-            if clocks.confirmed_s.is_none() && started.elapsed().as_secs_f64() > t + 30.0 {
+            if clocks.confirmed_s.is_none() && now > t + 30.0 {
                 bail!(
                     "Debezium put all {n} records in Kafka but its slot stayed at {} < {} 30 s later; log {}:\n{}",
                     lsn.map_or("?".into(), fmt_lsn),
@@ -448,11 +416,10 @@ pub async fn drain_debezium(
                 );
             }
         }
-        if started.elapsed() > timeout {
+        if w.started.elapsed() > timeout {
             bail!(
-                "Debezium did not drain {n} rows in {} s ({} records in Kafka, slot at {}, target {}); log {}:\n{}",
+                "Debezium did not drain {n} rows in {} s ({records} records in Kafka, slot at {}, target {}); log {}:\n{}",
                 timeout.as_secs(),
-                k.records,
                 lsn.map_or("?".into(), fmt_lsn),
                 fmt_lsn(b.end_lsn),
                 d.log.display(),
@@ -460,7 +427,6 @@ pub async fn drain_debezium(
             );
         }
     }
-    let seconds = clocks.confirmed_s.expect("loop ends once confirmed");
     let peak_rss = proc_status_bytes(pid, "VmHWM");
     let cpu = before_spawn.until(&CpuSnapshot::take(&Pids {
         relay: Some(pid),
@@ -471,18 +437,13 @@ pub async fn drain_debezium(
     drop(in_kafka);
     d.stop()?;
     wait_slot_released(c, slot).await?;
-    let all = clocks.all_in_kafka_s;
+    let (drain, timeline) = w.finish(n);
+    let all = drain.clocks.all_in_kafka_s;
+    let seconds = drain.seconds;
     let drain = DebeziumDrain {
         in_kafka_events_per_s: all.map(|a| n as f64 / a),
         tail_s: all.map(|a| (seconds - a).max(0.0)),
-        drain: DrainResult {
-            seconds,
-            events_per_s: n as f64 / seconds,
-            cpu_s: cpu_at_confirmed,
-            cpu_s_per_100k: cpu_at_confirmed / n as f64 * 1e5,
-            walsender_cpu_s: ws_cpu,
-            clocks,
-        },
+        drain,
         peak_rss_bytes: peak_rss,
         broker_cpu_s,
         cpu,

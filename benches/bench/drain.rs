@@ -69,6 +69,99 @@ pub struct Clocks {
     pub exited_s: Option<f64>,
 }
 
+/// The samples every relay's drain loop takes each 20 ms poll, on the same clock from exec: the
+/// slot (active, first and final confirmation), its walsender's CPU, the relay's CPU and RSS
+/// (once a second in the timeline), and the topic's end offsets. Each relay's loop adds its own
+/// clocks (outboxd's /metrics, Debezium's log) and its own end condition.
+pub struct DrainWatch {
+    pub started: Instant,
+    relay_pid: u32,
+    lsn0: Option<u64>,
+    end_lsn: u64,
+    pub clocks: Clocks,
+    walsender_pid: Option<u32>,
+    walsender_cpu_s: Option<f64>,
+    cpu_at_confirmed: f64,
+    timeline: Vec<(f64, u64, f64, u64)>,
+}
+
+impl DrainWatch {
+    pub fn new(started: Instant, relay_pid: u32, lsn0: Option<u64>, end_lsn: u64) -> Self {
+        DrainWatch {
+            started,
+            relay_pid,
+            lsn0,
+            end_lsn,
+            clocks: Clocks::default(),
+            walsender_pid: None,
+            walsender_cpu_s: None,
+            cpu_at_confirmed: 0.0,
+            timeline: Vec::new(),
+        }
+    }
+
+    pub fn elapsed_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Sets the clock `which` picks to now, the first time `now` holds.
+    pub fn mark(&mut self, which: impl FnOnce(&mut Clocks) -> &mut Option<f64>, now: bool) {
+        let at = self.elapsed_s();
+        let clock = which(&mut self.clocks);
+        if now && clock.is_none() {
+            *clock = Some(at);
+        }
+    }
+
+    /// One poll: the slot's state, the CPU figures, the end offsets and (once a second) a timeline
+    /// point with `done` (the relay's count of events: acknowledged, or records in Kafka).
+    /// Returns the slot's confirmed position.
+    pub async fn sample(
+        &mut self,
+        c: &tokio_postgres::Client,
+        slot: &str,
+        in_kafka: &InKafka,
+        done: u64,
+    ) -> Result<Option<u64>> {
+        let (lsn, active) = slot_state(c, slot).await?;
+        self.mark(|c| &mut c.slot_active_s, active.is_some());
+        self.mark(|c| &mut c.first_confirm_s, lsn > self.lsn0);
+        if self.walsender_pid.is_none() {
+            self.walsender_pid = active;
+        }
+        if let Some(cpu) = self.walsender_pid.and_then(proc_cpu) {
+            self.walsender_cpu_s = Some(cpu);
+        }
+        let cpu_now = proc_cpu(self.relay_pid).unwrap_or(0.0);
+        let k = in_kafka.state();
+        self.clocks.first_in_kafka_s = secs_since(self.started, k.first_at);
+        self.clocks.all_in_kafka_s = secs_since(self.started, k.all_at);
+        if self.elapsed_s() >= self.timeline.len() as f64 + 1.0 {
+            let rss = proc_status_bytes(self.relay_pid, "VmRSS").unwrap_or(0);
+            self.timeline.push((self.elapsed_s(), done, cpu_now, rss));
+        }
+        if self.clocks.confirmed_s.is_none() && lsn.is_some_and(|l| l >= self.end_lsn) {
+            self.mark(|c| &mut c.confirmed_s, true);
+            self.cpu_at_confirmed = cpu_now;
+        }
+        Ok(lsn)
+    }
+
+    /// The drain's figures over `n` events, once the loop saw the slot confirmed, and the timeline.
+    pub fn finish(self, n: u64) -> (DrainResult, Vec<(f64, u64, f64, u64)>) {
+        let seconds = self.clocks.confirmed_s.expect("loop ends once confirmed");
+        let drain = DrainResult {
+            seconds,
+            events_per_s: n as f64 / seconds,
+            cpu_s: self.cpu_at_confirmed,
+            cpu_s_per_100k: self.cpu_at_confirmed / n as f64 * 1e5,
+            walsender_cpu_s: self.walsender_cpu_s,
+            clocks: self.clocks,
+        };
+        (drain, self.timeline)
+    }
+}
+
 /// outboxd's start-up as its own log tells it (`RUST_LOG` is `warn,outboxd=info` unless
 /// `BENCH_OUTBOXD_LOG` says otherwise), in seconds since exec, from the lines' timestamps.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -498,64 +591,29 @@ pub async fn drain_outboxd(
         },
         args,
     )?;
-    let started = o.exec_at;
     let opid = o.pid().expect("just started");
+    let mut w = DrainWatch::new(o.exec_at, opid, lsn0, b.end_lsn);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut clocks = Clocks::default();
-    let (mut ws_pid, mut ws_cpu) = (None, None);
-    let mut cpu_at_confirmed = 0.0;
-    let mut timeline = Vec::new();
     let timeout = Duration::from_secs(args.drain_timeout_secs);
-    let seen = |clock: &mut Option<f64>, now: bool| {
-        if now && clock.is_none() {
-            *clock = Some(started.elapsed().as_secs_f64());
-        }
-    };
     loop {
         tick.tick().await;
         o.check_alive()?;
-        let (lsn, active) = slot_state(c, slot).await?;
-        seen(&mut clocks.slot_active_s, active.is_some());
-        seen(&mut clocks.first_confirm_s, lsn > lsn0);
-        if active.is_some() && ws_pid.is_none() {
-            ws_pid = active;
-        }
-        if let Some(p) = ws_pid {
-            if let Some(cpu) = proc_cpu(p) {
-                ws_cpu = Some(cpu);
-            }
-        }
-        let cpu_now = proc_cpu(opid).unwrap_or(0.0);
         let progress = o.progress().await;
-        seen(&mut clocks.http_up_s, progress.is_some());
+        w.mark(|c| &mut c.http_up_s, progress.is_some());
         let p = progress.unwrap_or_default();
-        seen(&mut clocks.first_read_s, p.read > 0);
-        seen(&mut clocks.first_ack_s, p.published > 0);
-        seen(&mut clocks.acked_s, p.published >= n);
-        let k = in_kafka.state();
-        clocks.first_in_kafka_s = secs_since(started, k.first_at);
-        clocks.all_in_kafka_s = secs_since(started, k.all_at);
-        if started.elapsed().as_secs_f64() >= timeline.len() as f64 + 1.0 {
-            timeline.push((
-                started.elapsed().as_secs_f64(),
-                p.published,
-                cpu_now,
-                proc_status_bytes(opid, "VmRSS").unwrap_or(0),
-            ));
-        }
-        if clocks.confirmed_s.is_none() && lsn.is_some_and(|l| l >= b.end_lsn) {
-            seen(&mut clocks.confirmed_s, true);
-            cpu_at_confirmed = cpu_now;
-        }
+        w.mark(|c| &mut c.first_read_s, p.read > 0);
+        w.mark(|c| &mut c.first_ack_s, p.published > 0);
+        w.mark(|c| &mut c.acked_s, p.published >= n);
+        let lsn = w.sample(c, slot, &in_kafka, p.published).await?;
         // Done when confirmed (which implies acknowledged); the metric and the end offsets may
         // lag by a poll.
-        if let Some(t) = clocks.confirmed_s {
-            let both = clocks.acked_s.is_some() && clocks.all_in_kafka_s.is_some();
-            if both || started.elapsed().as_secs_f64() > t + 5.0 {
+        if let Some(t) = w.clocks.confirmed_s {
+            let both = w.clocks.acked_s.is_some() && w.clocks.all_in_kafka_s.is_some();
+            if both || w.elapsed_s() > t + 5.0 {
                 break;
             }
         }
-        if started.elapsed() > timeout {
+        if w.started.elapsed() > timeout {
             bail!(
                 "outboxd did not drain {n} rows in {} s (slot at {}, target {}); log:\n{}",
                 timeout.as_secs(),
@@ -565,26 +623,19 @@ pub async fn drain_outboxd(
             );
         }
     }
-    let seconds = clocks.confirmed_s.expect("loop ends once confirmed");
     let peak_rss = proc_status_bytes(opid, "VmHWM");
     let cpu = before_spawn.until(&CpuSnapshot::take(&pids(&o)));
     let broker_cpu_s = broker.pid().and_then(proc_cpu).unwrap_or(0.0) - broker_cpu0;
     drop(in_kafka);
     o.stop()?;
-    let acked = clocks.acked_s;
+    let (drain, timeline) = w.finish(n);
+    let acked = drain.clocks.acked_s;
     let drain = OutboxdDrain {
         acked_seconds: acked,
         acked_events_per_s: acked.map(|a| n as f64 / a),
-        tail_s: acked.map(|a| (seconds - a).max(0.0)),
+        tail_s: acked.map(|a| (drain.seconds - a).max(0.0)),
         startup: StartUp::from_log(o.startup_log()),
-        drain: DrainResult {
-            seconds,
-            events_per_s: n as f64 / seconds,
-            cpu_s: cpu_at_confirmed,
-            cpu_s_per_100k: cpu_at_confirmed / n as f64 * 1e5,
-            walsender_cpu_s: ws_cpu,
-            clocks,
-        },
+        drain,
         peak_rss_bytes: peak_rss,
         broker_cpu_s,
         cpu,
@@ -592,7 +643,7 @@ pub async fn drain_outboxd(
     };
     eprintln!(
         "[bench]   run {run}: outboxd {:.2} s, {:.0} ev/s, peak RSS {:.1} MB, {:.2} CPU s/100k (load {})",
-        seconds,
+        drain.drain.seconds,
         drain.drain.events_per_s,
         peak_rss.unwrap_or(0) as f64 / 1048576.0,
         drain.drain.cpu_s_per_100k,

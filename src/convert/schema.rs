@@ -196,6 +196,17 @@ pub enum Value {
 }
 
 impl Value {
+    /// The value of an integer type (INT8 to INT64) widened to i64; `None` for every other type.
+    pub fn integer(&self) -> Option<i64> {
+        match *self {
+            Value::Int8(v) => Some(v.into()),
+            Value::Int16(v) => Some(v.into()),
+            Value::Int32(v) => Some(v.into()),
+            Value::Int64(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// The Java class Connect would hold, for error messages.
     pub fn java_class(&self) -> &'static str {
         match self {

@@ -95,17 +95,10 @@ pub(super) fn java_to_string(
     match value {
         Value::Null => out.push_str("null"),
         Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int8(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Value::Int16(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Value::Int32(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Value::Int64(v) => {
-            let _ = write!(out, "{v}");
+        Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_) => {
+            if let Some(v) = value.integer() {
+                let _ = write!(out, "{v}");
+            }
         }
         Value::Float32(v) => out.push_str(&java_float(*v)),
         Value::Float64(v) => out.push_str(&java_double(*v)),
