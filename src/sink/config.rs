@@ -4,8 +4,8 @@
 //! - `enable.idempotence=true` and `acks=all`: no loss and no reordering on retries; refused if the
 //!   user weakens them.
 //! - `partitioner=murmur2_random`: a key lands on the partition Java clients (Debezium) choose.
-//! - `linger.ms=10` unless set (librdkafka's default is 5): measured cheaper and faster at a few
-//!   thousand events/s.
+//! - `linger.ms=5` unless set (librdkafka's and the Java client's default, written out because the
+//!   latency at low rates is this number): measured on Apache Kafka against 10.
 //! - `queue.buffering.max.messages` must hold the pipeline's in-flight cap, so that enqueueing never
 //!   hits `QueueFull` (the pipeline stops reading WAL first).
 
@@ -25,10 +25,11 @@ pub struct SinkConfigError {
 const DEFAULTS: &[(&str, &str)] = &[
     ("partitioner", "murmur2_random"),
     ("client.id", "outboxd"),
-    // librdkafka's is 5. Measured on 2 cores with tansu (docs/benchmarks.md, run M): at 5k ev/s,
-    // 10 ms halves outboxd's CPU (fewer produce requests: librdkafka sends one per partition) and
-    // cuts p99 several times; at 1k ev/s it costs nothing measurable.
-    ("linger.ms", "10"),
+    // Measured on 2 cores with Apache Kafka 4.4 (docs/benchmarks.md, "linger.ms"): against 10,
+    // p99 commit -> consumer 8.9-9.0 ms instead of 13.3-14.7 at 1k ev/s and 8.1-8.8 instead of
+    // 13.1-13.6 at 5k, for 20-25 % more CPU (more, smaller produce requests: librdkafka sends one
+    // per partition). On tansu (run M of bench/history.md) 10 had been the better choice.
+    ("linger.ms", "5"),
 ];
 
 /// Builds the producer configuration. `max_in_flight_events` is the pipeline's cap.
@@ -124,7 +125,7 @@ mod tests {
         assert_eq!(c.get("partitioner"), Some("murmur2_random"));
         assert_eq!(c.get("bootstrap.servers"), Some("k:9092"));
         assert_eq!(c.get("queue.buffering.max.messages"), Some("100000"));
-        assert_eq!(c.get("linger.ms"), Some("10"), "outboxd's default");
+        assert_eq!(c.get("linger.ms"), Some("5"), "outboxd's default");
     }
 
     #[test]
