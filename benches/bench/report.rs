@@ -347,7 +347,7 @@ pub fn print_report(r: &Report) {
         }
     }
     println!();
-    println!("Targets (issue #6)");
+    println!("Targets (issues #6, #16)");
     for t in &r.targets {
         let met = match t.met {
             Some(true) => "met",
