@@ -52,6 +52,14 @@ async fn start(name: &str, partitions: i32, cleanup: &str) -> Setup {
     }
 }
 
+/// Whether the outbox table empties within `secs` seconds.
+async fn emptied(client: &tokio_postgres::Client, secs: u64) -> bool {
+    wait_until(Duration::from_secs(secs), || async {
+        rows(client).await == 0
+    })
+    .await
+}
+
 async fn rows(client: &tokio_postgres::Client) -> i64 {
     client
         .query_one("SELECT count(*) FROM public.outbox", &[])
@@ -162,10 +170,7 @@ async fn an_outbox_that_is_never_deleted_from_stays_bounded_while_every_event_ar
     let rate = total as f64 / took.as_secs_f64();
     let drained = Instant::now();
     assert!(
-        wait_until(Duration::from_secs(60), || async {
-            rows(&client).await == 0
-        })
-        .await,
+        emptied(&client, 60).await,
         "the table kept {} rows:\n{}",
         rows(&client).await,
         outboxd.log()
@@ -289,10 +294,7 @@ async fn no_row_is_deleted_before_kafka_acknowledges_its_event() {
 
     let before = insert(&client, &aggregatetype, 10, 10).await;
     assert!(
-        wait_until(Duration::from_secs(30), || async {
-            rows(&client).await == 0
-        })
-        .await,
+        emptied(&client, 30).await,
         "the first 100 rows were not deleted:\n{}",
         outboxd.log()
     );
@@ -316,10 +318,7 @@ async fn no_row_is_deleted_before_kafka_acknowledges_its_event() {
         .get(0);
     broker.resume();
     assert!(
-        wait_until(Duration::from_secs(60), || async {
-            rows(&client).await == 0
-        })
-        .await,
+        emptied(&client, 60).await,
         "rows were not deleted after the broker came back:\n{}",
         outboxd.log()
     );
@@ -402,10 +401,7 @@ async fn sigkill_during_the_cleanup_loses_no_event() {
         "the cleanup never ran before a kill: {deleted_before_kill:?}"
     );
     assert!(
-        wait_until(Duration::from_secs(60), || async {
-            rows(&client).await == 0
-        })
-        .await,
+        emptied(&client, 60).await,
         "the table kept {} rows:\n{}",
         rows(&client).await,
         outboxd.log()

@@ -694,14 +694,7 @@ mod tests {
             &[("value.converter", STRING_CONVERTER)],
         );
         let routed = route_all(&mut r);
-        let headers = |i: usize| -> Vec<(String, Option<String>)> {
-            routed[i]
-                .record
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), utf8(v).map(str::to_string)))
-                .collect()
-        };
+        let headers = |i: usize| header_pairs(&routed[i]);
         let h = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
         assert_eq!(
             headers(0),

@@ -167,6 +167,16 @@ pub(crate) fn route_all(r: &mut Router) -> Vec<Routed> {
         .collect()
 }
 
+/// A routed record's headers as (name, UTF-8 value) pairs.
+pub(crate) fn header_pairs(routed: &Routed) -> Vec<(String, Option<String>)> {
+    routed
+        .record
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), utf8(v).map(str::to_string)))
+        .collect()
+}
+
 pub(crate) fn utf8(b: &Option<Bytes>) -> Option<&str> {
     b.as_deref().map(|b| std::str::from_utf8(b).unwrap())
 }
