@@ -302,7 +302,8 @@ async fn leader_kill_and_rolling_restart_of_a_three_broker_cluster_lose_nothing(
     let ledger = writer.await.unwrap();
     progress.stop.store(true, Ordering::SeqCst);
     let total = ledger.committed.len();
-    assert!(total > 1000, "the writer committed only {total} events");
+    // Only that the run is meaningful (events before, during and after the kills); not a rate.
+    assert!(total > 100, "the writer committed only {total} events");
 
     // Read until every committed event arrived.
     let deadline = Instant::now() + Duration::from_secs(90);

@@ -236,7 +236,9 @@ async fn connect_errors_are_classified() {
     .expect_err("silent server");
     assert!(matches!(err, SourceError::Timeout { .. }), "{err:?}");
     assert!(err.is_transient());
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // The Timeout error says connect_timeout fired; this only guards against a wait for ever
+    // (a generous bound: a loaded machine must not fail it).
+    assert!(started.elapsed() < Duration::from_secs(60));
     drop(listener);
 }
 
@@ -700,15 +702,16 @@ async fn replication_stream() {
         "confirmed_flush_lsn did not reach {commit_end}"
     );
 
-    // close() ends the walsender: the slot is free, and the walsender gone, within 1 s. (The
-    // slot is released a moment before the backend leaves pg_stat_replication.)
+    // close() ends the walsender: the slot is free, and the walsender gone. (The slot is released
+    // a moment before the backend leaves pg_stat_replication.) Waited for up to 30 s, a bound a
+    // loaded machine cannot cross; a walsender left behind would stay for ever.
     stream.close(Duration::from_secs(5)).await.unwrap();
     let released = Instant::now();
-    let freed = support::wait_until(Duration::from_secs(1), || async {
+    let freed = support::wait_until(Duration::from_secs(30), || async {
         !slot_state(&c, "s").await.0
     })
     .await;
-    assert!(freed, "slot still active 1 s after close()");
+    assert!(freed, "slot still active 30 s after close()");
     let walsenders = || async {
         c.query_one(
             "SELECT count(*) FROM pg_stat_replication WHERE pid = $1",
@@ -718,8 +721,10 @@ async fn replication_stream() {
         .unwrap()
         .get::<_, i64>(0)
     };
-    let gone =
-        support::wait_until(Duration::from_secs(1), || async { walsenders().await == 0 }).await;
+    let gone = support::wait_until(Duration::from_secs(30), || async {
+        walsenders().await == 0
+    })
+    .await;
     assert!(
         gone,
         "walsender still there {:?} after close()",
