@@ -8,7 +8,8 @@
 //! of the last Postgres transaction it contains (or a later position confirmable without events).
 //! Therefore: **a Postgres transaction whose commit record starts before `R` is published, in a
 //! committed Kafka transaction; nothing at or after `R` is.** On start, outboxd reads `R` and
-//! skips every replayed transaction whose `final_lsn < R` ([`Batcher::skip`]): Postgres may
+//! skips every replayed transaction whose `final_lsn < R` ([`crate::position::Replay`], the
+//! same rule in both modes): Postgres may
 //! replay from an older position after its own crash, or when outboxd died between the Kafka
 //! commit and the confirmation.
 //!
@@ -274,8 +275,6 @@ pub struct Commit {
 pub struct Batcher {
     /// `R`: the position of the last committed offsets record.
     recorded: Lsn,
-    /// Transactions with `final_lsn` below this were published before this run started.
-    skip_below: Lsn,
     /// The `end_lsn` of the newest Postgres transaction processed.
     last_commit_end: Lsn,
     /// When the first event of the open Kafka transaction was seen.
@@ -295,7 +294,6 @@ impl Batcher {
     pub fn new(resume: Lsn, settings: &ExactlyOnce, position_interval: Duration) -> Batcher {
         Batcher {
             recorded: resume,
-            skip_below: resume,
             last_commit_end: resume,
             open_since: None,
             committing: None,
@@ -304,12 +302,6 @@ impl Batcher {
             commit_max_events: settings.commit_max_events,
             position_interval,
         }
-    }
-
-    /// Whether the transaction starting with pgoutput `Begin { final_lsn }` was already published
-    /// (its commit record starts before `R` read at start).
-    pub fn skip(&self, final_lsn: Lsn) -> bool {
-        final_lsn < self.skip_below
     }
 
     /// A Postgres transaction committed (pgoutput `Commit.end_lsn`), skipped or not.
@@ -482,17 +474,6 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("exactly_once.commit_max_events"), "{err}");
-    }
-
-    #[test]
-    fn replayed_transactions_before_the_recorded_position_are_skipped() {
-        // R = 0/200 is the end of the last published transaction, whose commit record started
-        // before it; the next transaction's commit record starts at or after it.
-        let b = Batcher::new(Lsn(200), &settings(), Duration::from_secs(1));
-        assert!(b.skip(Lsn(150)), "published before the crash");
-        assert!(b.skip(Lsn(199)));
-        assert!(!b.skip(Lsn(200)), "starts at R: not published");
-        assert!(!b.skip(Lsn(300)));
     }
 
     #[test]

@@ -53,8 +53,10 @@ pub struct Metrics {
     pub kafka_transactions: IntCounterVec,
     /// Exactly-once mode: how long a Kafka commit took.
     pub kafka_commit_seconds: Histogram,
-    /// Exactly-once mode: replayed Postgres transactions skipped as already published.
+    /// Postgres transactions sent again that the recorded position covers, skipped (both modes).
     pub transactions_skipped: IntCounter,
+    /// Their outbox events, not published again, by table.
+    pub replayed_events_skipped: IntCounterVec,
     /// At-least-once mode: position records written to the offsets topic, by outcome.
     pub position_records: IntCounterVec,
     /// The position last recorded in the offsets topic (as a 64-bit number).
@@ -144,7 +146,12 @@ impl Metrics {
             },
             transactions_skipped: counter(
                 "outboxd_transactions_skipped_total",
-                "Exactly-once mode: Postgres transactions sent again by Postgres and skipped, being already published.",
+                "Postgres transactions sent again by Postgres (its restart, or outboxd's) that the position recorded in the offsets topic covers: skipped, being already published.",
+            ),
+            replayed_events_skipped: counter_vec(
+                "outboxd_replayed_events_skipped_total",
+                "Outbox events of those transactions, not published again, by table.",
+                &["table"],
             ),
             takeover_events_skipped: counter_vec(
                 "outboxd_takeover_events_skipped_total",

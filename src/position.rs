@@ -318,6 +318,96 @@ pub fn acceptable(
     }
 }
 
+/// What a start does not publish again: the transactions a recorded position covers.
+///
+/// `R` (read from the offsets topic at start, in either mode) means: every Postgres transaction
+/// whose commit record starts before `R` was published and acknowledged (at-least-once: `R` is a
+/// checkpoint position, the `end_lsn` of a fully acknowledged transaction or a keepalive position
+/// after them; exactly-once: the end of the last transaction of a committed Kafka transaction).
+/// Postgres persists a slot's `confirmed_flush_lsn` only now and then, so after its restart (or a
+/// crash of outboxd between recording `R` and confirming it) the walsender sends such
+/// transactions again. They are recognised by pgoutput's `Begin.final_lsn` (the commit record's
+/// start) and skipped whole; Begin and Commit still reach the checkpoint, so the slot moves on.
+/// What remains published twice after a crash of outboxd: the events acknowledged after the last
+/// position record (at-least-once mode), never what `R` covers.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// `R` as read at start.
+    recorded: Lsn,
+    /// The open transaction is one `R` covers.
+    skipping: bool,
+    /// A transaction `R` does not cover has committed: nothing later is skipped.
+    done: bool,
+    /// Transactions and changes skipped so far.
+    transactions: u64,
+    changes: u64,
+}
+
+/// What a replay skipped, once it caught up with `R` ([`Replay::commit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplaySkipped {
+    pub recorded: Lsn,
+    pub transactions: u64,
+    pub changes: u64,
+}
+
+impl Replay {
+    /// `recorded` is `R`; `slot_lsn` the slot's `confirmed_flush_lsn`. `None` when the slot is
+    /// not behind `R` (Postgres sends nothing `R` covers).
+    pub fn behind(recorded: Lsn, slot_lsn: Lsn) -> Option<Replay> {
+        (slot_lsn < recorded).then_some(Replay {
+            recorded,
+            skipping: false,
+            done: false,
+            transactions: 0,
+            changes: 0,
+        })
+    }
+
+    /// `R`.
+    pub fn recorded(&self) -> Lsn {
+        self.recorded
+    }
+
+    /// A transaction begins (pgoutput `Begin.final_lsn`). Returns whether `R` covers it: its
+    /// changes are then skipped until its Commit.
+    pub fn begin(&mut self, final_lsn: Lsn) -> bool {
+        self.skipping = !self.done && final_lsn < self.recorded;
+        if self.skipping {
+            self.transactions += 1;
+        }
+        self.skipping
+    }
+
+    /// A change of the open transaction: whether it is skipped (and counted).
+    pub fn skip_change(&mut self) -> bool {
+        if self.skipping {
+            self.changes += 1;
+        }
+        self.skipping
+    }
+
+    /// The open transaction committed. Returns what was skipped when this was the first
+    /// transaction `R` does not cover (the replay caught up: nothing later is skipped).
+    pub fn commit(&mut self) -> Option<ReplaySkipped> {
+        let covered = std::mem::take(&mut self.skipping);
+        if covered || self.done {
+            return None;
+        }
+        self.done = true;
+        Some(ReplaySkipped {
+            recorded: self.recorded,
+            transactions: self.transactions,
+            changes: self.changes,
+        })
+    }
+
+    /// Whether the replay caught up with `R`.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+}
+
 /// At-least-once mode: which offsets record to write, and how far Postgres may be confirmed.
 #[derive(Debug)]
 pub struct Recorder {
@@ -393,6 +483,57 @@ mod tests {
             transactional_id: String::new(),
         }
         .to_json()
+    }
+
+    #[test]
+    fn a_replay_skips_exactly_the_transactions_the_recorded_position_covers() {
+        // A slot at or ahead of R: Postgres sends nothing R covers.
+        assert!(Replay::behind(Lsn(200), Lsn(200)).is_none());
+        assert!(Replay::behind(Lsn(200), Lsn(300)).is_none());
+        // R = 0/200 is the end of the last published transaction, whose commit record started
+        // before it; the next transaction's commit record starts at or after it.
+        let mut r = Replay::behind(Lsn(200), Lsn(100)).unwrap();
+        assert!(
+            r.begin(Lsn(150)),
+            "published before: its commit record starts before R"
+        );
+        assert!(r.skip_change() && r.skip_change());
+        assert_eq!(r.commit(), None, "still covered");
+        assert!(r.begin(Lsn(199)));
+        assert!(r.skip_change());
+        assert_eq!(r.commit(), None);
+        assert!(!r.done());
+        assert!(!r.begin(Lsn(200)), "starts at R: not published before");
+        assert!(!r.skip_change());
+        assert_eq!(
+            r.commit(),
+            Some(ReplaySkipped {
+                recorded: Lsn(200),
+                transactions: 2,
+                changes: 3
+            }),
+            "caught up: said once"
+        );
+        assert!(r.done());
+        // Once caught up, nothing is skipped, even a transaction that would compare below R
+        // (positions never go backwards in one stream; a new stream starts a new Replay).
+        assert!(!r.begin(Lsn(10)));
+        assert!(!r.skip_change());
+        assert_eq!(r.commit(), None);
+    }
+
+    #[test]
+    fn a_replay_with_nothing_covered_catches_up_at_the_first_commit() {
+        let mut r = Replay::behind(Lsn(0x500), Lsn(0x100)).unwrap();
+        assert!(!r.begin(Lsn(0x500)));
+        assert_eq!(
+            r.commit(),
+            Some(ReplaySkipped {
+                recorded: Lsn(0x500),
+                transactions: 0,
+                changes: 0
+            })
+        );
     }
 
     #[test]

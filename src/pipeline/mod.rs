@@ -56,6 +56,7 @@ mod deliveries;
 mod messages;
 pub mod plan;
 mod relay;
+mod replay;
 mod shutdown;
 mod snapshot;
 mod start;

@@ -16,7 +16,7 @@ use super::{PipelineError, Plan, PoisonEvents};
 use crate::checkpoint::Checkpoint;
 use crate::lsn::Lsn;
 use crate::metrics::{Health, Metrics};
-use crate::position::Recorder;
+use crate::position::{Recorder, Replay};
 use crate::router::Router;
 use crate::sink::offsets::PositionTarget;
 use crate::sink::transactional::{self, Transactions};
@@ -41,8 +41,9 @@ pub(super) struct Relay<'a> {
     pub(super) positions: Option<(Recorder, PositionTarget)>,
     /// Exactly-once mode: events to dead-letter on sight (see [`PoisonEvents`]).
     pub(super) poison: &'a mut PoisonEvents,
-    /// Exactly-once mode: the open transaction was published before this run (it is skipped).
-    pub(super) skipping: bool,
+    /// The slot was behind the position recorded in Kafka: the transactions that position
+    /// covers are skipped until the stream passes it (`replay`; both modes).
+    pub(super) replay: Option<Replay>,
     pub(super) stream: ReplicationStream,
     /// Bytes of records sent and not yet reported.
     pub(super) in_flight_bytes: u64,
@@ -138,6 +139,8 @@ impl Relay<'_> {
                 // Best effort: confirm what is safe before giving up the connection.
                 if !matches!(e, PipelineError::Source(_) | PipelineError::StreamEnded) {
                     let _ = self.send_status(false).await;
+                } else {
+                    self.settle_after_source_loss(deliveries).await;
                 }
                 self.sink.purge();
                 Err(e)

@@ -128,7 +128,7 @@ pub(super) async fn run_once(
     // While librdkafka says Kafka is unreachable, ask the brokers now and then: an idle relay
     // has no delivery to tell readiness that they are back.
     let _kafka_probe = AbortOnDrop(tokio::spawn(probe_kafka(sink.clone(), health.clone())));
-    let transactions = match &plan.exactly_once {
+    let mut transactions = match &plan.exactly_once {
         Some(settings) => Some(
             Transactions::start(
                 &sink,
@@ -177,6 +177,13 @@ pub(super) async fn run_once(
     );
     health.set_streaming(true);
 
+    // The position recorded in Kafka, in either mode: what it covers is not published again.
+    let recorded = match (&mut transactions, &positions) {
+        (Some(t), _) => Some(t.batcher().recorded()),
+        (None, Some((recorder, _))) => Some(recorder.recorded()),
+        (None, None) => None,
+    };
+    let replay = super::replay::start_replay(recorded, start_lsn);
     let takeover = super::takeover::start_takeover(plan, start_lsn).await?;
     let mut relay = Relay {
         plan,
@@ -187,7 +194,7 @@ pub(super) async fn run_once(
         transactions,
         positions,
         poison,
-        skipping: false,
+        replay,
         stream,
         in_flight_bytes: 0,
         received: start_lsn,

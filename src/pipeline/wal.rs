@@ -70,6 +70,7 @@ impl Relay<'_> {
             }
             Message::Commit(commit) => {
                 self.takeover_boundary(None);
+                self.pg_commit(commit.end_lsn);
                 self.checkpoint.commit(commit.end_lsn)?
             }
             Message::Relation(relation) => {

@@ -22,6 +22,7 @@ pub fn rendered_metrics() -> BTreeMap<String, (String, BTreeSet<String>)> {
         &m.kafka_transactions,
         &m.position_records,
         &m.takeover_events_skipped,
+        &m.replayed_events_skipped,
         &m.cleanup_rows_deleted,
         &m.cleanup_errors,
     ] {
