@@ -44,8 +44,8 @@
 //! - [`pipeline`]: wires the four together in one event loop, with backpressure, restarts and
 //!   shutdown. `plan` (the configuration resolved, no I/O), `start` (a run up to streaming),
 //!   `relay` (the loop) and one file per kind of event: `wal`, `deliveries`, `dead_letters`,
-//!   `status`, `snapshot`, `transactions`, `messages`, `shutdown`, `takeover` (skipping what a
-//!   Debezium connector already published); `cleanup` (the `[cleanup]` task, beside the relay).
+//!   `status`, `snapshot`, `transactions`, `messages`, `shutdown`, `replay` (skipping what the
+//!   recorded position covers), `takeover` (skipping what a Debezium connector already published); `cleanup` (the `[cleanup]` task, beside the relay).
 //!   A new restart reason is a [`pipeline::PipelineError`] variant and its `is_transient` arm.
 //! - [`config`]: the TOML configuration (and `java_properties`, the one `.properties` reader);
 //!   [`secrets`]: `${env:…}` / `${file:…}` references in it.

@@ -22,8 +22,9 @@
 //! - `relay`: the event loop; the events it handles, one file a job: `wal` (the replication
 //!   stream), `deliveries` (Kafka's reports), `dead_letters` (poison events), `status` (what is
 //!   confirmed, position records), `snapshot` (the snapshot feed), `transactions` (exactly-once
-//!   glue), `messages` (logical decoding messages), `shutdown`, `takeover` (events a Debezium
-//!   connector already published, not published again);
+//!   glue), `messages` (logical decoding messages), `shutdown`, `replay` (transactions Postgres
+//!   sends again that the recorded position covers, not published again), `takeover` (events a
+//!   Debezium connector already published, not published again);
 //! - `cleanup`: the `[cleanup]` task, beside the relay (which rows may go is `crate::cleanup`).
 //!
 //! The retriable-vs-permanent Kafka error list is `crate::sink::errors`.
