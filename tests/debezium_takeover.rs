@@ -2,13 +2,13 @@
 //! standalone worker with the PostgreSQL connector and the Outbox EventRouter, through
 //! `scripts/debezium.sh`) publishes under insert load, then a 20 000-row transaction; in the
 //! middle of it Debezium is stopped (SIGTERM: Connect stops the task and commits its offsets to
-//! its offset file, the last one inside the transaction: `lsn` past `lsn_commit`); outboxd starts
+//! its offset file, the last one inside the transaction: taken at one of its changes); outboxd starts
 //! on the same connector JSON, slot and publication with `--worker-config` and
 //! `--take-over-offsets`, and more load follows.
 //!
 //! Checked: every committed event is in Kafka; **no event twice** (outboxd skips what Debezium's
 //! offset says it published: transactions committed before `lsn_commit`, and the changes up to
-//! `lsn` of the transaction after it; `debezium::offsets`); the order per aggregate; that both
+//! `lsn_proc` of the transaction after it; `debezium::offsets`); the order per aggregate; that both
 //! published (Debezium's records carry its `__debezium.context.*` headers); and that their records
 //! are the same bytes: key, value and `id` header as Connect's JsonConverter writes them, before
 //! and after the switch. SKIPs without Debezium's jars (scripts/install-deps.sh).
@@ -180,9 +180,11 @@ async fn outboxd_takes_over_from_debezium_without_publishing_anything_twice() {
         .await
         .unwrap();
     eprintln!(
-        "takeover: Debezium's offset: lsn_commit {}, lsn {}; its slot confirmed at {}",
+        "takeover: Debezium's offset: lsn_commit {}, lsn_proc {}, txId {:?}, taken at {:?}; its slot confirmed at {}",
         offset.lsn_commit,
-        offset.lsn,
+        offset.lsn_proc,
+        offset.tx_id,
+        offset.at,
         outboxd::lsn::Lsn(slot)
     );
 
@@ -266,7 +268,7 @@ async fn outboxd_takes_over_from_debezium_without_publishing_anything_twice() {
         "published twice: {:?}",
         &twice[..twice.len().min(5)]
     );
-    if offset.lsn > offset.lsn_commit && offset.lsn_commit.0 == slot {
+    if offset.at == outboxd::debezium::offsets::OffsetAt::Change && offset.lsn_commit.0 == slot {
         assert!(
             skipped > 0,
             "the offset lies inside a transaction after the slot, and nothing was skipped"
@@ -337,18 +339,28 @@ async fn an_offset_in_kafka_connects_offsets_topic_skips_what_it_covers() {
         )
     };
     // Published by "Debezium" (its offset covers it), then one it never saw.
-    client
-        .batch_execute(&format!("BEGIN; {} {} COMMIT;", row(1), row(2)))
+    let xid = client
+        .simple_query(&format!(
+            "BEGIN; {} {} SELECT txid_current()::text; COMMIT;",
+            row(1),
+            row(2)
+        ))
         .await
-        .unwrap();
+        .unwrap()
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .expect("the covered transaction's xid");
     let covered = support::current_wal_lsn(&client).await;
     client.batch_execute(&row(3)).await.unwrap();
     let producer = support::producer(broker.bootstrap());
     let key = r#"["outbox-connector",{"server":"shop"}]"#;
     // Connect's JSON, as the offset file of tests above holds it: lsn_commit where the slot is,
-    // lsn at the end of the covered transaction (past its last change).
+    // lsn_proc at the end of the covered transaction (past its last change), txId its xid.
     let value = format!(
-        r#"{{"lsn_proc":{covered},"messageType":"INSERT","lsn_commit":{slot},"lsn":{covered},"txId":740,"ts_usec":1796415373128687}}"#
+        r#"{{"lsn_proc":{covered},"messageType":"INSERT","lsn_commit":{slot},"lsn":{covered},"txId":{xid},"ts_usec":1796415373128687}}"#
     );
     producer
         .send(

@@ -9,20 +9,34 @@
 //! mode and Debezium Server; a Java-serialized `HashMap` of byte arrays, [`parse_offset_file`]).
 //! Debezium's PostgreSQL connector writes `{"lsn_commit": C, "lsn": L, "lsn_proc": P, "txId": …,
 //! "ts_usec": …, "messageType": …}` with LSNs as numbers. Connect commits an offset only once the
-//! producer acknowledged the record it belongs to and every record before it.
+//! producer acknowledged the record it belongs to and every record before it. What the fields
+//! hold (read in Debezium's `PostgresStreamingChangeEventSource`, `PostgresOffsetContext` and
+//! `WalPositionLocator`, and PostgreSQL's `logical.c`):
 //!
 //! - `lsn_commit` is the end of the commit record of the last transaction Debezium processed
-//!   completely (the position of pgoutput's Commit message, which its slot is confirmed at);
-//! - `lsn` is the position of the last change it processed: inside the next transaction, when an
-//!   offset was committed in the middle of one.
+//!   completely: pgoutput's `Commit.end_lsn`, which its slot is confirmed at. In a change
+//!   record's offset it is the commit of the *previous* transaction (in commit order);
+//! - `lsn_proc` (and `lsn`) is the WAL position of the last change processed: in a change
+//!   record's offset, the change's own, inside the next transaction (`txId` is that
+//!   transaction's id, `messageType` the change's kind, e.g. `INSERT`). Transactions interleave
+//!   in the WAL, so it may well be *below* `lsn_commit`: a change position is comparable only
+//!   with the other changes of its transaction. In an offset taken at a commit (a heartbeat
+//!   after it, `messageType` `COMMIT`), all three are that commit's end and `txId` is the
+//!   committed transaction's.
 //!
-//! Debezium resumes (its `WalPositionLocator`) after the change at `lsn`, or at the first
-//! transaction committed after `lsn_commit`. outboxd skips the same events ([`Taken::skip`]):
-//! every transaction whose commit record starts before `lsn_commit` (its Begin's `final_lsn` is
-//! then below it: commit records do not overlap), and in the first transaction after it the
-//! changes at or before `lsn` (a transaction's changes arrive in LSN order). The rule holds at
-//! every start, so it is harmless to leave configured; once the slot is past `lsn_commit` it skips
-//! nothing. Only outbox-table inserts are skipped: they are the records Debezium published.
+//! Debezium resumes (its `WalPositionLocator`) after every transaction that committed at or
+//! before `lsn_commit`, and, in the next one, after the change at `lsn_proc`. outboxd skips the
+//! same events ([`Taken::skip`]): every transaction whose commit record starts before
+//! `lsn_commit` (its Begin's `final_lsn` is then below it: commit records do not overlap), and, in
+//! the first transaction after it, when the offset was taken at a change of that very
+//! transaction (`messageType` a change, and `txId` its xid), the changes at or before
+//! `lsn_proc` (a transaction's changes arrive in WAL order). Where several changes share
+//! `lsn_proc` (a COPY: one WAL record for many rows), the offset cannot say how many of them
+//! Debezium published (unless it has `lsn_events_processed`): outboxd takes the first as
+//! published and publishes the others, which may come twice (Debezium itself would skip them
+//! all, losing those it had not published). The rule holds at every start, so it is harmless to
+//! leave configured; once the slot is past the boundary transaction it skips nothing. Only
+//! outbox-table inserts are skipped: they are the records Debezium published.
 
 use std::path::PathBuf;
 
@@ -102,8 +116,27 @@ impl Takeover {
 pub struct DebeziumOffset {
     /// `lsn_commit`: the end of the last transaction processed completely.
     pub lsn_commit: Lsn,
-    /// `lsn`: the last change processed (at or after `lsn_commit`).
-    pub lsn: Lsn,
+    /// `lsn_proc` (`lsn` where absent): the last change processed.
+    pub lsn_proc: Lsn,
+    /// `txId`: the transaction `lsn_proc` belongs to (`None`: not recorded).
+    pub tx_id: Option<u64>,
+    /// Whether the offset was taken at a change (`messageType` a change) or at a commit.
+    pub at: OffsetAt,
+    /// `lsn_events_processed`: how many changes at `lsn_proc` Debezium processed (newer
+    /// Debezium versions; `None`: not recorded).
+    pub events_at_proc: Option<u64>,
+}
+
+/// Where Debezium took its offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetAt {
+    /// At a change of the transaction after `lsn_commit` (`messageType` `INSERT`, `UPDATE`,
+    /// `DELETE`, `TRUNCATE`, `MESSAGE`; or, with no `messageType`, `lsn_proc` differing from
+    /// `lsn_commit`): its changes up to `lsn_proc` were published.
+    Change,
+    /// At a commit, a transaction's begin, or the end of a snapshot: nothing of the next
+    /// transaction was published.
+    Commit,
 }
 
 /// Why an offset could not be used.
@@ -143,22 +176,45 @@ pub fn parse_offset_value(value: Option<&[u8]>) -> Result<Option<DebeziumOffset>
                 .ok_or_else(|| OffsetError::Value(format!("{name} is {n}, not a number"))),
         }
     };
-    let (commit, last) = (lsn("lsn_commit")?, lsn("lsn")?);
-    match (commit, last) {
-        (Some(lsn_commit), Some(lsn)) => Ok(Some(DebeziumOffset {
-            lsn_commit,
-            lsn: lsn.max(lsn_commit),
-        })),
-        // A snapshot's offset (`"snapshot": true`, no lsn_commit): nothing streamed yet.
-        (None, Some(lsn)) => Ok(Some(DebeziumOffset {
-            lsn_commit: lsn,
-            lsn,
-        })),
-        _ => Err(OffsetError::Value(format!(
-            "no lsn_commit/lsn in {}",
+    let (commit, last, proc) = (lsn("lsn_commit")?, lsn("lsn")?, lsn("lsn_proc")?);
+    let tx_id = match v.get("txId") {
+        None | Some(Value::Null) => None,
+        Some(n) => Some(
+            n.as_u64()
+                .ok_or_else(|| OffsetError::Value(format!("txId is {n}, not a number")))?,
+        ),
+    };
+    let events_at_proc = match v.get("lsn_events_processed") {
+        None | Some(Value::Null) => None,
+        Some(n) => Some(n.as_u64().ok_or_else(|| {
+            OffsetError::Value(format!("lsn_events_processed is {n}, not a number"))
+        })?),
+    };
+    let message_type = v.get("messageType").and_then(Value::as_str);
+    let snapshot = v.get("snapshot").and_then(Value::as_bool) == Some(true);
+    let Some(lsn_proc) = proc.or(last) else {
+        return Err(OffsetError::Value(format!(
+            "no lsn_proc/lsn in {}",
             String::from_utf8_lossy(bytes)
-        ))),
-    }
+        )));
+    };
+    // A snapshot's offset (`"snapshot": true`, no lsn_commit): nothing streamed yet.
+    let lsn_commit = commit.unwrap_or(lsn_proc);
+    let at = match message_type {
+        _ if snapshot || commit.is_none() => OffsetAt::Commit,
+        Some("COMMIT" | "BEGIN") => OffsetAt::Commit,
+        Some(_) => OffsetAt::Change,
+        // Older versions: at a commit the three positions are that commit's end.
+        None if lsn_proc == lsn_commit => OffsetAt::Commit,
+        None => OffsetAt::Change,
+    };
+    Ok(Some(DebeziumOffset {
+        lsn_commit,
+        lsn_proc,
+        tx_id,
+        at,
+        events_at_proc,
+    }))
 }
 
 /// One entry of an offsets store: the key's bytes, the value's (`None`: a tombstone).
@@ -327,12 +383,22 @@ impl<'a> JavaStream<'a> {
 #[derive(Debug, Clone)]
 pub struct Taken {
     offset: DebeziumOffset,
+    /// The slot's position the stream starts from.
+    start: Lsn,
     /// The open transaction is the first one at or after `lsn_commit`.
     in_boundary: bool,
     /// That transaction was seen already (a later one is never the boundary).
     boundary_seen: bool,
     /// The open transaction is skipped whole.
     skipping_whole: bool,
+    /// The boundary transaction is the one of Debezium's offset.
+    matched: bool,
+    /// In it, the changes up to `lsn_proc` are being skipped.
+    skipping_processed: bool,
+    /// Changes at exactly `lsn_proc` seen in the boundary transaction.
+    at_proc: u64,
+    /// Of those, published because the offset cannot tell whether Debezium had.
+    at_proc_published: u64,
 }
 
 /// What to do with one event.
@@ -341,17 +407,38 @@ pub enum Verdict {
     Publish,
     /// Debezium published it: in a transaction committed before `lsn_commit`.
     SkipCommitted,
-    /// Debezium published it: a change at or before `lsn` in the transaction after `lsn_commit`.
+    /// Debezium published it: a change at or before `lsn_proc` in the transaction after
+    /// `lsn_commit`.
     SkipProcessed,
 }
 
+/// The boundary transaction committed: what the rule made of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Boundary {
+    /// Whether it was the transaction of Debezium's offset (its changes up to `lsn_proc` were
+    /// skipped); false when the offset was taken at a commit, or `txId` named another
+    /// transaction.
+    pub matched: bool,
+    /// Its xid.
+    pub xid: u32,
+    /// Changes at exactly `lsn_proc` published although one of them may have been Debezium's
+    /// (see the module documentation).
+    pub at_proc_published: u64,
+}
+
 impl Taken {
-    pub fn new(offset: DebeziumOffset) -> Taken {
+    /// The rule for `offset`, on a stream that starts at `start` (the slot's confirmed position).
+    pub fn new(offset: DebeziumOffset, start: Lsn) -> Taken {
         Taken {
             offset,
+            start,
             in_boundary: false,
             boundary_seen: false,
             skipping_whole: false,
+            matched: false,
+            skipping_processed: false,
+            at_proc: 0,
+            at_proc_published: 0,
         }
     }
 
@@ -360,41 +447,72 @@ impl Taken {
     }
 
     /// A transaction begins; `final_lsn` is its commit record's start (pgoutput's Begin).
-    pub fn begin(&mut self, final_lsn: Lsn) {
+    pub fn begin(&mut self, final_lsn: Lsn, xid: u32) {
         self.skipping_whole = final_lsn < self.offset.lsn_commit;
         self.in_boundary = !self.skipping_whole && !self.boundary_seen;
+        self.matched = false;
         if self.in_boundary {
             self.boundary_seen = true;
+            self.matched = self.offset.at == OffsetAt::Change
+                && match self.offset.tx_id {
+                    Some(tx_id) => tx_id == u64::from(xid),
+                    // Without txId, the first transaction after `lsn_commit` is Debezium's
+                    // only when the server sends it: when the stream starts at or before
+                    // `lsn_commit` (the slot is confirmed there, Debezium's own confirmation).
+                    None => self.start <= self.offset.lsn_commit,
+                };
         }
+        self.skipping_processed = self.matched;
     }
 
-    /// The open transaction committed. Returns true when it was the first one after
-    /// `lsn_commit`: nothing after it is skipped.
-    pub fn commit(&mut self) -> bool {
-        let boundary = self.in_boundary;
+    /// The open transaction committed. Returns what became of the boundary transaction when this
+    /// was it: nothing after it is skipped.
+    pub fn commit(&mut self, xid: u32) -> Option<Boundary> {
+        let boundary = self.in_boundary.then_some(Boundary {
+            matched: self.matched,
+            xid,
+            at_proc_published: self.at_proc_published,
+        });
         self.skipping_whole = false;
         self.in_boundary = false;
+        self.matched = false;
+        self.skipping_processed = false;
         boundary
     }
 
     /// An outbox insert of the open transaction, at WAL position `lsn` (its XLogData start).
-    pub fn skip(&self, lsn: Lsn) -> Verdict {
+    pub fn skip(&mut self, lsn: Lsn) -> Verdict {
         if self.skipping_whole {
-            Verdict::SkipCommitted
-        } else if self.in_boundary
-            && self.offset.lsn > self.offset.lsn_commit
-            && lsn <= self.offset.lsn
-        {
-            Verdict::SkipProcessed
-        } else {
-            Verdict::Publish
+            return Verdict::SkipCommitted;
+        }
+        if !self.skipping_processed {
+            return Verdict::Publish;
+        }
+        match lsn.cmp(&self.offset.lsn_proc) {
+            std::cmp::Ordering::Less => Verdict::SkipProcessed,
+            std::cmp::Ordering::Equal => {
+                self.at_proc += 1;
+                if self.at_proc <= self.offset.events_at_proc.unwrap_or(1) {
+                    Verdict::SkipProcessed
+                } else {
+                    self.at_proc_published += 1;
+                    Verdict::Publish
+                }
+            }
+            std::cmp::Ordering::Greater => {
+                // The changes after `lsn_proc`: Debezium had not processed them.
+                self.skipping_processed = false;
+                Verdict::Publish
+            }
         }
     }
 
-    /// Whether the rule can skip anything from a stream that starts at `start` (the slot's
-    /// confirmed position): not when Debezium's offset is behind it.
-    pub fn applies_from(&self, start: Lsn) -> bool {
-        self.offset.lsn > start || self.offset.lsn_commit > start
+    /// Whether the rule can skip anything from a stream that starts at the slot's position:
+    /// not when the offset was taken at a commit the slot is already at or past.
+    pub fn applies(&self) -> bool {
+        self.offset.lsn_commit > self.start
+            || (self.offset.at == OffsetAt::Change
+                && (self.offset.tx_id.is_some() || self.start <= self.offset.lsn_commit))
     }
 }
 
@@ -420,7 +538,10 @@ mod tests {
             parse_offset_value(value.as_deref()).unwrap(),
             Some(DebeziumOffset {
                 lsn_commit: Lsn(22449704),
-                lsn: Lsn(22449896)
+                lsn_proc: Lsn(22449896),
+                tx_id: Some(740),
+                at: OffsetAt::Change,
+                events_at_proc: None,
             })
         );
         for bad in [&b"nope"[..], &file()[..40], &[]] {
@@ -466,45 +587,201 @@ mod tests {
             .unwrap(),
             Some(DebeziumOffset {
                 lsn_commit: Lsn(100),
-                lsn: Lsn(100)
+                lsn_proc: Lsn(100),
+                tx_id: Some(1),
+                at: OffsetAt::Commit,
+                events_at_proc: None,
             })
         );
+        let parse = |json: &str| parse_offset_value(Some(json.as_bytes())).unwrap().unwrap();
+        // lsn_proc is the last change processed; lsn only stands in for it where it is absent.
+        let o =
+            parse(r#"{"lsn_proc":300,"lsn":310,"lsn_commit":200,"txId":7,"messageType":"INSERT"}"#);
+        assert_eq!(
+            (o.lsn_proc, o.tx_id, o.at),
+            (Lsn(300), Some(7), OffsetAt::Change)
+        );
+        // Interleaved transactions: the change lies below the previous commit's end.
+        let o =
+            parse(r#"{"lsn_proc":150,"lsn":150,"lsn_commit":200,"txId":7,"messageType":"UPDATE"}"#);
+        assert_eq!(
+            (o.lsn_commit, o.lsn_proc, o.at),
+            (Lsn(200), Lsn(150), OffsetAt::Change)
+        );
+        // Taken at a commit (a heartbeat after it) or at a begin: nothing of the next one.
+        for kind in ["COMMIT", "BEGIN"] {
+            let o = parse(&format!(
+                r#"{{"lsn_proc":200,"lsn":200,"lsn_commit":200,"txId":6,"messageType":"{kind}"}}"#
+            ));
+            assert_eq!(o.at, OffsetAt::Commit, "{kind}");
+        }
+        // Older versions without messageType: at a commit the three positions are equal.
+        assert_eq!(
+            parse(r#"{"lsn":200,"lsn_commit":200}"#).at,
+            OffsetAt::Commit
+        );
+        let o = parse(r#"{"lsn":260,"lsn_commit":200}"#);
+        assert_eq!(
+            (o.lsn_proc, o.tx_id, o.at),
+            (Lsn(260), None, OffsetAt::Change)
+        );
+        // Newer versions count the changes processed at lsn_proc.
+        let o = parse(
+            r#"{"lsn_proc":300,"lsn_commit":200,"txId":7,"messageType":"INSERT","lsn_events_processed":2}"#,
+        );
+        assert_eq!(o.events_at_proc, Some(2));
+        assert!(parse_offset_value(Some(br#"{"lsn_proc":1,"lsn_commit":1,"txId":"x"}"#)).is_err());
         assert!(parse_offset_value(Some(b"{}")).is_err());
         assert!(parse_offset_value(Some(br#"{"lsn_commit":"x","lsn":1}"#)).is_err());
         assert!(parse_offset_value(Some(b"not json")).is_err());
     }
 
+    fn change_offset(lsn_commit: u64, lsn_proc: u64, tx_id: Option<u64>) -> DebeziumOffset {
+        DebeziumOffset {
+            lsn_commit: Lsn(lsn_commit),
+            lsn_proc: Lsn(lsn_proc),
+            tx_id,
+            at: OffsetAt::Change,
+            events_at_proc: None,
+        }
+    }
+
     #[test]
     fn transactions_before_the_commit_and_changes_up_to_the_last_one_are_skipped() {
         // Debezium finished the transaction ending at 0x200 and processed the change at 0x260 of
-        // the next one.
-        let mut t = Taken::new(DebeziumOffset {
-            lsn_commit: Lsn(0x200),
-            lsn: Lsn(0x260),
-        });
-        t.begin(Lsn(0x1c0)); // commits at 0x1c0..0x200: done
+        // the next one (xid 7).
+        let mut t = Taken::new(change_offset(0x200, 0x260, Some(7)), Lsn(0x100));
+        assert!(t.applies());
+        t.begin(Lsn(0x1c0), 6); // commits at 0x1c0..0x200: done
         assert_eq!(t.skip(Lsn(0x180)), Verdict::SkipCommitted);
-        t.commit();
-        t.begin(Lsn(0x2a0)); // the boundary transaction
+        assert_eq!(t.commit(6), None, "not the boundary");
+        t.begin(Lsn(0x2a0), 7); // the boundary transaction
         assert_eq!(t.skip(Lsn(0x220)), Verdict::SkipProcessed);
         assert_eq!(t.skip(Lsn(0x260)), Verdict::SkipProcessed);
         assert_eq!(t.skip(Lsn(0x270)), Verdict::Publish);
-        t.commit();
-        t.begin(Lsn(0x300)); // later transactions are published whole
+        assert_eq!(
+            t.commit(7),
+            Some(Boundary {
+                matched: true,
+                xid: 7,
+                at_proc_published: 0
+            })
+        );
+        t.begin(Lsn(0x300), 8); // later transactions are published whole
         assert_eq!(
             t.skip(Lsn(0x240)),
             Verdict::Publish,
             "an earlier-LSN change of a later transaction"
         );
-        t.commit();
-        // An offset taken at a commit: nothing of the next transaction is skipped.
-        let mut t = Taken::new(DebeziumOffset {
+        assert_eq!(t.commit(8), None);
+    }
+
+    #[test]
+    fn an_offset_taken_at_a_commit_skips_nothing_of_the_next_transaction() {
+        let at_commit = DebeziumOffset {
             lsn_commit: Lsn(0x200),
-            lsn: Lsn(0x200),
-        });
-        t.begin(Lsn(0x2a0));
+            lsn_proc: Lsn(0x200),
+            tx_id: Some(6),
+            at: OffsetAt::Commit,
+            events_at_proc: None,
+        };
+        let mut t = Taken::new(at_commit, Lsn(0x100));
+        assert!(t.applies(), "the transactions before 0x200 are sent again");
+        t.begin(Lsn(0x1c0), 6);
+        assert_eq!(t.skip(Lsn(0x1d0)), Verdict::SkipCommitted);
+        t.commit(6);
+        t.begin(Lsn(0x2a0), 7);
         assert_eq!(t.skip(Lsn(0x210)), Verdict::Publish);
-        assert!(t.applies_from(Lsn(0x100)));
-        assert!(!t.applies_from(Lsn(0x200)), "the slot is past the offset");
+        assert_eq!(t.skip(Lsn(0x200)), Verdict::Publish);
+        assert_eq!(t.commit(7).map(|b| b.matched), Some(false));
+        // The slot at the offset's commit: nothing to skip at all.
+        assert!(!Taken::new(at_commit, Lsn(0x200)).applies());
+    }
+
+    /// The duplicates seen after a SIGTERM of Debezium under load: its last record was a change
+    /// of a transaction that began before the previous one committed, so `lsn_proc` is below
+    /// `lsn_commit` (the slot's position). Debezium skips that transaction's changes up to it;
+    /// so must outboxd.
+    #[test]
+    fn a_change_below_lsn_commit_in_an_interleaved_transaction_is_still_skipped() {
+        let mut t = Taken::new(change_offset(0x200, 0x150, Some(7)), Lsn(0x200));
+        assert!(
+            t.applies(),
+            "the slot at lsn_commit still sends transaction 7"
+        );
+        t.begin(Lsn(0x280), 7);
+        assert_eq!(t.skip(Lsn(0x120)), Verdict::SkipProcessed);
+        assert_eq!(t.skip(Lsn(0x150)), Verdict::SkipProcessed);
+        assert_eq!(t.skip(Lsn(0x210)), Verdict::Publish);
+        assert_eq!(t.commit(7).map(|b| b.matched), Some(true));
+    }
+
+    #[test]
+    fn a_transaction_other_than_the_offsets_is_published_whole() {
+        // txId names transaction 7, but the first one after lsn_commit is 9 (the slot was past
+        // 7): none of 9's changes is skipped, however low their positions.
+        let mut t = Taken::new(change_offset(0x200, 0x260, Some(7)), Lsn(0x300));
+        t.begin(Lsn(0x380), 9);
+        assert_eq!(t.skip(Lsn(0x240)), Verdict::Publish);
+        assert_eq!(
+            t.commit(9),
+            Some(Boundary {
+                matched: false,
+                xid: 9,
+                at_proc_published: 0
+            })
+        );
+        // Without txId (older versions), only when the stream starts at or before lsn_commit.
+        let mut t = Taken::new(change_offset(0x200, 0x260, None), Lsn(0x200));
+        t.begin(Lsn(0x2a0), 9);
+        assert_eq!(t.skip(Lsn(0x250)), Verdict::SkipProcessed);
+        let t = Taken::new(change_offset(0x200, 0x260, None), Lsn(0x300));
+        assert!(!t.applies(), "the slot is past the offset's transaction");
+    }
+
+    #[test]
+    fn changes_sharing_lsn_proc_are_skipped_as_far_as_the_offset_says() {
+        // A COPY: one WAL record at 0x260 for three rows. The offset cannot say how many
+        // Debezium published: the first is taken as published, the others are published.
+        let mut t = Taken::new(change_offset(0x200, 0x260, Some(7)), Lsn(0x200));
+        t.begin(Lsn(0x2a0), 7);
+        assert_eq!(t.skip(Lsn(0x240)), Verdict::SkipProcessed);
+        assert_eq!(t.skip(Lsn(0x260)), Verdict::SkipProcessed);
+        assert_eq!(t.skip(Lsn(0x260)), Verdict::Publish);
+        assert_eq!(t.skip(Lsn(0x260)), Verdict::Publish);
+        assert_eq!(t.commit(7).map(|b| b.at_proc_published), Some(2));
+        // With lsn_events_processed, exactly that many.
+        let mut offset = change_offset(0x200, 0x260, Some(7));
+        offset.events_at_proc = Some(2);
+        let mut t = Taken::new(offset, Lsn(0x200));
+        t.begin(Lsn(0x2a0), 7);
+        let verdicts: Vec<Verdict> = (0..3).map(|_| t.skip(Lsn(0x260))).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::SkipProcessed,
+                Verdict::SkipProcessed,
+                Verdict::Publish
+            ]
+        );
+        assert_eq!(t.commit(7).map(|b| b.at_proc_published), Some(1));
+    }
+
+    /// A transaction larger than the producer's in-flight window is read in pieces (the relay
+    /// stops reading while the window is full); the rule only sees its changes in WAL order, so
+    /// it skips exactly those up to lsn_proc however the reading is paced.
+    #[test]
+    fn a_large_transaction_partly_published_is_resumed_after_lsn_proc() {
+        let change = |i: u64| Lsn(0x10_000 + i * 0x40);
+        let mut t = Taken::new(
+            change_offset(0x8000, change(14_999).0, Some(42)),
+            Lsn(0x8000),
+        );
+        t.begin(change(20_000), 42);
+        let skipped = (0..20_000)
+            .filter(|&i| t.skip(change(i)) != Verdict::Publish)
+            .count();
+        assert_eq!(skipped, 15_000);
+        assert_eq!(t.commit(42).map(|b| b.matched), Some(true));
     }
 }

@@ -14,7 +14,8 @@ use rdkafka::Message as _;
 use super::relay::Relay;
 use super::{PipelineError, Plan};
 use crate::debezium::offsets::{
-    is_key_of, parse_offset_file, parse_offset_value, DebeziumOffset, OffsetStore, Taken, Verdict,
+    is_key_of, parse_offset_file, parse_offset_value, DebeziumOffset, OffsetAt, OffsetStore, Taken,
+    Verdict,
 };
 use crate::lsn::Lsn;
 use crate::sink::offsets::{scan_topic, OffsetsError};
@@ -91,20 +92,30 @@ pub(super) async fn start_takeover(
         tracing::warn!(%connector, %server, "take-over: no offset of Debezium connector {connector} (server {server}) in the {store}: nothing is skipped; the events Debezium published after its slot's confirmed position {start_lsn} are published again");
         return Ok(None);
     };
-    let taken = Taken::new(offset);
-    if !taken.applies_from(start_lsn) {
-        tracing::info!(%connector, lsn_commit = %offset.lsn_commit, lsn = %offset.lsn, slot = %start_lsn, "take-over: Debezium's offset ({} / {}) is not ahead of the slot's position {start_lsn}: nothing to skip", offset.lsn_commit, offset.lsn);
+    let taken = Taken::new(offset, start_lsn);
+    let (lsn_commit, lsn_proc) = (offset.lsn_commit, offset.lsn_proc);
+    let tx_id = offset
+        .tx_id
+        .map_or_else(|| "not recorded".to_string(), |x| x.to_string());
+    if !taken.applies() {
+        tracing::info!(%connector, %lsn_commit, %lsn_proc, at = ?offset.at, slot = %start_lsn, "take-over: Debezium's offset (committed up to {lsn_commit}, taken at a commit) is not ahead of the slot's position {start_lsn}: nothing to skip");
         return Ok(None);
     }
+    let within = match offset.at {
+        OffsetAt::Change => {
+            format!(", and in the next one (txId {tx_id}) the changes up to {lsn_proc}")
+        }
+        OffsetAt::Commit => String::new(),
+    };
     tracing::info!(
         %connector,
         %server,
-        lsn_commit = %offset.lsn_commit,
-        lsn = %offset.lsn,
+        %lsn_commit,
+        %lsn_proc,
+        tx_id = %tx_id,
+        at = ?offset.at,
         slot = %start_lsn,
-        "take-over: read Debezium's offset from the {store}: the transactions committed before {} and, in the next one, the changes up to {} were published by Debezium and are not published again",
-        offset.lsn_commit,
-        offset.lsn
+        "take-over: read Debezium's offset from the {store}: the transactions committed before {lsn_commit}{within} were published by Debezium and are not published again"
     );
     Ok(Some(TakeoverState {
         taken,
@@ -114,19 +125,30 @@ pub(super) async fn start_takeover(
 }
 
 impl Relay<'_> {
-    /// The take-over's view of a Begin (`Some(final_lsn)`) or a Commit (`None`).
-    pub(super) fn takeover_boundary(&mut self, begin: Option<Lsn>) {
+    /// The take-over's view of a Begin (`Some(final_lsn)`) or a Commit (`None`) of transaction
+    /// `xid`.
+    pub(super) fn takeover_boundary(&mut self, begin: Option<Lsn>, xid: u32) {
         let Some(state) = &mut self.takeover else {
             return;
         };
         match begin {
-            Some(final_lsn) => state.taken.begin(final_lsn),
+            Some(final_lsn) => state.taken.begin(final_lsn, xid),
             None => {
-                if state.taken.commit() && !state.done {
-                    state.done = true;
-                    let offset = state.taken.offset();
-                    tracing::info!(skipped = state.skipped, "take-over: past Debezium's offset ({} / {}): {} events it had published were not published again; every later event is published", offset.lsn_commit, offset.lsn, state.skipped);
+                let Some(boundary) = state.taken.commit(xid) else {
+                    return;
+                };
+                if state.done {
+                    return;
                 }
+                state.done = true;
+                let offset = state.taken.offset();
+                if offset.at == OffsetAt::Change && !boundary.matched {
+                    tracing::warn!(xid, tx_id = ?offset.tx_id, "take-over: the first transaction after Debezium's lsn_commit {} is {xid}, not the one of its offset (txId {:?}): none of its changes was skipped (the slot was past that transaction, or the offset is not this slot's)", offset.lsn_commit, offset.tx_id);
+                }
+                if boundary.at_proc_published > 0 {
+                    tracing::warn!(count = boundary.at_proc_published, lsn_proc = %offset.lsn_proc, "take-over: {} more changes of transaction {xid} share the WAL position {} of Debezium's last processed change (a COPY or another multi-row WAL record); its offset does not say how many of them it published: the first was taken as published, the others were published and may come twice", boundary.at_proc_published, offset.lsn_proc);
+                }
+                tracing::info!(skipped = state.skipped, "take-over: past Debezium's offset (committed up to {}, last change {}): {} events it had published were not published again; every later event is published", offset.lsn_commit, offset.lsn_proc, state.skipped);
             }
         }
     }

@@ -61,7 +61,7 @@ impl Relay<'_> {
         }
         match message {
             Message::Begin(begin) => {
-                self.takeover_boundary(Some(begin.final_lsn));
+                self.takeover_boundary(Some(begin.final_lsn), begin.xid);
                 self.checkpoint.begin()?;
                 self.commit_time_us = begin.commit_time_us;
                 self.final_lsn = begin.final_lsn;
@@ -69,7 +69,7 @@ impl Relay<'_> {
                 self.begin_lsn = wal_start;
             }
             Message::Commit(commit) => {
-                self.takeover_boundary(None);
+                self.takeover_boundary(None, self.xid);
                 self.pg_commit(commit.end_lsn);
                 self.checkpoint.commit(commit.end_lsn)?
             }
