@@ -95,6 +95,13 @@ pub struct TakeoverConfig {
     /// Kafka Connect's offset file (a standalone worker's, or Debezium Server's,
     /// `offset.storage.file.filename`).
     pub offsets_file: Option<std::path::PathBuf>,
+    /// Read back the destination topics at start, from the offset's commit time less
+    /// `read_back_margin_ms`, and do not publish again the events found there (the ones Debezium
+    /// published after the offset it stored). Default true.
+    pub read_back: Option<bool>,
+    /// How far before the offset's commit time the read-back starts, for clocks that differ
+    /// between the database and Kafka Connect. Default 60000.
+    pub read_back_margin_ms: Option<u64>,
 }
 
 /// `[source]`: where the outbox lives and how it is replicated.

@@ -41,8 +41,12 @@ async fn writer(
     let mut committed = Vec::new();
     let mut seqs: HashMap<String, i64> = HashMap::new();
     let mut n: u64 = first;
-    // A second writer writes aggregates of its own (their seq start at 0 again).
-    let suffix = if first == 0 { "" } else { "b" };
+    // Each writer writes aggregates of its own (their seq start at 0 again).
+    let suffix = match first / 1_000_000 {
+        0 => String::new(),
+        1 => "b".to_string(),
+        w => format!("w{w}"),
+    };
     while !stop.load(Ordering::SeqCst) {
         let rows = 1 + n % 3;
         let mut sql = String::from("BEGIN;");
@@ -396,4 +400,185 @@ async fn an_offset_in_kafka_connects_offsets_topic_skips_what_it_covers() {
         )) && log.contains("2 events it had published were not published again"),
         "{log}"
     );
+}
+
+/// How Debezium goes away before outboxd takes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM: Connect stops the task and commits its offsets a last time.
+    Term,
+    /// SIGKILL: the offsets stay as last flushed (every second here), and what Debezium published
+    /// since is found by reading the topics back (`debezium::tail`).
+    Kill,
+}
+
+/// Debezium under the load of four concurrent writers (transactions that interleave in the WAL),
+/// stopped with SIGTERM and killed with SIGKILL, twice each; outboxd takes over while the writers
+/// go on. Every committed event arrives once, in order per aggregate, in every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_under_load_after_sigterm_or_sigkill_publishes_each_event_once() {
+    if let Err(why) = debezium::available() {
+        return support::skip(
+            "a_takeover_under_load_after_sigterm_or_sigkill_publishes_each_event_once",
+            &why,
+        );
+    }
+    for (run, stop) in [Stop::Kill, Stop::Term, Stop::Kill, Stop::Term]
+        .into_iter()
+        .enumerate()
+    {
+        takeover_under_load(run, stop).await;
+    }
+}
+
+async fn takeover_under_load(run: usize, how: Stop) {
+    let pg = PgCluster::start();
+    let client = pg.client().await;
+    support::create_outbox_table(&client).await;
+    let broker = Broker::shared();
+    let aggregatetype = format!("Load{}", support::unique("t"));
+    let topic = format!("outbox.event.{aggregatetype}");
+    broker.create_topic(&topic, 4).await;
+    let args: Vec<String> = [
+        "--bootstrap",
+        broker.bootstrap(),
+        "--pg-url",
+        &pg.url("postgres"),
+        "--slot",
+        "debezium",
+        "--publication",
+        "dbz_publication",
+        "--table",
+        "public.outbox",
+        "--topic-prefix",
+        "shop",
+        "--name",
+        "outbox-connector",
+        "--heap",
+        "384m",
+        "--worker",
+        "offset.flush.interval.ms=1000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut dbz = Debezium::spawn(&args);
+    dbz.wait_running(Duration::from_secs(120))
+        .await
+        .unwrap_or_else(|e| panic!("Debezium did not start: {e}"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            tokio::spawn(writer(
+                pg.url("postgres"),
+                aggregatetype.clone(),
+                stop.clone(),
+                w * 1_000_000,
+            ))
+        })
+        .collect();
+    // Debezium publishes under load for a while (offsets flushed every second), then goes.
+    tokio::time::sleep(Duration::from_millis(4_500 + 700 * run as u64)).await;
+    match how {
+        Stop::Term => {
+            dbz.stop(Duration::from_secs(60));
+        }
+        Stop::Kill => dbz.kill9(),
+    }
+    let mut config = serde_json::Map::new();
+    let mut name = String::new();
+    for (k, v) in dbz.connector_config() {
+        if k == "name" {
+            name = v;
+        } else {
+            config.insert(k, serde_json::Value::String(v));
+        }
+    }
+    let json = serde_json::json!({ "name": name, "config": config }).to_string();
+    let worker = dbz.worker_properties().display().to_string();
+    let outboxd = Outboxd::start_with(
+        &json,
+        &["--worker-config", &worker, "--take-over-offsets"],
+        &[("RUST_LOG", "info,outboxd=debug")],
+    );
+    assert!(
+        outboxd
+            .wait_for_log("streaming", Duration::from_secs(60))
+            .await,
+        "{}",
+        outboxd.log()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut committed = Vec::new();
+    for w in writers {
+        committed.extend(w.await.unwrap());
+    }
+    let (b, t, n) = (
+        broker.bootstrap().to_string(),
+        topic.clone(),
+        committed.len(),
+    );
+    let records = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = consume_topics(&b, &[&t], usize::MAX, Duration::from_secs(2));
+            if r.len() >= n || Instant::now() > deadline {
+                return r;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let log = outboxd.log();
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    for r in &records {
+        *copies.entry(r.header_str("id").unwrap()).or_default() += 1;
+    }
+    let twice = copies.values().filter(|n| **n > 1).count();
+    let missing = committed
+        .iter()
+        .filter(|(id, _, _)| !copies.contains_key(id))
+        .count();
+    let by_debezium = records
+        .iter()
+        .filter(|r| {
+            r.headers
+                .iter()
+                .any(|(k, _)| k.starts_with("__debezium.context."))
+        })
+        .count();
+    let found = log
+        .matches("found in the topic: Debezium published it after its stored offset")
+        .count();
+    let covered = log
+        .matches("not published again (Debezium published it)")
+        .count();
+    eprintln!(
+        "takeover under load, run {run}, Debezium {how:?}: {} events committed by 4 writers, {} records ({by_debezium} by Debezium); outboxd skipped {covered} events its offset covered and {found} found in the topics; {twice} twice, {missing} missing",
+        committed.len(),
+        records.len()
+    );
+    assert!(
+        by_debezium > 0 && records.len() > by_debezium,
+        "both must have published"
+    );
+    assert_eq!(
+        missing, 0,
+        "events missing after a {how:?} take-over:\n{log}"
+    );
+    assert_eq!(
+        twice, 0,
+        "events published twice after a {how:?} take-over:\n{log}"
+    );
+    let expected: HashMap<&str, (&str, i64)> = committed
+        .iter()
+        .map(|(id, agg, seq)| (id.as_str(), (agg.as_str(), *seq)))
+        .collect();
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for r in &records {
+        let (agg, seq) = expected[r.header_str("id").unwrap().as_str()];
+        let prev = last.insert(agg.to_string(), seq).unwrap_or(-1);
+        assert_eq!(seq, prev + 1, "aggregate {agg}: {seq} after {prev}");
+    }
 }

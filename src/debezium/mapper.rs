@@ -340,6 +340,8 @@ impl<'a> Mapper<'a> {
                 .map(str::to_string),
             offsets_topic: worker_key("offset.storage.topic"),
             offsets_file: worker_key("offset.storage.file.filename").map(Into::into),
+            read_back: None,
+            read_back_margin_ms: None,
         };
         config.validate().map_err(|e| match e {
             ConfigError::Invalid { key, message } => {

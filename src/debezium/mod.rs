@@ -39,7 +39,9 @@
 //!   `[converters]`) and `kafka_properties` (the producer, Java client → librdkafka names);
 //! - `toml_out`: [`Imported::to_toml`];
 //! - [`offsets`]: Debezium's source offset (Connect's offsets topic or file) and the rule that
-//!   skips what Debezium already published, for `--take-over-offsets` (pure).
+//!   skips what Debezium already published, for `--take-over-offsets` (pure); [`tail`]: the
+//!   events it published after that offset, read back from the destination topics (pure; the
+//!   reads are `sink::readback`'s).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -54,6 +56,7 @@ pub mod offsets;
 pub mod providers;
 mod router;
 mod source;
+pub mod tail;
 #[cfg(test)]
 mod testing;
 mod toml_out;

@@ -60,6 +60,9 @@ pub struct Takeover {
     pub connector: String,
     pub server: String,
     pub store: OffsetStore,
+    /// `read_back`: the margin before the offset's commit time the read-back of the destination
+    /// topics starts at (`None`: no read-back). See [`super::tail`].
+    pub read_back: Option<std::time::Duration>,
 }
 
 impl Takeover {
@@ -103,10 +106,21 @@ impl Takeover {
                 ))
             }
         };
+        let margin = config.read_back_margin_ms.unwrap_or(60_000);
+        if margin > 86_400_000 {
+            return Err(invalid(
+                "read_back_margin_ms",
+                "must be at most 86400000 (a day); it only allows for clocks that differ",
+            ));
+        }
         Ok(Some(Takeover {
             connector,
             server,
             store,
+            read_back: config
+                .read_back
+                .unwrap_or(true)
+                .then(|| std::time::Duration::from_millis(margin)),
         }))
     }
 }
@@ -125,6 +139,9 @@ pub struct DebeziumOffset {
     /// `lsn_events_processed`: how many changes at `lsn_proc` Debezium processed (newer
     /// Debezium versions; `None`: not recorded).
     pub events_at_proc: Option<u64>,
+    /// `ts_usec`: the commit time of `lsn_proc`'s transaction, in microseconds since the Unix
+    /// epoch (`None`: not recorded).
+    pub ts_usec: Option<u64>,
 }
 
 /// Where Debezium took its offset.
@@ -190,6 +207,7 @@ pub fn parse_offset_value(value: Option<&[u8]>) -> Result<Option<DebeziumOffset>
             OffsetError::Value(format!("lsn_events_processed is {n}, not a number"))
         })?),
     };
+    let ts_usec = v.get("ts_usec").and_then(Value::as_u64);
     let message_type = v.get("messageType").and_then(Value::as_str);
     let snapshot = v.get("snapshot").and_then(Value::as_bool) == Some(true);
     let Some(lsn_proc) = proc.or(last) else {
@@ -214,6 +232,7 @@ pub fn parse_offset_value(value: Option<&[u8]>) -> Result<Option<DebeziumOffset>
         tx_id,
         at,
         events_at_proc,
+        ts_usec,
     }))
 }
 
@@ -542,6 +561,7 @@ mod tests {
                 tx_id: Some(740),
                 at: OffsetAt::Change,
                 events_at_proc: None,
+                ts_usec: Some(1796415373128687),
             })
         );
         for bad in [&b"nope"[..], &file()[..40], &[]] {
@@ -591,6 +611,7 @@ mod tests {
                 tx_id: Some(1),
                 at: OffsetAt::Commit,
                 events_at_proc: None,
+                ts_usec: None,
             })
         );
         let parse = |json: &str| parse_offset_value(Some(json.as_bytes())).unwrap().unwrap();
@@ -643,6 +664,7 @@ mod tests {
             tx_id,
             at: OffsetAt::Change,
             events_at_proc: None,
+            ts_usec: None,
         }
     }
 
@@ -684,6 +706,7 @@ mod tests {
             tx_id: Some(6),
             at: OffsetAt::Commit,
             events_at_proc: None,
+            ts_usec: None,
         };
         let mut t = Taken::new(at_commit, Lsn(0x100));
         assert!(t.applies(), "the transactions before 0x200 are sent again");

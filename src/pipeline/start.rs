@@ -184,7 +184,7 @@ pub(super) async fn run_once(
         (None, None) => None,
     };
     let replay = super::replay::start_replay(recorded, start_lsn);
-    let takeover = super::takeover::start_takeover(plan, start_lsn).await?;
+    let takeover = super::takeover::start_takeover(plan, start_lsn, system.xlogpos).await?;
     let mut relay = Relay {
         plan,
         metrics,

@@ -117,6 +117,9 @@ impl Relay<'_> {
                     }
                 };
                 if let Some(routed) = routed {
+                    if self.published_by_debezium(insert.relation_id, &routed.record) {
+                        return Ok(());
+                    }
                     self.send_routed(insert.relation_id, routed)?;
                 }
             }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod errors;
 pub mod offsets;
 pub mod producer;
+pub mod readback;
 pub mod transactional;
 
 pub use config::{producer_config, SinkConfigError};

@@ -112,7 +112,7 @@ const PRODUCER_ONLY: &[&str] = &[
 
 /// [`client_config`] for a consumer: without the producer-only properties, which it would only
 /// warn about.
-fn consumer_config(producer: &ClientConfig) -> ClientConfig {
+pub(super) fn consumer_config(producer: &ClientConfig) -> ClientConfig {
     let mut config = client_config(producer);
     for key in PRODUCER_ONLY {
         config.remove(key);

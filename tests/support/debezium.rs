@@ -171,6 +171,14 @@ impl Debezium {
         }
     }
 
+    /// SIGKILL: the worker dies at once, its offsets as last flushed.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// SIGTERM, then SIGKILL if the worker has not exited within `timeout`; returns how long it
     /// took, or `None` if it had to be killed (or was not running).
     pub fn stop(&mut self, timeout: Duration) -> Option<Duration> {
