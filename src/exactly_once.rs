@@ -33,7 +33,7 @@
 //! that the broker itself aborted (after `transaction.timeout.ms`) before the next instance
 //! started.
 //!
-//! outboxd never confirms to Postgres a position beyond `R` ([`Batcher::confirmable`]). So a slot
+//! outboxd never confirms to Postgres a position beyond `R` (the rule is [`crate::confirm`]'s). So a slot
 //! whose `confirmed_flush_lsn` is *ahead* of `R` was moved by someone else (recreated, advanced by
 //! hand, another tool on the same slot): the events between may never have been published, and
 //! outboxd stops with [`ExactlyOnceError::SlotAhead`] instead of silently skipping them
@@ -309,11 +309,6 @@ impl Batcher {
         self.last_commit_end = self.last_commit_end.max(end_lsn);
     }
 
-    /// The position that may be confirmed to Postgres: never beyond `R`.
-    pub fn confirmable(&self, checkpoint_confirmed: Lsn) -> Lsn {
-        checkpoint_confirmed.min(self.recorded)
-    }
-
     /// `R`.
     pub fn recorded(&self) -> Lsn {
         self.recorded
@@ -542,12 +537,19 @@ mod tests {
         );
         assert!(b.committing());
         assert_eq!(b.due(ms(400), 12, false, Lsn(300)), None, "one at a time");
-        assert_eq!(b.confirmable(Lsn(300)), Lsn(100), "not committed yet");
+        assert_eq!(
+            crate::confirm::capped(Lsn(300), Some(b.recorded())),
+            Lsn(100),
+            "not committed yet"
+        );
         b.committed();
         assert_eq!(b.recorded(), Lsn(300));
-        assert_eq!(b.confirmable(Lsn(300)), Lsn(300));
         assert_eq!(
-            b.confirmable(Lsn(250)),
+            crate::confirm::capped(Lsn(300), Some(b.recorded())),
+            Lsn(300)
+        );
+        assert_eq!(
+            crate::confirm::capped(Lsn(250), Some(b.recorded())),
             Lsn(250),
             "and never beyond the checkpoint"
         );
@@ -574,7 +576,7 @@ mod tests {
         );
         b.committed();
         assert_eq!(
-            b.confirmable(Lsn(180)),
+            crate::confirm::capped(Lsn(180), Some(b.recorded())),
             Lsn(150),
             "a keepalive past R waits"
         );
@@ -586,7 +588,10 @@ mod tests {
             .due(t0 + Duration::from_millis(1000), 0, false, Lsn(180))
             .is_some());
         b.committed();
-        assert_eq!(b.confirmable(Lsn(180)), Lsn(180));
+        assert_eq!(
+            crate::confirm::capped(Lsn(180), Some(b.recorded())),
+            Lsn(180)
+        );
     }
 
     #[test]

@@ -30,7 +30,9 @@
 //! - [`sink`]: the Kafka producer (`config`, `producer`: records enqueued in WAL order, deliveries
 //!   reported asynchronously), `errors` (which Kafka errors are permanent), and the Kafka I/O of
 //!   `position` (`offsets`) and `exactly_once` (`transactional`).
-//! - [`checkpoint`]: the LSN confirmation invariant: which WAL position may be confirmed.
+//! - [`checkpoint`]: which transactions Kafka acknowledged in full (contiguous acknowledgements);
+//!   [`confirm`]: the confirm rule, which WAL position may be confirmed now (the checkpoint's,
+//!   capped at the position recorded in Kafka, never backwards).
 //! - [`cleanup`]: `[cleanup]`, deleting outbox rows once confirmed: which rows may go (pure);
 //!   the task that deletes them is `pipeline::cleanup`.
 //! - [`position`]: slot safety: the published position recorded in an offsets topic, never
@@ -69,6 +71,7 @@ pub mod checkpoint;
 pub mod cleanup;
 pub mod cli;
 pub mod config;
+pub mod confirm;
 pub mod convert;
 pub mod dead_letter;
 pub mod debezium;

@@ -463,12 +463,6 @@ impl Recorder {
     pub fn recorded(&self) -> Lsn {
         self.recorded
     }
-
-    /// What may be confirmed to Postgres: the checkpoint's position, capped at the acknowledged
-    /// record.
-    pub fn confirmable(&self, checkpoint_confirmed: Lsn) -> Lsn {
-        checkpoint_confirmed.min(self.recorded)
-    }
 }
 
 #[cfg(test)]
@@ -672,18 +666,28 @@ mod tests {
     #[test]
     fn the_recorder_caps_confirmation_at_the_acknowledged_record() {
         let mut rec = Recorder::new(Lsn(10));
-        assert_eq!(rec.confirmable(Lsn(10)), Lsn(10));
+        assert_eq!(
+            crate::confirm::capped(Lsn(10), Some(rec.recorded())),
+            Lsn(10)
+        );
         assert_eq!(rec.due(Lsn(10)), None, "nothing new");
         assert_eq!(rec.due(Lsn(20)), Some(Lsn(20)));
-        assert_eq!(rec.confirmable(Lsn(20)), Lsn(10), "not acknowledged yet");
+        assert_eq!(
+            crate::confirm::capped(Lsn(20), Some(rec.recorded())),
+            Lsn(10),
+            "not acknowledged yet"
+        );
         assert_eq!(rec.due(Lsn(30)), None, "one record at a time");
         rec.acknowledged(Lsn(20));
-        assert_eq!(rec.confirmable(Lsn(30)), Lsn(20));
+        assert_eq!(
+            crate::confirm::capped(Lsn(30), Some(rec.recorded())),
+            Lsn(20)
+        );
         assert_eq!(rec.due(Lsn(30)), Some(Lsn(30)));
         rec.failed(Lsn(30));
         assert!(!rec.in_flight());
         assert_eq!(
-            rec.confirmable(Lsn(30)),
+            crate::confirm::capped(Lsn(30), Some(rec.recorded())),
             Lsn(20),
             "a failed record moves nothing"
         );
@@ -728,7 +732,7 @@ mod tests {
                         }
                     }
                 }
-                let c = rec.confirmable(Lsn(checkpoint));
+                let c = crate::confirm::capped(Lsn(checkpoint), Some(rec.recorded()));
                 assert!(c >= last, "went backwards");
                 assert!(c <= Lsn(checkpoint), "past the checkpoint");
                 assert!(c <= rec.recorded(), "past the acknowledged record");

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use super::snapshot::{next_snapshot_item, SnapshotFeed};
 use super::{PipelineError, Plan, PoisonEvents};
 use crate::checkpoint::Checkpoint;
+use crate::confirm::Confirmations;
 use crate::lsn::Lsn;
 use crate::metrics::{Health, Metrics};
 use crate::position::{Recorder, Replay};
@@ -49,8 +50,8 @@ pub(super) struct Relay<'a> {
     pub(super) in_flight_bytes: u64,
     /// The highest WAL end the server reported: the `write` LSN of status updates.
     pub(super) received: Lsn,
-    /// The `flush` LSN of the last status update sent.
-    pub(super) sent_flush: Lsn,
+    /// What was confirmed, and the rule for what may be now (`crate::confirm`).
+    pub(super) confirmations: Confirmations,
     /// When the last status update went out.
     pub(super) last_status_at: Instant,
     /// How long the server has been silent (`source.receive_timeout_ms`).

@@ -198,7 +198,7 @@ pub(super) async fn run_once(
         stream,
         in_flight_bytes: 0,
         received: start_lsn,
-        sent_flush: Lsn::ZERO,
+        confirmations: crate::confirm::Confirmations::new(),
         last_status_at: Instant::now(),
         liveness: Liveness::new(plan.receive_timeout, Instant::now()),
         commit_time_us: 0,

@@ -3,7 +3,7 @@
 //! exactly-once mode, at the last committed offsets record), the position records that move that
 //! cap, and the liveness check of a silent server.
 //!
-//! Owns the confirm side of the relay; the confirmation rule itself is `crate::checkpoint`'s.
+//! Owns the confirm side of the relay; the confirm rule itself is `crate::confirm`'s.
 
 use std::time::Instant;
 
@@ -80,17 +80,17 @@ impl Relay<'_> {
         }
     }
 
-    /// What may be confirmed to Postgres: the checkpoint's position, capped at the last position
-    /// recorded in the offsets topic (exactly-once mode: the last committed offsets record).
+    /// What may be confirmed to Postgres now: the rule is `crate::confirm`'s, given the
+    /// checkpoint's position and the position recorded in Kafka (at-least-once: the last record
+    /// acknowledged; exactly-once: the last committed one).
     pub(super) fn confirmable(&mut self) -> Lsn {
-        let confirmed = self.checkpoint.confirmed();
-        if let Some((recorder, _)) = &self.positions {
-            return recorder.confirmable(confirmed);
-        }
-        match &mut self.transactions {
-            Some(t) => t.batcher().confirmable(confirmed),
-            None => confirmed,
-        }
+        let recorded = match (&self.positions, &mut self.transactions) {
+            (Some((recorder, _)), _) => Some(recorder.recorded()),
+            (None, Some(t)) => Some(t.batcher().recorded()),
+            (None, None) => None,
+        };
+        self.confirmations
+            .confirmable(self.checkpoint.confirmed(), recorded)
     }
 
     /// Sends a status update when the confirmed position moved or `status_interval` has passed.
@@ -112,7 +112,7 @@ impl Relay<'_> {
                 .into())
             }
         }
-        if self.confirmable() != self.sent_flush
+        if self.confirmable() != self.confirmations.sent()
             || self.last_status_at.elapsed() >= self.plan.status_interval
         {
             self.send_status(false).await?;
@@ -136,15 +136,11 @@ impl Relay<'_> {
         ask_reply: bool,
     ) -> Result<(), PipelineError> {
         let flush = self.confirmable();
-        debug_assert!(
-            flush >= self.sent_flush,
-            "confirmed position went backwards"
-        );
         let write = self.received.max(flush);
         self.stream
             .send_status(write, flush, flush, ask_reply)
             .await?;
-        if flush != self.sent_flush {
+        if self.confirmations.confirmed(flush) {
             tracing::debug!(%flush, reply_requested_by_server, "confirmed");
             self.metrics.confirmed_lsn.set(flush.0 as i64);
             self.metrics.confirmed_now();
@@ -152,7 +148,6 @@ impl Relay<'_> {
         self.metrics
             .producer_queue_depth
             .set(i64::from(self.sink.queued()));
-        self.sent_flush = flush;
         self.last_status_at = Instant::now();
         // `[cleanup]` deletes up to what is confirmed, but not the position a snapshot starts
         // from: its rows are older than it and not yet acknowledged (`crate::cleanup`).
