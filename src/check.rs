@@ -9,7 +9,8 @@ use tokio_postgres::Client;
 use crate::pipeline::Plan;
 use crate::sink::offsets::filters_aborted;
 use crate::source::connection::ReplicationConnection;
-use crate::source::setup::{self, quote_ident, quote_table};
+use crate::source::quote::quote_ident;
+use crate::source::setup::{self, quote_table};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -41,6 +41,7 @@ use serde::Deserialize;
 
 use crate::config::{ConfigError, SnapshotMode, TableName};
 use crate::lsn::Lsn;
+use crate::source::quote::quote_ident;
 
 /// `[cleanup]`: delete outbox rows whose events Kafka acknowledged.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -321,12 +322,6 @@ impl Pacer {
     pub fn deleted(&mut self, n: u64) {
         self.deleted += n;
     }
-}
-
-/// `"name"`, embedded quotes doubled (as `source::setup::quote_ident`; this module stays free of
-/// the Postgres client, for the fuzz build that compiles `config`).
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// `"schema"."table"`.

@@ -2,6 +2,17 @@
 //!
 //! Records are enqueued in WAL order without waiting for each delivery; delivery reports come back
 //! asynchronously, each tagged with the event's sequence number, and feed the checkpoint.
+//!
+//! # Layout
+//! - `config`: the librdkafka properties (the user's `[kafka]` over outboxd's defaults);
+//! - `producer`: the producer, its delivery reports ([`Report`]) and what a send carries;
+//! - `errors`: which Kafka errors a retry cannot fix;
+//! - `offsets`: the offsets topic (creating it, reading and writing a slot's position), the
+//!   Kafka side of `crate::position`;
+//! - `transactional`: exactly-once mode's transactional producer, the Kafka side of
+//!   `crate::exactly_once`;
+//! - `readback`: reading back the `id` headers already in the destination topics (the take-over
+//!   from Debezium, `crate::debezium::tail`).
 
 pub mod config;
 pub mod errors;

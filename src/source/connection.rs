@@ -598,7 +598,7 @@ impl ReplicationConnection {
     ) -> Result<CreatedSlot, SourceError> {
         let cmd = format!(
             "CREATE_REPLICATION_SLOT {}{} LOGICAL pgoutput {}",
-            proto::quote_ident(slot),
+            super::quote::quote_ident(slot),
             if temporary { " TEMPORARY" } else { "" },
             if failover && !temporary {
                 "(SNAPSHOT 'export', FAILOVER true)"
@@ -634,7 +634,7 @@ impl ReplicationConnection {
     pub async fn make_failover_slot(&mut self, slot: &str) -> Result<(), SourceError> {
         let cmd = format!(
             "ALTER_REPLICATION_SLOT {} (FAILOVER true)",
-            proto::quote_ident(slot)
+            super::quote::quote_ident(slot)
         );
         self.simple_query(&cmd).await.map(|_| ())
     }

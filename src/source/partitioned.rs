@@ -15,7 +15,8 @@
 use tokio_postgres::Client;
 
 use crate::config::TableName;
-use crate::source::setup::{quote_ident, quote_table, SetupError};
+use crate::source::quote::quote_ident;
+use crate::source::setup::{quote_table, SetupError};
 
 /// What the catalog says about an outbox table.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,6 +14,7 @@ use postgres_protocol::message::backend::Message;
 
 use super::error::SourceError;
 use super::pgoutput::PG_EPOCH_UNIX_US;
+use super::quote::{quote_ident, quote_literal};
 use crate::lsn::Lsn;
 
 /// Tag of `CopyBothResponse`, the answer to `START_REPLICATION`.
@@ -237,16 +238,6 @@ pub fn pg_us_to_system_time(pg_us: i64) -> SystemTime {
     }
 }
 
-/// Quotes an identifier for a replication command (`"name"`, embedded `"` doubled).
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes a string literal for a replication command (`'value'`, embedded `'` doubled).
-pub fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 /// Builds `START_REPLICATION SLOT "slot" LOGICAL X/Y ("name" 'value', ...)`.
 ///
 /// Fails for names or values containing a NUL byte (the protocol cannot carry them) and for an
@@ -410,8 +401,6 @@ mod tests {
             start_replication_command("s", Lsn::ZERO, &[]).unwrap(),
             "START_REPLICATION SLOT \"s\" LOGICAL 0/0"
         );
-        assert_eq!(quote_literal("it's"), "'it''s'");
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert!(start_replication_command("", Lsn::ZERO, &[]).is_err());
         assert!(start_replication_command("s", Lsn::ZERO, &[("a", "b\0")]).is_err());
     }

@@ -9,6 +9,7 @@ use tokio_postgres::Client;
 
 use crate::config::{SnapshotMode, TableName};
 use crate::lsn::Lsn;
+use crate::source::quote::quote_ident;
 
 /// What `run` needs to know to fill its plan.
 #[derive(Debug, Clone)]
@@ -90,11 +91,6 @@ impl SetupError {
 
 fn sql(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> SetupError {
     move |error| SetupError::Sql { doing, error }
-}
-
-/// Quotes an identifier for SQL (`"name"`, doubling embedded quotes).
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// `"schema"."table"`.

@@ -22,7 +22,8 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::config::TableName;
 use crate::source::pgoutput::{Column, Relation, TupleData, TupleValue};
-use crate::source::setup::{quote_ident, quote_table, SetupError};
+use crate::source::quote::quote_ident;
+use crate::source::setup::{quote_table, SetupError};
 
 /// Rows fetched per round trip.
 const FETCH_ROWS: usize = 1000;

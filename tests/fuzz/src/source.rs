@@ -1,4 +1,7 @@
-//! `crate::source`: only the pgoutput decoder.
+//! `crate::source`: only the pgoutput decoder and the quoting (`cleanup` uses it).
 
 #[path = "../../../src/source/pgoutput.rs"]
 pub mod pgoutput;
+
+#[path = "../../../src/source/quote.rs"]
+pub mod quote;
