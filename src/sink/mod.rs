@@ -6,7 +6,8 @@
 //! # Layout
 //! - `config`: the librdkafka properties (the user's `[kafka]` over outboxd's defaults);
 //! - `producer`: the producer, its delivery reports ([`Report`]) and what a send carries;
-//! - `errors`: which Kafka errors a retry cannot fix;
+//! - `errors`: which Kafka errors a retry cannot fix; `repeats`: one log line per cause of
+//!   librdkafka's while Kafka is unreachable, with back-off;
 //! - `offsets`: the offsets topic (creating it, reading and writing a slot's position), the
 //!   Kafka side of `crate::position`;
 //! - `transactional`: exactly-once mode's transactional producer, the Kafka side of
@@ -19,6 +20,7 @@ pub mod errors;
 pub mod offsets;
 pub mod producer;
 pub mod readback;
+pub mod repeats;
 pub mod transactional;
 
 pub use config::{producer_config, SinkConfigError};

@@ -28,7 +28,7 @@ const OFFSETS_TIMEOUT: Duration = Duration::from_secs(30);
 /// The offsets topic could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum OffsetsError {
-    #[error("offsets topic {topic} ({doing}): {error}; outboxd records the position it published there (offsets.topic) and reads it at start: let outboxd create the topic (1 partition, cleanup.policy=compact) or create it yourself, grant outboxd READ, WRITE and DESCRIBE on it, or set offsets.enabled = false to record no position (a slot moved by someone else then goes unnoticed)")]
+    #[error("{}", kafka_message(topic, doing, error))]
     Kafka {
         topic: String,
         doing: &'static str,
@@ -44,6 +44,24 @@ pub enum OffsetsError {
         lsn: Lsn,
         error: KafkaError,
     },
+}
+
+/// The text of [`OffsetsError::Kafka`]: when the brokers did not answer at all, that (and where
+/// to look), not the topic's permissions, which a broker that is not there says nothing about.
+fn kafka_message(topic: &str, doing: &str, error: &str) -> String {
+    const UNREACHABLE: [&str; 6] = [
+        "transport failure",
+        "Timed out",
+        "timed out",
+        "brokers are down",
+        "AllBrokersDown",
+        "Connection refused",
+    ];
+    if UNREACHABLE.iter().any(|u| error.contains(u)) {
+        format!("offsets topic {topic} ({doing}): {error}; Kafka did not answer: check that the brokers run and that [kafka] bootstrap.servers names them (outboxd retries with back-off)")
+    } else {
+        format!("offsets topic {topic} ({doing}): {error}; outboxd records the position it published there (offsets.topic) and reads it at start: let outboxd create the topic (1 partition, cleanup.policy=compact) or create it yourself, grant outboxd READ, WRITE and DESCRIBE on it, or set offsets.enabled = false to record no position (a slot moved by someone else then goes unnoticed)")
+    }
 }
 
 impl OffsetsError {
@@ -531,6 +549,25 @@ pub(super) fn offsets_record(topic: &str, key: &str, record: &OffsetRecord) -> O
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unreachable_broker_is_not_blamed_on_the_topics_permissions() {
+        let e = OffsetsError::Kafka {
+            topic: "outboxd-offsets".into(),
+            doing: "looking it up",
+            error: "Meta data fetch error: OperationTimedOut (Local: Timed out)".into(),
+        }
+        .to_string();
+        assert!(e.contains("Kafka did not answer"), "{e}");
+        assert!(!e.contains("grant"), "{e}");
+        let e = OffsetsError::Kafka {
+            topic: "outboxd-offsets".into(),
+            doing: "reading it",
+            error: "Broker: Topic authorization failed".into(),
+        }
+        .to_string();
+        assert!(e.contains("grant outboxd READ, WRITE and DESCRIBE"), "{e}");
+    }
+
     use super::*;
 
     #[test]

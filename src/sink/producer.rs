@@ -105,13 +105,33 @@ pub struct SinkContext {
 /// librdkafka's log line, through `tracing`.
 fn log_librdkafka(level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
     use rdkafka::config::RDKafkaLogLevel::*;
+    // Errors and warnings repeat on every retry of every client during an outage: one line per
+    // cause, with back-off (`sink::repeats`).
+    let admit = || super::repeats::admit(&format!("{fac}: {log_message}"));
     match level {
         Emerg | Alert | Critical | Error => {
-            tracing::error!(target: "librdkafka", "{fac}: {log_message}")
+            if let Some(n) = admit() {
+                let more = super::repeats::held_back_note(n);
+                tracing::error!(target: "librdkafka", "{fac}: {log_message}{more}")
+            }
         }
-        Warning => tracing::warn!(target: "librdkafka", "{fac}: {log_message}"),
+        Warning => {
+            if let Some(n) = admit() {
+                let more = super::repeats::held_back_note(n);
+                tracing::warn!(target: "librdkafka", "{fac}: {log_message}{more}")
+            }
+        }
         Notice | Info => tracing::info!(target: "librdkafka", "{fac}: {log_message}"),
         Debug => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
+    }
+}
+
+/// A client error of librdkafka's (retried by librdkafka itself): one line per cause, with
+/// back-off, so that an outage reads as one line repeated now and then.
+fn warn_once_per_cause(error: &KafkaError, reason: &str) {
+    if let Some(n) = super::repeats::admit(&format!("{error}: {reason}")) {
+        let more = super::repeats::held_back_note(n);
+        tracing::warn!(target: "librdkafka", "{error}: {reason}{more}");
     }
 }
 
@@ -129,7 +149,7 @@ impl ClientContext for SideContext {
         if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) {
             tracing::debug!(target: "librdkafka", "{error}: {reason}");
         } else {
-            tracing::warn!(target: "librdkafka", "{error}: {reason}");
+            warn_once_per_cause(&error, reason);
         }
     }
 }
@@ -149,7 +169,7 @@ impl ClientContext for SinkContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         // Transient connection errors are retried by librdkafka; deliveries report what matters.
-        tracing::warn!(target: "librdkafka", "{error}: {reason}");
+        warn_once_per_cause(&error, reason);
         // Readiness: no broker to talk to, or refused credentials.
         if matches!(
             error.rdkafka_error_code(),
