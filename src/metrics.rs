@@ -3,6 +3,13 @@
 //!
 //! Names follow Prometheus conventions: `outboxd_<what>_<unit>_total` for counters. docs/metrics.md
 //! lists them all.
+//!
+//! # Adding a metric
+//! Start here: a field of [`Metrics`] and its registration in [`Metrics::new`]. Then, each checked
+//! by a test that fails until it is done: a row in docs/metrics.md's table (tests/deploy.rs), a
+//! panel in docker/grafana/outboxd-dashboard.json (tests/deploy.rs), and, for a labelled family,
+//! a sample in tests/support/catalog.rs (so the catalogue renders it). An alert on it goes in the
+//! chart's rules (charts/outboxd, tests/helm.rs checks the names).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
