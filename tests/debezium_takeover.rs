@@ -412,6 +412,15 @@ enum Stop {
     Kill,
 }
 
+/// Which Kafka Connect worker runs Debezium, and so where its offsets are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Worker {
+    /// `ConnectStandalone`: the offset file (`offset.storage.file.filename`).
+    Standalone,
+    /// `ConnectDistributed` (one node): the offsets topic (`offset.storage.topic`), 25 partitions.
+    Distributed,
+}
+
 /// Debezium under the load of four concurrent writers (transactions that interleave in the WAL),
 /// stopped with SIGTERM and killed with SIGKILL, twice each; outboxd takes over while the writers
 /// go on. Every committed event arrives once, in order per aggregate, in every run.
@@ -427,11 +436,28 @@ async fn a_takeover_under_load_after_sigterm_or_sigkill_publishes_each_event_onc
         .into_iter()
         .enumerate()
     {
-        takeover_under_load(run, stop).await;
+        takeover_under_load(run, stop, Worker::Standalone).await;
     }
 }
 
-async fn takeover_under_load(run: usize, how: Stop) {
+/// The same on a distributed Kafka Connect worker, SIGTERM once and SIGKILL once: outboxd, given
+/// the worker's properties, reads the connector's offset from the worker's offsets topic
+/// (`offset.storage.topic`, Connect's JSON in one of its 25 partitions) and publishes each event
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_from_a_distributed_worker_reads_its_offsets_topic() {
+    if let Err(why) = debezium::available() {
+        return support::skip(
+            "a_takeover_from_a_distributed_worker_reads_its_offsets_topic",
+            &why,
+        );
+    }
+    for (run, stop) in [Stop::Term, Stop::Kill].into_iter().enumerate() {
+        takeover_under_load(run, stop, Worker::Distributed).await;
+    }
+}
+
+async fn takeover_under_load(run: usize, how: Stop, worker: Worker) {
     let pg = PgCluster::start();
     let client = pg.client().await;
     support::create_outbox_table(&client).await;
@@ -461,11 +487,20 @@ async fn takeover_under_load(run: usize, how: Stop) {
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain((worker == Worker::Distributed).then(|| debezium::DISTRIBUTED.to_string()))
     .collect();
     let mut dbz = Debezium::spawn(&args);
-    dbz.wait_running(Duration::from_secs(120))
+    let started = dbz
+        .wait_running(Duration::from_secs(120))
         .await
         .unwrap_or_else(|e| panic!("Debezium did not start: {e}"));
+    let offsets_topic = dbz.offsets_topic();
+    assert_eq!(
+        offsets_topic.is_some(),
+        worker == Worker::Distributed,
+        "offset.storage.topic in {}",
+        dbz.worker_properties().display()
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4u64)
         .map(|w| {
@@ -495,10 +530,10 @@ async fn takeover_under_load(run: usize, how: Stop) {
         }
     }
     let json = serde_json::json!({ "name": name, "config": config }).to_string();
-    let worker = dbz.worker_properties().display().to_string();
+    let worker_file = dbz.worker_properties().display().to_string();
     let outboxd = Outboxd::start_with(
         &json,
-        &["--worker-config", &worker, "--take-over-offsets"],
+        &["--worker-config", &worker_file, "--take-over-offsets"],
         &[("RUST_LOG", "info,outboxd=debug")],
     );
     assert!(
@@ -554,11 +589,25 @@ async fn takeover_under_load(run: usize, how: Stop) {
     let covered = log
         .matches("not published again (Debezium published it)")
         .count();
+    let on = match worker {
+        Worker::Standalone => String::new(),
+        Worker::Distributed => {
+            format!(" (distributed worker, task ran {started:.1?} after launch)")
+        }
+    };
     eprintln!(
-        "takeover under load, run {run}, Debezium {how:?}: {} events committed by 4 writers, {} records ({by_debezium} by Debezium); outboxd skipped {covered} events its offset covered and {found} found in the topics; {twice} twice, {missing} missing",
+        "takeover under load, run {run}, Debezium {how:?}{on}: {} events committed by 4 writers, {} records ({by_debezium} by Debezium); outboxd skipped {covered} events its offset covered and {found} found in the topics; {twice} twice, {missing} missing",
         committed.len(),
         records.len()
     );
+    if let Some(topic) = &offsets_topic {
+        assert!(
+            log.contains(&format!(
+                "read Debezium's offset from the offsets topic {topic}"
+            )),
+            "outboxd did not read the offset from {topic}:\n{log}"
+        );
+    }
     assert!(
         by_debezium > 0 && records.len() > by_debezium,
         "both must have published"

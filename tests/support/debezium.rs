@@ -1,7 +1,9 @@
 //! Debezium itself, for comparing outboxd with the connector it replaces: a Kafka Connect
 //! standalone worker running Debezium's PostgreSQL connector and its Outbox EventRouter, started
 //! with `scripts/debezium.sh run DIR ...` from the jars `scripts/install-deps.sh` resolved into
-//! `.tools/debezium/lib` (`tests/debezium/pom.xml`).
+//! `.tools/debezium/lib` (`tests/debezium/pom.xml`). With [`DISTRIBUTED`] among the arguments, a
+//! distributed worker instead (one node, its group and topics unique to DIR; the launcher creates
+//! the connector through the REST API), whose offsets are in [`Debezium::offsets_topic`].
 //!
 //! [`Debezium::spawn`] runs the launcher through [`spawn_tied`](super::spawn_tied) (the launcher
 //! `exec`s the JVM, so the child is the JVM and dies with the test), logging to `DIR/connect.log`.
@@ -17,6 +19,10 @@ use super::{repo_root, signal, spawn_tied, tail, wait_child};
 /// What `scripts/debezium.sh start` waits for too: Connect's source task has started (the
 /// connector created its slot and publication).
 pub const TASK_RUNNING: &str = "Source task finished initialization and start";
+
+/// The launcher's option for a distributed worker (`ConnectDistributed`) instead of a standalone
+/// one: add it to [`Debezium::spawn`]'s arguments.
+pub const DISTRIBUTED: &str = "--distributed";
 
 /// Log lines saying the connector or its task died.
 const FAILED: [&str; 2] = [
@@ -138,6 +144,25 @@ impl Debezium {
     /// `DIR/worker.properties` as the launcher wrote it.
     pub fn worker_properties(&self) -> PathBuf {
         self.dir.path().join("worker.properties")
+    }
+
+    /// A property of `DIR/worker.properties` (the last line with `key`), written before the JVM
+    /// starts.
+    pub fn worker_property(&self, key: &str) -> Option<String> {
+        let path = self.worker_properties();
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        parse_properties(&text)
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// A distributed worker's offsets topic (`offset.storage.topic`); `None` for a standalone
+    /// worker (its offsets are in `DIR/offsets`).
+    pub fn offsets_topic(&self) -> Option<String> {
+        self.worker_property("offset.storage.topic")
     }
 
     /// The connector's configuration as the launcher wrote it (`DIR/connector.properties`), in
