@@ -127,7 +127,7 @@ pub(super) async fn start_takeover(
         );
         Some(taken)
     } else {
-        tracing::info!(%connector, %lsn_commit, %lsn_proc, at = ?offset.at, slot = %start_lsn, "take-over: Debezium's offset (committed up to {lsn_commit}, taken at a commit) is not ahead of the slot's position {start_lsn}: nothing to skip");
+        tracing::info!(%connector, %lsn_commit, %lsn_proc, at = ?offset.at, slot = %start_lsn, "take-over: read Debezium's offset from the {store}: committed up to {lsn_commit}, taken at a commit, not ahead of the slot's position {start_lsn}: nothing it covers is sent again");
         None
     };
     let tail = match (takeover.read_back, offset.ts_usec) {
