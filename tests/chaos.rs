@@ -160,11 +160,84 @@ async fn writer(
     ledger
 }
 
+/// outboxd on `config`, once it streams (debug logs of the pipeline, which the checks count).
+async fn start_outboxd(config: &str) -> Outboxd {
+    let outboxd = Outboxd::start_with(config, &[], &[("RUST_LOG", "info,outboxd::pipeline=debug")]);
+    assert!(
+        outboxd
+            .wait_for_log("streaming", Duration::from_secs(90))
+            .await,
+        "{}",
+        outboxd.log()
+    );
+    outboxd
+}
+
+/// The writer running against `pg`, and its switches.
+struct Load {
+    stop: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
+    idle: Arc<AtomicBool>,
+    writer: tokio::task::JoinHandle<Ledger>,
+}
+
+fn start_load(pg: &PgCluster, aggregatetype: &str) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let paused = Arc::new(AtomicBool::new(false));
+    let idle = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(writer(
+        pg.url("postgres"),
+        aggregatetype.to_string(),
+        stop.clone(),
+        paused.clone(),
+        idle.clone(),
+    ));
+    Load {
+        stop,
+        paused,
+        idle,
+        writer,
+    }
+}
+
 async fn pause_writer(paused: &AtomicBool, idle: &AtomicBool) {
     paused.store(true, Ordering::SeqCst);
     while !idle.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Restarts Postgres with the writer paused: fast (`crash` false) or SIGKILL of every server
+/// process. outboxd is held (SIGSTOP) while Postgres comes back, so the slot position read then
+/// is the one Postgres kept on disk, before outboxd confirms anything again. Returns that
+/// position and the WAL end before the restart: Postgres sends again what committed between.
+async fn restart_postgres(
+    pg: &mut PgCluster,
+    outboxd: &Outboxd,
+    paused: &AtomicBool,
+    idle: &AtomicBool,
+    crash: bool,
+) -> (u64, u64) {
+    pause_writer(paused, idle).await;
+    let end = wal_insert_lsn(pg).await;
+    if crash {
+        pg.kill9();
+    } else {
+        pg.stop();
+    }
+    let held = outboxd.pid();
+    if let Some(pid) = held {
+        support::signal(pid, libc::SIGSTOP);
+    }
+    pg.start_again();
+    let kept = support::slot_confirmed_lsn(&pg.client().await, "outboxd")
+        .await
+        .expect("the slot outboxd");
+    if let Some(pid) = held {
+        support::signal(pid, libc::SIGCONT);
+    }
+    paused.store(false, Ordering::SeqCst);
+    (kept, end)
 }
 
 /// `pg_current_wal_insert_lsn()`: with the writer paused, past every committed transaction.
@@ -279,54 +352,18 @@ async fn postgres_restarts(bin: Option<std::path::PathBuf>) {
         ),
         unique("offsets")
     );
-    let outboxd = Outboxd::start_with(
-        &config,
-        &[],
-        &[("RUST_LOG", "info,outboxd::pipeline=debug")],
-    );
-    assert!(
-        outboxd
-            .wait_for_log("streaming", Duration::from_secs(90))
-            .await,
-        "{}",
-        outboxd.log()
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let paused = Arc::new(AtomicBool::new(false));
-    let idle = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(writer(
-        pg.url("postgres"),
-        aggregatetype.clone(),
-        stop.clone(),
-        paused.clone(),
-        idle.clone(),
-    ));
+    let outboxd = start_outboxd(&config).await;
+    let Load {
+        stop,
+        paused,
+        idle,
+        writer,
+    } = start_load(&pg, &aggregatetype);
     // Per restart: the slot position Postgres kept, and the WAL end before the restart.
     let mut replays: Vec<(u64, u64)> = Vec::new();
     for restart in 0..4 {
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        pause_writer(&paused, &idle).await;
-        let end = wal_insert_lsn(&pg).await;
-        if restart % 2 == 0 {
-            pg.stop();
-        } else {
-            pg.kill9();
-        }
-        // outboxd is held while Postgres comes back, so the slot position read then is the one
-        // Postgres kept, before outboxd confirms anything again.
-        let held = outboxd.pid();
-        if let Some(pid) = held {
-            support::signal(pid, libc::SIGSTOP);
-        }
-        pg.start_again();
-        let kept = support::slot_confirmed_lsn(&pg.client().await, "outboxd")
-            .await
-            .expect("the slot outboxd");
-        if let Some(pid) = held {
-            support::signal(pid, libc::SIGCONT);
-        }
-        replays.push((kept, end));
-        paused.store(false, Ordering::SeqCst);
+        replays.push(restart_postgres(&mut pg, &outboxd, &paused, &idle, restart % 2 == 1).await);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
@@ -401,29 +438,13 @@ async fn chaos(exactly_once: bool) {
             unique("offsets")
         ));
     }
-    let mut outboxd = Outboxd::start_with(
-        &config,
-        &[],
-        &[("RUST_LOG", "info,outboxd::pipeline=debug")],
-    );
-    assert!(
-        outboxd
-            .wait_for_log("streaming", Duration::from_secs(90))
-            .await,
-        "{}",
-        outboxd.log()
-    );
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let paused = Arc::new(AtomicBool::new(false));
-    let idle = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(writer(
-        pg.url("postgres"),
-        aggregatetype.clone(),
-        stop.clone(),
-        paused.clone(),
-        idle.clone(),
-    ));
+    let mut outboxd = start_outboxd(&config).await;
+    let Load {
+        stop,
+        paused,
+        idle,
+        writer,
+    } = start_load(&pg, &aggregatetype);
 
     let started = Instant::now();
     let kills = AtomicU64::new(0);
@@ -462,30 +483,9 @@ async fn chaos(exactly_once: bool) {
                 None => "broker outage skipped (no broker of the test's own)",
             },
             _ => {
-                pause_writer(&paused, &idle).await;
                 // Either way outboxd loses its connections and restarts from the slot.
                 pg_restarts.fetch_add(1, Ordering::SeqCst);
-                let end = wal_insert_lsn(&pg).await;
-                if cycle == 8 {
-                    pg.kill9();
-                } else {
-                    pg.stop();
-                }
-                // outboxd is held (SIGSTOP) while Postgres comes back, so the slot position read
-                // then is the one Postgres kept on disk, before outboxd confirms anything again.
-                let held = outboxd.pid();
-                if let Some(pid) = held {
-                    support::signal(pid, libc::SIGSTOP);
-                }
-                pg.start_again();
-                let kept = support::slot_confirmed_lsn(&pg.client().await, "outboxd")
-                    .await
-                    .expect("the slot outboxd");
-                if let Some(pid) = held {
-                    support::signal(pid, libc::SIGCONT);
-                }
-                replays.push((kept, end));
-                paused.store(false, Ordering::SeqCst);
+                replays.push(restart_postgres(&mut pg, &outboxd, &paused, &idle, cycle == 8).await);
                 if cycle == 8 {
                     "Postgres crash (SIGKILL) + recovery"
                 } else {

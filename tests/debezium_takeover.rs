@@ -87,6 +87,57 @@ fn json_value(payload: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// `scripts/debezium.sh` arguments for the tests' connector: slot `debezium`, publication
+/// `dbz_publication`, `public.outbox`, topic prefix `shop`, offsets committed every second
+/// (Connect's default is 60 s).
+fn debezium_args(bootstrap: &str, pg_url: &str, worker: Worker) -> Vec<String> {
+    [
+        "--bootstrap",
+        bootstrap,
+        "--pg-url",
+        pg_url,
+        "--slot",
+        "debezium",
+        "--publication",
+        "dbz_publication",
+        "--table",
+        "public.outbox",
+        "--topic-prefix",
+        "shop",
+        "--name",
+        "outbox-connector",
+        "--heap",
+        "384m",
+        "--worker",
+        "offset.flush.interval.ms=1000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain((worker == Worker::Distributed).then(|| debezium::DISTRIBUTED.to_string()))
+    .collect()
+}
+
+/// outboxd started on Debezium's connector (its REST JSON) and worker properties, with
+/// `--take-over-offsets`.
+fn outboxd_taking_over(dbz: &Debezium) -> Outboxd {
+    let mut config = serde_json::Map::new();
+    let mut name = String::new();
+    for (k, v) in dbz.connector_config() {
+        if k == "name" {
+            name = v;
+        } else {
+            config.insert(k, serde_json::Value::String(v));
+        }
+    }
+    let json = serde_json::json!({ "name": name, "config": config }).to_string();
+    let worker = dbz.worker_properties().display().to_string();
+    Outboxd::start_with(
+        &json,
+        &["--worker-config", &worker, "--take-over-offsets"],
+        &[("RUST_LOG", "info,outboxd=debug")],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outboxd_takes_over_from_debezium_without_publishing_anything_twice() {
     use outboxd::debezium::offsets::{is_key_of, parse_offset_file, parse_offset_value};
@@ -114,29 +165,7 @@ async fn outboxd_takes_over_from_debezium_without_publishing_anything_twice() {
     };
 
     // Debezium, committing its offsets every second (Connect's default is 60 s).
-    let args: Vec<String> = [
-        "--bootstrap",
-        broker.bootstrap(),
-        "--pg-url",
-        &pg.url("postgres"),
-        "--slot",
-        "debezium",
-        "--publication",
-        "dbz_publication",
-        "--table",
-        "public.outbox",
-        "--topic-prefix",
-        "shop",
-        "--name",
-        "outbox-connector",
-        "--heap",
-        "384m",
-        "--worker",
-        "offset.flush.interval.ms=1000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = debezium_args(broker.bootstrap(), &pg.url("postgres"), Worker::Standalone);
     let mut dbz = Debezium::spawn(&args);
     let started = dbz
         .wait_running(Duration::from_secs(120))
@@ -193,22 +222,7 @@ async fn outboxd_takes_over_from_debezium_without_publishing_anything_twice() {
     );
 
     // outboxd takes over the connector, its slot and its offset; more load follows.
-    let mut config = serde_json::Map::new();
-    let mut name = String::new();
-    for (k, v) in dbz.connector_config() {
-        if k == "name" {
-            name = v;
-        } else {
-            config.insert(k, serde_json::Value::String(v));
-        }
-    }
-    let json = serde_json::json!({ "name": name, "config": config }).to_string();
-    let worker = dbz.worker_properties().display().to_string();
-    let outboxd = Outboxd::start_with(
-        &json,
-        &["--worker-config", &worker, "--take-over-offsets"],
-        &[("RUST_LOG", "info,outboxd=debug")],
-    );
+    let outboxd = outboxd_taking_over(&dbz);
     assert!(
         outboxd
             .wait_for_log("streaming", Duration::from_secs(60))
@@ -362,9 +376,14 @@ async fn an_offset_in_kafka_connects_offsets_topic_skips_what_it_covers() {
     let producer = support::producer(broker.bootstrap());
     let key = r#"["outbox-connector",{"server":"shop"}]"#;
     // Connect's JSON, as the offset file of tests above holds it: lsn_commit where the slot is,
-    // lsn_proc at the end of the covered transaction (past its last change), txId its xid.
+    // lsn_proc at the end of the covered transaction (past its last change), txId its xid,
+    // ts_usec its commit time (now: the read-back of the topics starts a minute before it).
+    let ts_usec = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
     let value = format!(
-        r#"{{"lsn_proc":{covered},"messageType":"INSERT","lsn_commit":{slot},"lsn":{covered},"txId":{xid},"ts_usec":1796415373128687}}"#
+        r#"{{"lsn_proc":{covered},"messageType":"INSERT","lsn_commit":{slot},"lsn":{covered},"txId":{xid},"ts_usec":{ts_usec}}}"#
     );
     producer
         .send(
@@ -465,30 +484,7 @@ async fn takeover_under_load(run: usize, how: Stop, worker: Worker) {
     let aggregatetype = format!("Load{}", support::unique("t"));
     let topic = format!("outbox.event.{aggregatetype}");
     broker.create_topic(&topic, 4).await;
-    let args: Vec<String> = [
-        "--bootstrap",
-        broker.bootstrap(),
-        "--pg-url",
-        &pg.url("postgres"),
-        "--slot",
-        "debezium",
-        "--publication",
-        "dbz_publication",
-        "--table",
-        "public.outbox",
-        "--topic-prefix",
-        "shop",
-        "--name",
-        "outbox-connector",
-        "--heap",
-        "384m",
-        "--worker",
-        "offset.flush.interval.ms=1000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain((worker == Worker::Distributed).then(|| debezium::DISTRIBUTED.to_string()))
-    .collect();
+    let args = debezium_args(broker.bootstrap(), &pg.url("postgres"), worker);
     let mut dbz = Debezium::spawn(&args);
     let started = dbz
         .wait_running(Duration::from_secs(120))
@@ -520,22 +516,7 @@ async fn takeover_under_load(run: usize, how: Stop, worker: Worker) {
         }
         Stop::Kill => dbz.kill9(),
     }
-    let mut config = serde_json::Map::new();
-    let mut name = String::new();
-    for (k, v) in dbz.connector_config() {
-        if k == "name" {
-            name = v;
-        } else {
-            config.insert(k, serde_json::Value::String(v));
-        }
-    }
-    let json = serde_json::json!({ "name": name, "config": config }).to_string();
-    let worker_file = dbz.worker_properties().display().to_string();
-    let outboxd = Outboxd::start_with(
-        &json,
-        &["--worker-config", &worker_file, "--take-over-offsets"],
-        &[("RUST_LOG", "info,outboxd=debug")],
-    );
+    let outboxd = outboxd_taking_over(&dbz);
     assert!(
         outboxd
             .wait_for_log("streaming", Duration::from_secs(60))
