@@ -24,7 +24,8 @@
 //!
 //! A third run restarts only Postgres (fast and immediate, on PostgreSQL 15 and 17) under the same
 //! load in at-least-once mode: what Postgres sends again is covered by the position recorded in
-//! Kafka, so no event may arrive twice (`position::Replay`).
+//! Kafka (`position::Replay`), so no event may arrive twice but those of a transaction a killed
+//! server had only partly sent (at most one per kill).
 //!
 //! Bounded in time (about a minute each) so CI runs them on every change. The runs take turns
 //! (one lock), so they do not compete for the two cores.
@@ -323,7 +324,8 @@ async fn postgres_restarts_under_load_publish_nothing_twice_pg17() {
 /// At-least-once mode (the default), Postgres restarted four times under the writer's load,
 /// alternately fast (SIGINT) and immediate (SIGKILL of every server process): Postgres comes back
 /// with an older slot position and sends transactions again, which the position recorded in
-/// Kafka covers: every committed event arrives once, in order. `bin`: the server binaries
+/// Kafka covers: every committed event arrives, in order, and none twice but those of a
+/// transaction a killed server had only partly sent. `bin`: the server binaries
 /// (`None`: `PG_BIN`, Debian's PostgreSQL 15).
 async fn postgres_restarts(bin: Option<std::path::PathBuf>) {
     let broker = Broker::shared();
@@ -397,9 +399,15 @@ async fn postgres_restarts(bin: Option<std::path::PathBuf>) {
         "PostgreSQL {version}: 4 restarts (fast, immediate, fast, immediate) under load: {total} events committed, {} records read, {duplicates} duplicates; events committed after the slot position Postgres kept, per restart: {replayed:?}; {skipped} replayed transactions skipped",
         records.len()
     );
-    assert_eq!(
-        duplicates, 0,
-        "PostgreSQL {version}: {duplicates} events published twice after Postgres restarts\noutboxd log:\n{log}"
+    // What the recorded position covers is never published again. What it cannot cover: a
+    // transaction the walsender had only partly sent when the server was killed (immediate
+    // restarts only; a fast shutdown sends everything first): its events that Kafka had
+    // acknowledged come again with the whole transaction. At most one transaction per kill, of
+    // at most 5 rows (the writer's largest).
+    let immediate = 2;
+    assert!(
+        duplicates <= immediate * 5,
+        "PostgreSQL {version}: {duplicates} events published twice after Postgres restarts, more than one partly sent transaction per immediate restart\noutboxd log:\n{log}"
     );
     if replayed.iter().any(|&n| n > 0) {
         assert!(
@@ -631,7 +639,8 @@ async fn chaos(exactly_once: bool) {
     }
     // What Postgres replays after its restarts is covered by the position recorded in Kafka
     // (`position::Replay`) and skipped: only outboxd's own kills may duplicate.
-    let bound = kills * (max_in_flight + 1_000);
+    // (Plus, per Postgres crash, a transaction it had only partly sent: at most 5 rows.)
+    let bound = kills * (max_in_flight + 1_000) + 5;
     eprintln!(
         "events Postgres replayed per restart (from the slot position it kept): {replayed:?}, not published again"
     );
