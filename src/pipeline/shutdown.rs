@@ -109,7 +109,7 @@ impl Relay<'_> {
             Ok((true, None)) => tracing::info!(
                 in_flight,
                 recorded = %self.positions.as_ref().map_or(crate::lsn::Lsn::ZERO, |(r, _)| r.recorded()),
-                "the replication connection was lost: Kafka acknowledged the events in flight and their position is recorded, so Postgres sending them again publishes nothing twice"
+                "the replication connection was lost: Kafka acknowledged the events in flight and the position of the last complete transaction was recorded (unless a warning above says otherwise); what Postgres sends again up to it is not published twice (a transaction it had only partly sent comes again whole)"
             ),
             Ok((false, None)) => tracing::warn!(
                 unacknowledged = self.checkpoint.in_flight(),
